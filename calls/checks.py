@@ -1,0 +1,60 @@
+"""System checks for the Vonage settings (``manage.py check``, and at every start)."""
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import Error, Warning, register
+
+from campaigns.phone import InvalidNumber, normalize_number
+
+
+@register("calls")
+def vonage_settings_check(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    messages: list[Any] = []
+    if not settings.VONAGE_SIGNATURE_SECRET and not settings.DEBUG:
+        messages.append(
+            Warning(
+                "VONAGE_SIGNATURE_SECRET is not set: anyone who finds the webhook URLs can "
+                "post fake calls and events.",
+                hint="Set it to the account's signature secret (Vonage dashboard, API settings).",
+                id="calls.W001",
+            )
+        )
+    if not settings.CALL_CENTER_NUMBER:
+        messages.append(
+            Error(
+                "CALL_CENTER_NUMBER is not set: calls to unknown numbers, and campaigns with "
+                "no destination, have nowhere to go.",
+                hint="Set it to the call centre's number in international format, e.g. 447700900999.",
+                id="calls.E001",
+            )
+        )
+    else:
+        try:
+            normalize_number(settings.CALL_CENTER_NUMBER)
+        except InvalidNumber as exc:
+            messages.append(Error(f"CALL_CENTER_NUMBER: {exc}", id="calls.E002"))
+    if bool(settings.VONAGE_APPLICATION_ID) != bool(settings.VONAGE_PRIVATE_KEY):
+        messages.append(
+            Error(
+                "Set both VONAGE_APPLICATION_ID and VONAGE_PRIVATE_KEY, or neither (calls are "
+                "then recorded but not placed).",
+                id="calls.E003",
+            )
+        )
+    if not settings.DEBUG and not settings.PUBLIC_URL.startswith("https://"):
+        messages.append(
+            Warning(
+                "PUBLIC_URL is not https: Vonage would send webhooks, and their signatures, in clear text.",
+                id="calls.W002",
+            )
+        )
+    if settings.VONAGE_TIMEOUT_SECONDS < 1 or settings.AGENT_CALL_DEADLINE_SECONDS >= 4.5:
+        messages.append(
+            Error(
+                "VONAGE_TIMEOUT_SECONDS must be at least 1 and AGENT_CALL_DEADLINE_SECONDS under 4.5: "
+                "Vonage waits 5 s for an answer NCCO.",
+                id="calls.E004",
+            )
+        )
+    return messages

@@ -1,0 +1,176 @@
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from campaigns.models import Campaign, TrackingNumber
+
+
+class Outcome(models.TextChoices):
+    """How a call ended, in the words a supervisor uses. Defined once, used everywhere."""
+
+    IN_PROGRESS = "in_progress", "In progress"
+    ANSWERED = "answered", "Answered"
+    MISSED = "missed", "Missed"
+    VOICEMAIL = "voicemail", "Voicemail"
+    BUSY = "busy", "Agent busy"
+    DECLINED = "declined", "Declined by agent"
+    FAILED = "failed", "Failed"
+    ABANDONED = "abandoned", "Abandoned by caller"
+    CLOSED = "closed", "Closed"
+
+
+class CallState(models.TextChoices):
+    """Where the call is in the flow."""
+
+    WAITING = "waiting", "Caller waiting for the agent"
+    CONNECTED = "connected", "Caller and agent connected"
+    DIRECT = "direct", "Caller connected without a whisper"
+    ENDED = "ended", "Ended"
+
+
+class NumberStatus(models.TextChoices):
+    """What the dialled number was when the call came in."""
+
+    TRACKED = "tracked", "Campaign number"
+    INACTIVE = "inactive", "Inactive number or campaign"
+    UNKNOWN = "unknown", "Unknown number"
+
+
+class CallQuerySet(models.QuerySet["Call"]):
+    def with_related(self) -> "CallQuerySet":
+        return self.select_related("campaign", "tracking_number")
+
+
+class Call(models.Model):
+    """One inbound call to a tracked (or unknown) number, and everything we did for it."""
+
+    tracking_number = models.ForeignKey(
+        TrackingNumber, null=True, blank=True, on_delete=models.SET_NULL, related_name="calls"
+    )
+    campaign = models.ForeignKey(
+        Campaign, null=True, blank=True, on_delete=models.SET_NULL, related_name="calls"
+    )
+    number_status = models.CharField(
+        max_length=10, choices=NumberStatus.choices, default=NumberStatus.TRACKED
+    )
+    caller_number = models.CharField(max_length=32, blank=True, db_index=True)
+    called_number = models.CharField(max_length=32, db_index=True)
+    source = models.CharField(
+        max_length=120, blank=True, help_text="The number's label when the call came in."
+    )
+    destination = models.CharField(max_length=15, help_text="The call centre number the agent was rung on.")
+    conference_name = models.CharField(max_length=64, unique=True)
+    whisper_text = models.TextField(blank=True, help_text="What the agent heard, exactly as spoken.")
+    caller_ncco = models.JSONField(default=list, help_text="The NCCO the caller was answered with.")
+    state = models.CharField(max_length=10, choices=CallState.choices, default=CallState.WAITING)
+    outcome = models.CharField(
+        max_length=12, choices=Outcome.choices, default=Outcome.IN_PROGRESS, db_index=True
+    )
+    agent_call_error = models.TextField(
+        blank=True, help_text="Why the agent call could not be placed, when it could not."
+    )
+    started_at = models.DateTimeField(default=timezone.now, db_index=True)
+    agent_answered_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    wait_seconds = models.PositiveIntegerField(null=True, blank=True)
+    talk_seconds = models.PositiveIntegerField(null=True, blank=True)
+
+    objects = CallQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [
+            models.Index(fields=["campaign", "started_at"], name="call_campaign_started"),
+            models.Index(fields=["outcome", "started_at"], name="call_outcome_started"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(outcome__in=Outcome.values), name="call_outcome_valid"),
+            models.CheckConstraint(condition=Q(state__in=CallState.values), name="call_state_valid"),
+            models.CheckConstraint(
+                condition=Q(number_status__in=NumberStatus.values), name="call_number_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Call {self.pk} to +{self.called_number}"
+
+
+class LegRole(models.TextChoices):
+    CALLER = "caller", "Caller"
+    AGENT = "agent", "Agent"
+
+
+class LegStatus(models.TextChoices):
+    """Vonage's call statuses, in the order a leg can move through them."""
+
+    NEW = "new", "New"
+    STARTED = "started", "Started"
+    RINGING = "ringing", "Ringing"
+    ANSWERED = "answered", "Answered"
+    COMPLETED = "completed", "Completed"
+    BUSY = "busy", "Busy"
+    CANCELLED = "cancelled", "Cancelled"
+    UNANSWERED = "unanswered", "Unanswered"
+    REJECTED = "rejected", "Rejected"
+    FAILED = "failed", "Failed"
+    TIMEOUT = "timeout", "Timeout"
+
+
+class CallLeg(models.Model):
+    """One Vonage call (leg): the caller's inbound leg or the agent's outbound leg."""
+
+    uuid = models.CharField(max_length=64, unique=True)
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="legs")
+    role = models.CharField(max_length=6, choices=LegRole.choices)
+    conversation_uuid = models.CharField(max_length=64, blank=True, db_index=True)
+    from_number = models.CharField(max_length=32, blank=True)
+    to_number = models.CharField(max_length=32, blank=True)
+    direction = models.CharField(max_length=8, blank=True)
+    status = models.CharField(max_length=10, choices=LegStatus.choices, default=LegStatus.NEW)
+    detail = models.CharField(max_length=64, blank=True, help_text="Vonage's reason for a failure status.")
+    machine_detected = models.CharField(
+        max_length=8, blank=True, help_text="human or machine, when detected."
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    duration = models.PositiveIntegerField(null=True, blank=True, help_text="Seconds, as Vonage billed it.")
+    price = models.DecimalField(max_digits=12, decimal_places=8, null=True, blank=True)
+    rate = models.DecimalField(max_digits=12, decimal_places=8, null=True, blank=True)
+    network = models.CharField(max_length=32, blank=True)
+    region_url = models.URLField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(role__in=LegRole.values), name="callleg_role_valid"),
+            models.CheckConstraint(condition=Q(status__in=LegStatus.values), name="callleg_status_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_role_display()} leg {self.uuid}"
+
+
+class CallEvent(models.Model):
+    """Every delivery Vonage made to /event, stored once."""
+
+    dedupe_key = models.CharField(
+        max_length=100, unique=True, help_text="Same key for a redelivery of the same event."
+    )
+    call = models.ForeignKey(Call, null=True, blank=True, on_delete=models.CASCADE, related_name="events")
+    leg = models.ForeignKey(CallLeg, null=True, blank=True, on_delete=models.SET_NULL, related_name="events")
+    leg_uuid = models.CharField(max_length=64, blank=True, db_index=True)
+    conversation_uuid = models.CharField(max_length=64, blank=True)
+    kind = models.CharField(max_length=12)
+    status = models.CharField(max_length=32, blank=True)
+    occurred_at = models.DateTimeField(null=True, blank=True, help_text="Vonage's timestamp.")
+    received_at = models.DateTimeField(default=timezone.now)
+    payload = models.JSONField()
+
+    class Meta:
+        ordering = ["received_at", "id"]
+        indexes = [models.Index(fields=["call", "received_at"], name="callevent_call_received")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.status or ''} {self.leg_uuid}".strip()

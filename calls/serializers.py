@@ -1,0 +1,65 @@
+"""What Vonage may send to each webhook: the input contracts.
+
+Numbers arrive as E.164 digits without ``+``; ``from`` may be absent (in-app calls) or
+``anonymous``. Fields we do not use are accepted and ignored, so a new field from
+Vonage never breaks a call.
+"""
+
+from typing import Any
+
+from rest_framework import serializers
+
+
+class _WithFrom(serializers.Serializer):
+    """``from`` is a Python keyword, so the field is added by name."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        fields["from"] = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+        return fields
+
+
+class AnswerInboundSerializer(_WithFrom):
+    to = serializers.CharField(max_length=64)
+    uuid = serializers.CharField(max_length=64)
+    conversation_uuid = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    region_url = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+    def validate_region_url(self, value: str) -> str:
+        # A malformed region is not worth refusing a caller over: fall back to the
+        # configured API host.
+        return value if value.startswith("https://") else ""
+
+
+class AnswerOutboundSerializer(AnswerInboundSerializer):
+    call = serializers.IntegerField(min_value=1)
+    to = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+
+
+class FallbackSerializer(_WithFrom):
+    """Vonage's fallback answer request: everything optional, it must always answer."""
+
+    to = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    uuid = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class EventSerializer(serializers.Serializer):
+    """Any event Vonage posts: status events, ``transfer``, ``record``, ``input``,
+    error events (``reason``, no ``status``), and ``human``/``machine`` detection
+    events that carry ``call_uuid`` instead of ``uuid``."""
+
+    uuid = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    call_uuid = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    conversation_uuid = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    status = serializers.CharField(max_length=32, required=False, allow_blank=True)
+    timestamp = serializers.CharField(max_length=40, required=False, allow_blank=True)
+    reason = serializers.CharField(required=False, allow_blank=True)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        identifying = ("uuid", "call_uuid", "conversation_uuid", "recording_uuid")
+        if not any(self.initial_data.get(key) for key in identifying):
+            raise serializers.ValidationError(
+                "An event must name its call: uuid, call_uuid, conversation_uuid or recording_uuid."
+            )
+        return attrs

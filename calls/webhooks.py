@@ -1,0 +1,142 @@
+"""Vonage's webhooks: verify, parse, dispatch, write once.
+
+The answer routes must answer within Vonage's 5-second budget with a valid NCCO and
+never with a 500 (a 500 is not retried: the call goes to the fallback or is dropped),
+so anything unexpected there is logged and answered with the call centre, directly.
+"""
+
+import logging
+from typing import Any
+
+from rest_framework import exceptions, serializers
+from rest_framework.parsers import FormParser, JSONParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from . import services
+from .serializers import (
+    AnswerInboundSerializer,
+    AnswerOutboundSerializer,
+    EventSerializer,
+    FallbackSerializer,
+)
+from .webhook_auth import VonageSignatureAuthentication, webhook_body
+
+logger = logging.getLogger(__name__)
+
+
+class VonageWebhook(APIView):
+    authentication_classes = [VonageSignatureAuthentication]
+    permission_classes: list[Any] = []
+    parser_classes = [JSONParser, FormParser]
+    input_serializer: type[serializers.Serializer]
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        webhook_body(request)  # 413 before anything else reads it
+        super().initial(request, *args, **kwargs)
+        # DRF authenticates lazily; make a missing or bad signature fail here, first.
+        request.user  # noqa: B018
+
+    def get(self, request: Request) -> Response:
+        return self.handle(request, _flat(request.query_params))
+
+    def post(self, request: Request) -> Response:
+        data = request.data
+        if not isinstance(data, dict):
+            if hasattr(data, "dict"):
+                data = data.dict()
+            else:
+                raise exceptions.ParseError("The body must be a JSON object.")
+        return self.handle(request, {**_flat(request.query_params), **data})
+
+    def validated(self, data: dict[str, Any]) -> dict[str, Any]:
+        serializer = self.input_serializer(data=data)
+        serializer.is_valid(raise_exception=True)
+        return dict(serializer.validated_data)
+
+    def handle(self, request: Request, data: dict[str, Any]) -> Response:
+        raise NotImplementedError
+
+
+class AnswerWebhook(VonageWebhook):
+    """An answer route: a valid NCCO whatever happens, 4xx only for bad requests."""
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, exceptions.APIException):
+            return super().handle_exception(exc)
+        logger.exception("%s.unexpected_error: answering with the call centre directly", self.log_name)
+        to = self.request.query_params.get("to", "") if getattr(self, "request", None) else ""
+        return Response(services.safe_default_ncco(to=to))
+
+    log_name = "answer"
+
+
+class AnswerInboundView(AnswerWebhook):
+    input_serializer = AnswerInboundSerializer
+    log_name = "answer_inbound"
+
+    def handle(self, request: Request, data: dict[str, Any]) -> Response:
+        fields = self.validated(data)
+        ncco = services.call_answer_inbound(
+            uuid=fields["uuid"],
+            to=fields["to"],
+            from_=fields["from"],
+            conversation_uuid=fields["conversation_uuid"],
+            region_url=fields["region_url"],
+        )
+        return Response(ncco)
+
+
+class AnswerOutboundView(AnswerWebhook):
+    input_serializer = AnswerOutboundSerializer
+    log_name = "answer_outbound"
+
+    def handle(self, request: Request, data: dict[str, Any]) -> Response:
+        fields = self.validated(data)
+        try:
+            ncco = services.call_answer_agent(
+                call_id=fields["call"],
+                uuid=fields["uuid"],
+                conversation_uuid=fields["conversation_uuid"],
+                region_url=fields["region_url"],
+            )
+        except services.CallNotFound:
+            logger.warning("answer_outbound.unknown_call call=%s uuid=%s", fields["call"], fields["uuid"])
+            raise exceptions.NotFound(f"There is no call {fields['call']}.") from None
+        return Response(ncco)
+
+
+class FallbackView(AnswerWebhook):
+    input_serializer = FallbackSerializer
+    log_name = "fallback"
+
+    def handle(self, request: Request, data: dict[str, Any]) -> Response:
+        fields = self.validated(data)
+        return Response(
+            services.call_answer_fallback(
+                uuid=fields["uuid"], to=fields["to"], from_=fields["from"], reason=fields["reason"]
+            )
+        )
+
+
+class EventView(VonageWebhook):
+    input_serializer = EventSerializer
+
+    def handle(self, request: Request, data: dict[str, Any]) -> Response:
+        self.validated(data)
+        try:
+            receipt = services.event_record(payload=data)
+        except Exception:
+            # Not a 500: Vonage is told to try again, and the event is named in the log.
+            logger.exception(
+                "event.not_stored uuid=%s status=%s",
+                data.get("uuid") or data.get("call_uuid"),
+                data.get("status"),
+            )
+            return Response({"detail": "The event could not be stored; please retry."}, status=503)
+        return Response({"stored": receipt.stored, "kind": receipt.kind}, status=200)
+
+
+def _flat(query: Any) -> dict[str, Any]:
+    return {key: query.get(key) for key in query}

@@ -1,0 +1,72 @@
+"""Whisper and greeting templates: ``"Incoming call regarding {topic}"``.
+
+Templates use ``{name}`` placeholders from a fixed list, so a marketer's typo is a
+form error naming the unknown variable instead of a failed call.
+"""
+
+from collections.abc import Mapping
+from string import Formatter
+
+# Vonage's talk action reads at most 1,500 characters.
+MAX_TALK_CHARS = 1500
+
+WHISPER_VARIABLES: dict[str, str] = {
+    "topic": "the campaign's topic",
+    "campaign": "the campaign's name",
+    "source": "where the number is advertised, e.g. “M4 billboard”",
+    "number": "the number the caller dialled, digit by digit",
+}
+
+
+class TemplateError(ValueError):
+    """A template that cannot be rendered."""
+
+
+def template_variables(template: str) -> list[str]:
+    """The placeholder names in ``template``, in order; raises TemplateError if malformed."""
+    try:
+        parsed = list(Formatter().parse(template))
+    except ValueError as exc:
+        raise TemplateError(
+            f"The template is malformed: {exc}. Use {{topic}} for a variable and {{{{ for a brace."
+        ) from exc
+    names = []
+    for _literal, field, spec, conversion in parsed:
+        if field is None:
+            continue
+        if field == "" or not field.isidentifier() or spec or conversion:
+            raise TemplateError(
+                f"“{{{field}}}” is not a variable. Use one of: {', '.join(WHISPER_VARIABLES)}."
+            )
+        names.append(field)
+    return names
+
+
+def validate_template(template: str) -> None:
+    """Raise TemplateError naming the first unknown variable or the length problem."""
+    for name in template_variables(template):
+        if name not in WHISPER_VARIABLES:
+            known = ", ".join("{" + v + "}" for v in WHISPER_VARIABLES)
+            raise TemplateError(f"Unknown variable {{{name}}}. Known variables: {known}.")
+    if len(template) > MAX_TALK_CHARS:
+        raise TemplateError(
+            f"The text is {len(template)} characters; Vonage speaks at most {MAX_TALK_CHARS}."
+        )
+
+
+def render_template(template: str, values: Mapping[str, str]) -> str:
+    """Fill in ``template``; unknown variables render empty rather than failing a call."""
+    try:
+        text = Formatter().vformat(template, (), _Blank(values))
+    except (ValueError, IndexError, AttributeError):
+        # Saved templates are validated; this only guards data written around the form.
+        text = template.replace("{", "").replace("}", "")
+    return " ".join(text.split())[:MAX_TALK_CHARS]
+
+
+class _Blank(dict):
+    def __init__(self, values: Mapping[str, str]) -> None:
+        super().__init__(values)
+
+    def __missing__(self, key: str) -> str:
+        return ""

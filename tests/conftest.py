@@ -1,0 +1,37 @@
+"""Fixtures shared by the whole suite."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from campaigns.models import Campaign, TrackingNumber
+from tests.factories import CampaignFactory, TrackingNumberFactory
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def load_fixture(name: str) -> Any:
+    """A recorded payload from ``tests/fixtures/``."""
+    return json.loads((FIXTURES / name).read_text())
+
+
+@pytest.fixture
+def client() -> Client:
+    return Client()
+
+
+@pytest.fixture
+def summer_campaign(db: None) -> Campaign:
+    return CampaignFactory(name="Summer offer", topic="the summer offer", destination="447700900999")
+
+
+@pytest.fixture
+def summer_number(summer_campaign: Campaign) -> TrackingNumber:
+    return TrackingNumberFactory(number="447700900001", campaign=summer_campaign, source="M4 billboard")
+
+
+def post_json(client: Client, path: str, payload: Any, **extra: Any) -> Any:
+    return client.post(path, json.dumps(payload), content_type="application/json", **extra)

@@ -1,0 +1,23 @@
+"""Settings for the test suite: production settings with safe test values."""
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
+os.environ.setdefault("DEBUG", "false")
+os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
+os.environ.setdefault("CALL_CENTER_NUMBER", "447700900999")
+os.environ.setdefault("PUBLIC_URL", "https://whisper.example.com")
+
+from .settings import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
+# Tests never reach a real Vonage: credentials and hosts are set per test.
+VONAGE_APPLICATION_ID = ""
+VONAGE_PRIVATE_KEY = ""
+VONAGE_API_KEY = ""
+VONAGE_API_SECRET = ""
+VONAGE_SIGNATURE_SECRET = ""
+VONAGE_API_HOST = "vonage.invalid"
+SESSION_COOKIE_SECURE = False
+CSRF_COOKIE_SECURE = False
