@@ -6,12 +6,17 @@ a JSON boolean (the 2018 tutorial sent the string "false") and ``musicOnHoldUrl`
 array with one URL.
 """
 
+import re
 from typing import Any
 
 from campaigns.whisper import MAX_TALK_CHARS
 
 NccoAction = dict[str, Any]
 Ncco = list[NccoAction]
+
+# Vonage's ``connect.from``: 7 to 15 ASCII digits. ``str.isdigit`` is not enough: it
+# also accepts "²" and Arabic-Indic digits, which Vonage rejects as an invalid NCCO.
+_CONNECT_FROM = re.compile(r"[0-9]{7,15}")
 
 
 def talk(text: str, *, language: str = "", style: int | None = None) -> NccoAction:
@@ -65,7 +70,7 @@ def caller_connects_directly(
         "action": "connect",
         "endpoint": [{"type": "phone", "number": destination}],
     }
-    if from_number.isdigit() and 7 <= len(from_number) <= 15:
+    if _CONNECT_FROM.fullmatch(from_number):
         connect["from"] = from_number
     if event_url:
         connect["eventUrl"] = [event_url]
@@ -75,3 +80,14 @@ def caller_connects_directly(
 def agent_hears_caller_left() -> Ncco:
     """An agent who answers after the caller has gone is told so and not conferenced."""
     return [talk("The caller has hung up.")]
+
+
+def agent_hears_call_failed() -> Ncco:
+    """An agent whose answer webhook failed unexpectedly is told so, not connected."""
+    return [talk("Sorry, this call could not be connected.")]
+
+
+def agent_hears_call_taken() -> Ncco:
+    """An agent on a duplicate agent call (one Vonage created for a re-sent request) is
+    told so and not conferenced; the call ends after the talk."""
+    return [talk("This call is being answered by a colleague.")]

@@ -77,9 +77,11 @@ def call_answer_inbound(
             from_number=route.called_number,
             event_url=_public_url("calls:event"),
         )
-        Call.objects.filter(pk=call.pk).update(
-            caller_ncco=ncco, state=CallState.DIRECT, agent_call_error=str(exc)[:1000]
-        )
+        with transaction.atomic():
+            Call.objects.filter(pk=call.pk).update(
+                caller_ncco=ncco, state=CallState.DIRECT, agent_call_error=str(exc)[:1000]
+            )
+            _events_adopt(call_id=call.pk, leg_uuids=[uuid])
         return ncco
 
     ncco = nccos.caller_waits(
@@ -98,6 +100,7 @@ def call_answer_inbound(
             },
         )
         Call.objects.filter(pk=call.pk).update(caller_ncco=ncco)
+        _events_adopt(call_id=call.pk, leg_uuids=[uuid, placed.uuid])
     logger.info(
         "answer_inbound.waiting call=%s number_status=%s caller=%s agent_uuid=%s sent=%s",
         call.pk,
@@ -179,13 +182,22 @@ def call_answer_agent(
     """
     with transaction.atomic():
         call = (
-            Call.objects.select_for_update()
+            # PostgreSQL cannot lock the nullable side of an outer join: lock the call only.
+            Call.objects.select_for_update(of=("self",))
             .select_related("campaign", "tracking_number")
             .filter(pk=call_id)
             .first()
         )
         if call is None:
             raise CallNotFound(call_id)
+        other_agents = call.legs.filter(role=LegRole.AGENT).exclude(uuid=uuid)
+        if other_agents.exists() and not CallLeg.objects.filter(uuid=uuid).exists():
+            # An agent call we were never told about: the SDK re-sends a POST whose
+            # connection dropped (VONAGE.md), and Vonage may have created the first one
+            # too. Only the leg ``place_call`` returned joins the caller; this one is
+            # told so, not recorded, and ends when the talk does.
+            logger.warning("answer_outbound.unknown_agent_leg call=%s agent_uuid=%s", call.pk, uuid)
+            return nccos.agent_hears_call_taken()
         leg, _ = CallLeg.objects.get_or_create(
             uuid=uuid,
             defaults={
@@ -257,11 +269,13 @@ def call_answer_fallback(*, uuid: str, to: str, from_: str, reason: str = "") ->
             call = _call_create(route=route, uuid=uuid, from_=from_, conversation_uuid="", region_url="")
         except IntegrityError:
             return ncco
-        Call.objects.filter(pk=call.pk).update(
-            caller_ncco=ncco,
-            state=CallState.DIRECT,
-            agent_call_error=f"Vonage used the fallback answer URL ({reason or 'no reason given'}).",
-        )
+        with transaction.atomic():
+            Call.objects.filter(pk=call.pk).update(
+                caller_ncco=ncco,
+                state=CallState.DIRECT,
+                agent_call_error=f"Vonage used the fallback answer URL ({reason or 'no reason given'}).",
+            )
+            _events_adopt(call_id=call.pk, leg_uuids=[uuid])
         logger.warning("fallback.direct call=%s reason=%s", call.pk, reason)
     return ncco
 
@@ -307,17 +321,20 @@ def event_record(*, payload: dict[str, Any]) -> EventReceipt:
             )
             return EventReceipt(stored=False, kind=kind, call_id=call.pk if call else None)
 
-        if leg is None:
+        if leg is None or call is None:  # one is None only with the other
             logger.info("event.unmatched uuid=%s kind=%s status=%s", leg_uuid, kind, status)
             return EventReceipt(stored=True, kind=kind, call_id=None)
         if kind == "status" and status not in KNOWN_STATUSES:
             logger.warning("event.unknown_status call=%s uuid=%s status=%s", call.pk, leg_uuid, status)
         elif kind in ("status", "detection"):
-            leg = CallLeg.objects.select_for_update().get(pk=leg.pk)
+            # Read after the call row is locked: every writer of a leg's status holds
+            # that lock, so these are current and nobody else changes them meanwhile.
+            legs = list(call.legs.all())
+            leg = next(each for each in legs if each.pk == leg.pk)
             changed = apply_status(leg, StatusEvent.from_payload(payload))
             if changed:
                 leg.save(update_fields=changed)
-            _call_refresh(call)
+            _call_refresh(call, legs)
         logger.info("event.stored call=%s uuid=%s kind=%s status=%s", call.pk, leg_uuid, kind, status)
     return EventReceipt(stored=True, kind=kind, call_id=call.pk)
 
@@ -377,9 +394,42 @@ def _leg_for_event(payload: dict[str, Any], leg_uuid: str, kind: str) -> CallLeg
         return CallLeg.objects.filter(uuid=leg_uuid).first()
 
 
-def _call_refresh(call: Call) -> None:
+def _events_adopt(*, call_id: int, leg_uuids: list[str]) -> None:
+    """Attach and apply the events that reached /event before their leg was recorded.
+
+    Vonage posts a new leg's first events (``started``; ``failed`` for a number that
+    cannot be rung) as soon as it creates the call, often before ``create_call`` has
+    answered us and the leg is saved; a caller leg's ``started`` can likewise beat the
+    answer webhook. Those were stored unmatched (``leg`` empty); without this they
+    would never count, and their redelivery is deduplicated away.
+    """
+    early = list(
+        CallEvent.objects.filter(leg_uuid__in=leg_uuids, leg__isnull=True).order_by("received_at", "id")
+    )
+    if not early:
+        return
+    call = Call.objects.select_for_update().get(pk=call_id)
+    legs = list(call.legs.all())
+    changed: dict[str, set[str]] = {}
+    for leg in legs:
+        mine = [event for event in early if event.leg_uuid == leg.uuid]
+        if not mine:
+            continue
+        CallEvent.objects.filter(pk__in=[event.pk for event in mine]).update(call=call, leg=leg)
+        for event in mine:
+            if event.kind in ("status", "detection") and event.status in KNOWN_STATUSES:
+                fields = apply_status(leg, StatusEvent.from_payload(event.payload))
+                changed.setdefault(leg.uuid, set()).update(fields)
+    for leg in legs:
+        if changed.get(leg.uuid):
+            leg.save(update_fields=sorted(changed[leg.uuid]))
+    logger.info("event.adopted call=%s events=%s", call.pk, len(early))
+    _call_refresh(call, legs)
+
+
+def _call_refresh(call: Call, legs: list[CallLeg]) -> None:
     """Recompute the call's state, outcome and timings from its legs (call row locked)."""
-    summary = summarize(started_at=call.started_at, state=call.state, legs=list(call.legs.all()))
+    summary = summarize(started_at=call.started_at, state=call.state, legs=legs)
     changed = []
     for field in ("state", "outcome", "agent_answered_at", "ended_at", "wait_seconds", "talk_seconds"):
         value = getattr(summary, field)

@@ -62,7 +62,9 @@ class SimulatedCall:
         leg = "caller" if payload.get("uuid") == self.caller_uuid else "agent"
         self.narrate(f"[event] {leg} {payload.get('status', '?')} → {response.status_code}")
 
-    def status(self, uuid: str, status: str, *, direction: str, seconds: float, **extra: Any) -> dict[str, Any]:
+    def status(
+        self, uuid: str, status: str, *, direction: str, seconds: float, **extra: Any
+    ) -> dict[str, Any]:
         payload = {
             "uuid": uuid,
             "conversation_uuid": self.conversation_uuid if direction == "inbound" else extra.pop("conv", ""),
@@ -128,11 +130,23 @@ def run_answered_call(*, to: str, from_: str, talk_seconds: int, narrate: Narrat
 
     agent_leg = call.legs.filter(role=LegRole.AGENT).first()
     if caller_state == "connect" or agent_leg is None:
-        narrate(f"[vonage] the app placed no agent call: {call.agent_call_error or 'the caller was connected directly'}")
-        sim.status(sim.caller_uuid, "completed", direction="inbound", seconds=talk_seconds, duration=str(talk_seconds))
+        narrate(
+            "[vonage] the app placed no agent call: "
+            + (call.agent_call_error or "the caller was connected directly")
+        )
+        sim.status(
+            sim.caller_uuid,
+            "completed",
+            direction="inbound",
+            seconds=talk_seconds,
+            duration=str(talk_seconds),
+        )
         return _finish(call, narrate)
 
-    narrate(f"[vonage] the app asked Vonage to ring the agent: +{agent_leg.to_number} from +{agent_leg.from_number}")
+    narrate(
+        "[vonage] the app asked Vonage to ring the agent: "
+        f"+{agent_leg.to_number} from +{agent_leg.from_number}"
+    )
     agent = {"conv": f"CON-{uuid_lib.uuid4()}"}
     # Vonage often reports "ringing" before "started", with the same timestamp.
     sim.status(agent_leg.uuid, "ringing", direction="outbound", seconds=0.5, **dict(agent))
@@ -140,33 +154,76 @@ def run_answered_call(*, to: str, from_: str, talk_seconds: int, narrate: Narrat
     answered_at = sim.tick(4)
     agent_ncco = sim.answer(
         reverse("calls:answer_outbound"),
-        {"call": call.pk, "uuid": agent_leg.uuid, "conversation_uuid": agent["conv"], "to": agent_leg.to_number},
+        {
+            "call": call.pk,
+            "uuid": agent_leg.uuid,
+            "conversation_uuid": agent["conv"],
+            "to": agent_leg.to_number,
+        },
     )
-    sim.status(agent_leg.uuid, "answered", direction="outbound", seconds=0, start_time=answered_at, **dict(agent))
+    sim.status(
+        agent_leg.uuid, "answered", direction="outbound", seconds=0, start_time=answered_at, **dict(agent)
+    )
     sim.play("agent", agent_ncco)
     narrate(f"[caller] hold music stops: caller and agent talk for {talk_seconds} s")
     end = sim.tick(talk_seconds)
-    completed = {"end_time": end, "duration": str(talk_seconds + 4), "rate": "0.01400000",
-                 "price": f"{0.014 * (talk_seconds + 4) / 60:.8f}", "network": "23410"}
-    sim.status(agent_leg.uuid, "completed", direction="outbound", seconds=0, start_time=answered_at,
-               **completed, **dict(agent))
+    completed = {
+        "end_time": end,
+        "duration": str(talk_seconds + 4),
+        "rate": "0.01400000",
+        "price": f"{0.014 * (talk_seconds + 4) / 60:.8f}",
+        "network": "23410",
+    }
+    sim.status(
+        agent_leg.uuid,
+        "completed",
+        direction="outbound",
+        seconds=0,
+        start_time=answered_at,
+        **completed,
+        **dict(agent),
+    )
     # A redelivery, as Vonage sometimes makes: stored once.
-    sim.status(agent_leg.uuid, "completed", direction="outbound", seconds=0, start_time=answered_at,
-               **completed, **dict(agent))
-    sim.status(sim.caller_uuid, "completed", direction="inbound", seconds=0, end_time=end,
-               duration=str(talk_seconds + 5), rate="0.00400000", price="0.00030000", network="23415")
+    sim.status(
+        agent_leg.uuid,
+        "completed",
+        direction="outbound",
+        seconds=0,
+        start_time=answered_at,
+        **completed,
+        **dict(agent),
+    )
+    sim.status(
+        sim.caller_uuid,
+        "completed",
+        direction="inbound",
+        seconds=0,
+        end_time=end,
+        duration=str(talk_seconds + 5),
+        rate="0.00400000",
+        price="0.00030000",
+        network="23415",
+    )
     return _finish(call, narrate)
 
 
 def _finish(call: Call, narrate: Narrate) -> Call:
     call.refresh_from_db()
     narrate("")
-    narrate(f"Call {call.pk}: outcome {call.get_outcome_display().lower()}, state {call.get_state_display().lower()}")
-    narrate(f"  campaign: {call.campaign or '-'}   source: {call.source or '-'}   number: {call.get_number_status_display()}")
+    narrate(
+        f"Call {call.pk}: outcome {call.get_outcome_display().lower()}, "
+        f"state {call.get_state_display().lower()}"
+    )
+    narrate(
+        f"  campaign: {call.campaign or '-'}   source: {call.source or '-'}   "
+        f"number: {call.get_number_status_display()}"
+    )
     narrate(f"  whisper as spoken: “{call.whisper_text}”" if call.whisper_text else "  no whisper was spoken")
-    narrate(f"  wait {call.wait_seconds if call.wait_seconds is not None else '-'} s, "
-            f"talk {call.talk_seconds if call.talk_seconds is not None else '-'} s, "
-            f"{call.events.count()} events stored")
+    narrate(
+        f"  wait {call.wait_seconds if call.wait_seconds is not None else '-'} s, "
+        f"talk {call.talk_seconds if call.talk_seconds is not None else '-'} s, "
+        f"{call.events.count()} events stored"
+    )
     narrate(f"  admin: {settings.PUBLIC_URL}{reverse('admin:calls_call_change', args=[call.pk])}")
     return call
 

@@ -11,6 +11,7 @@ and given a ``dryrun-`` uuid so the simulator and ``make run`` work without an a
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 import uuid as uuid_lib
@@ -32,6 +33,12 @@ DRY_RUN_PREFIX = "dryrun-"
 # Vonage signs webhooks' JWTs for 15 minutes; ours are reused for 5 (VONAGE.md: each
 # request otherwise signs a fresh RS256 token, about 1 ms of CPU).
 _JWT_REUSE_SECONDS = 300
+# Hanging up an agent call created after the deadline: tries, and the pause between them.
+_LATE_HANG_UP_ATTEMPTS = 4
+_LATE_HANG_UP_RETRY_SECONDS = 0.5
+# ``region_url`` comes from a webhook; only a Vonage host may receive our application JWT.
+_VONAGE_REGION_SUFFIXES = (".nexmo.com", ".vonage.com")
+_HOST_NAME = re.compile(r"^[a-z0-9.-]+$")
 
 
 class VonageUnavailable(Exception):
@@ -102,7 +109,10 @@ def place_call(
     try:
         return future.result(timeout=deadline_seconds)
     except FutureTimeout:
-        future.add_done_callback(_hang_up_late_call)
+        # Not ``add_done_callback(_hang_up_late_call)``: a future that completes in
+        # between runs its callback at once, in this thread, and the webhook would wait
+        # for the hang-up too. The hang-up always runs on a worker.
+        future.add_done_callback(lambda late: _executor().submit(_hang_up_late_call, late))
         raise VonageUnavailable(f"Vonage did not create the call within {deadline_seconds:g} s.") from None
 
 
@@ -154,10 +164,18 @@ def _hang_up_late_call(future: Future[PlacedCall]) -> None:
         return
     placed = future.result()
     logger.warning("vonage.late_agent_call uuid=%s: created after the deadline, hanging up", placed.uuid)
-    try:
-        hang_up(uuid=placed.uuid)
-    except VonageUnavailable:
-        logger.exception("vonage.late_agent_call uuid=%s could not be hung up", placed.uuid)
+    for attempt in range(1, _LATE_HANG_UP_ATTEMPTS + 1):
+        try:
+            hang_up(uuid=placed.uuid)
+            return
+        except VonageUnavailable as exc:
+            # An update 1–2 s after the call was created can fail with 400 (VONAGE.md),
+            # and a late call is hung up just after it was created: retry briefly.
+            if exc.status_code == 400 and attempt < _LATE_HANG_UP_ATTEMPTS:
+                time.sleep(_LATE_HANG_UP_RETRY_SECONDS)
+                continue
+            logger.exception("vonage.late_agent_call uuid=%s could not be hung up", placed.uuid)
+            return
 
 
 def _call_sdk(region_url: str, method: str, *args: Any) -> Any:
@@ -178,10 +196,16 @@ def _call_sdk(region_url: str, method: str, *args: Any) -> Any:
 
 
 def _host_for(region_url: str) -> str:
-    """A call lives in one region: control it at the host its answer webhook named."""
+    """A call lives in one region: control it at the host its answer webhook named.
+
+    Only when the API host is Vonage's default (an override, such as the local fake,
+    wins), and only a Vonage host: every request carries a signed application JWT,
+    valid for minutes, and an unsigned webhook could otherwise name any host.
+    """
     if region_url and settings.VONAGE_API_HOST == "api.nexmo.com":
-        host = urlsplit(region_url).netloc
-        if host:
+        parts = urlsplit(region_url)
+        host = parts.netloc.lower()  # no port, no user info: a bare Vonage host name
+        if parts.scheme == "https" and host.endswith(_VONAGE_REGION_SUFFIXES) and _HOST_NAME.match(host):
             return host
     return settings.VONAGE_API_HOST
 
@@ -221,11 +245,6 @@ def _voice_client(api_host: str) -> Any:
     return Vonage(auth, options)
 
 
-def account_client() -> Any:
-    """The SDK client for application and number set-up (account key and secret)."""
-    return _voice_client(settings.VONAGE_API_HOST)
-
-
 @lru_cache(maxsize=1)
 def _executor() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=16, thread_name_prefix="vonage")
@@ -260,3 +279,171 @@ def _mask(number: str) -> str:
 def _reset_clients(*, setting: str, **kwargs: Any) -> None:
     if setting.startswith("VONAGE_"):
         _voice_client.cache_clear()
+
+
+# --- application and number set-up ---------------------------------------------------
+# Used by ``manage.py vonage_setup`` (calls/vonage_setup.py). The Application and
+# Numbers APIs authenticate with the account's API key and secret (basic auth), not an
+# application JWT, so they get a client of their own: the voice client above needs the
+# application's private key, which a first installation does not have yet (and the SDK
+# refuses an application id without its key).
+
+# Set-up is not on a caller's 5-second path, and creating an application makes a key pair.
+_SETUP_TIMEOUT_SECONDS = 15
+_OWNED_NUMBERS_PAGE_SIZE = 100  # the most the Numbers API returns per page
+
+
+@dataclass(frozen=True)
+class VoiceApplicationSpec:
+    """Everything Call Whisper sets on its Vonage application."""
+
+    name: str
+    answer_url: str
+    fallback_answer_url: str
+    event_url: str
+    answer_method: str = "GET"
+    fallback_answer_method: str = "GET"
+    event_method: str = "POST"
+    signed_callbacks: bool = True
+
+
+@dataclass(frozen=True)
+class CreatedApplication:
+    id: str
+    private_key: str
+
+
+@dataclass(frozen=True)
+class OwnedNumber:
+    msisdn: str
+    country: str
+    app_id: str
+
+
+def application_create(*, spec: VoiceApplicationSpec) -> CreatedApplication:
+    """Create the application; Vonage returns its private key this once only."""
+    created = _call_setup_sdk(
+        "creating the application", "application", "create_application", _app_config(spec)
+    )
+    private_key = (created.keys.model_extra or {}).get("private_key") if created.keys else None
+    if not private_key:
+        raise VonageUnavailable(f"Vonage created application {created.id} but returned no private key.")
+    return CreatedApplication(id=created.id, private_key=private_key)
+
+
+def application_update(*, application_id: str, spec: VoiceApplicationSpec) -> None:
+    """Replace the application's settings with ``spec``: Vonage's update is a PUT of the
+    whole configuration, so anything not in ``spec`` is reset. The key pair is kept."""
+    _call_setup_sdk(
+        "updating the application", "application", "update_application", application_id, _app_config(spec)
+    )
+
+
+def owned_numbers() -> dict[str, OwnedNumber]:
+    """Every number the account owns, by E.164 digits, read page by page."""
+    from vonage_numbers import ListOwnedNumbersFilter
+
+    owned: dict[str, OwnedNumber] = {}
+    index: int | None = 1
+    while index is not None:
+        page_filter = ListOwnedNumbersFilter(size=_OWNED_NUMBERS_PAGE_SIZE, index=index)
+        numbers, _count, index = _call_setup_sdk(
+            "listing the account's numbers", "numbers", "list_owned_numbers", page_filter
+        )
+        for number in numbers:
+            if number.msisdn:
+                owned[number.msisdn] = OwnedNumber(
+                    msisdn=number.msisdn, country=number.country or "", app_id=number.app_id or ""
+                )
+    return owned
+
+
+def number_link(*, msisdn: str, country: str, application_id: str) -> None:
+    """Send the number's inbound calls to the application (``POST /number/update``)."""
+    from vonage_numbers import UpdateNumberParams
+
+    params = UpdateNumberParams(country=country, msisdn=msisdn, app_id=application_id)
+    _call_setup_sdk(f"linking {msisdn}", "numbers", "update_number", params)
+
+
+def _app_config(spec: VoiceApplicationSpec) -> Any:
+    from vonage_application import ApplicationConfig, Capabilities, Voice, VoiceUrl, VoiceWebhooks
+
+    return ApplicationConfig(
+        name=spec.name,
+        capabilities=Capabilities(
+            voice=Voice(
+                webhooks=VoiceWebhooks(
+                    answer_url=VoiceUrl(address=spec.answer_url, http_method=spec.answer_method),
+                    fallback_answer_url=VoiceUrl(
+                        address=spec.fallback_answer_url, http_method=spec.fallback_answer_method
+                    ),
+                    event_url=VoiceUrl(address=spec.event_url, http_method=spec.event_method),
+                ),
+                signed_callbacks=spec.signed_callbacks,
+            )
+        ),
+    )
+
+
+def _call_setup_sdk(doing: str, api: str, method: str, *args: Any) -> Any:
+    """``client.<api>.<method>(*args)``, its errors turned into VonageUnavailable."""
+    from vonage import VonageError
+    from vonage_http_client import HttpRequestError
+
+    try:
+        return getattr(getattr(_setup_client(), api), method)(*args)
+    except HttpRequestError as exc:
+        status = exc.response.status_code if exc.response is not None else None
+        detail = _error_detail(exc.response)
+        raise VonageUnavailable(
+            f"Vonage answered {status} when {doing}{': ' + detail if detail else ''}.", status_code=status
+        ) from exc
+    except VonageError as exc:
+        # The Numbers API reports some failures as HTTP 200 with an "error-code" (NumbersError).
+        raise VonageUnavailable(f"Vonage refused {doing}: {exc}") from exc
+    except Exception as exc:  # requests' connection errors and timeouts
+        raise VonageUnavailable(f"Could not reach Vonage when {doing}: {type(exc).__name__}: {exc}") from exc
+
+
+def _error_detail(response: Any) -> str:
+    """The readable part of a Vonage error body: ``title``/``detail`` (Application API)
+    or ``error-code-label`` (Numbers API)."""
+    try:
+        body = response.json()
+    except Exception:  # no body, or not JSON
+        return ""
+    if not isinstance(body, dict):
+        return ""
+    parts = [str(body[key]) for key in ("title", "detail", "error-code-label") if body.get(key)]
+    parts += [
+        f"{param.get('name')}: {param.get('reason')}"
+        for param in body.get("invalid_parameters") or []
+        if isinstance(param, dict)
+    ]
+    return "; ".join(parts).rstrip(".")
+
+
+def _setup_hosts() -> tuple[str, str]:
+    """(api host, rest host). The Application API is on api.nexmo.com and the Numbers
+    API on rest.nexmo.com; a local fake of Vonage (any other host) serves both."""
+    host = settings.VONAGE_API_HOST
+    if host.endswith((".nexmo.com", ".vonage.com")):
+        return "api.nexmo.com", "rest.nexmo.com"
+    return host, host
+
+
+@lru_cache(maxsize=1)
+def _setup_client() -> Any:
+    from vonage import Auth, HttpClientOptions, Vonage
+
+    api_host, rest_host = _setup_hosts()
+    auth = Auth(api_key=settings.VONAGE_API_KEY, api_secret=settings.VONAGE_API_SECRET)
+    options = HttpClientOptions(api_host=api_host, rest_host=rest_host, timeout=_SETUP_TIMEOUT_SECONDS)
+    return Vonage(auth, options)
+
+
+@receiver(setting_changed)
+def _reset_setup_client(*, setting: str, **kwargs: Any) -> None:
+    if setting.startswith("VONAGE_"):
+        _setup_client.cache_clear()

@@ -2,7 +2,8 @@
 
 The answer routes must answer within Vonage's 5-second budget with a valid NCCO and
 never with a 500 (a 500 is not retried: the call goes to the fallback or is dropped),
-so anything unexpected there is logged and answered with the call centre, directly.
+so anything unexpected there is logged and answered safely: the caller with the call
+centre, directly; the agent with a sentence saying the call could not be connected.
 """
 
 import logging
@@ -14,7 +15,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from . import ncco as nccos
 from . import services
+from .ncco import Ncco
 from .serializers import (
     AnswerInboundSerializer,
     AnswerOutboundSerializer,
@@ -31,6 +34,8 @@ class VonageWebhook(APIView):
     permission_classes: list[Any] = []
     parser_classes = [JSONParser, FormParser]
     input_serializer: type[serializers.Serializer]
+    # The request's fields (query and body), once parsed: for answering after an error.
+    payload: dict[str, Any]
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         webhook_body(request)  # 413 before anything else reads it
@@ -39,7 +44,8 @@ class VonageWebhook(APIView):
         request.user  # noqa: B018
 
     def get(self, request: Request) -> Response:
-        return self.handle(request, _flat(request.query_params))
+        self.payload = _flat(request.query_params)
+        return self.handle(request, self.payload)
 
     def post(self, request: Request) -> Response:
         data = request.data
@@ -48,7 +54,8 @@ class VonageWebhook(APIView):
                 data = data.dict()
             else:
                 raise exceptions.ParseError("The body must be a JSON object.")
-        return self.handle(request, {**_flat(request.query_params), **data})
+        self.payload = {**_flat(request.query_params), **data}
+        return self.handle(request, self.payload)
 
     def validated(self, data: dict[str, Any]) -> dict[str, Any]:
         serializer = self.input_serializer(data=data)
@@ -62,14 +69,21 @@ class VonageWebhook(APIView):
 class AnswerWebhook(VonageWebhook):
     """An answer route: a valid NCCO whatever happens, 4xx only for bad requests."""
 
+    log_name = "answer"
+
     def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, exceptions.APIException):
             return super().handle_exception(exc)
-        logger.exception("%s.unexpected_error: answering with the call centre directly", self.log_name)
-        to = self.request.query_params.get("to", "") if getattr(self, "request", None) else ""
-        return Response(services.safe_default_ncco(to=to))
+        logger.exception("%s.unexpected_error: answering with a safe default", self.log_name)
+        return Response(self.safe_ncco())
 
-    log_name = "answer"
+    def safe_ncco(self) -> Ncco:
+        """The caller is connected to the call centre directly, from the number dialled
+        (a POSTed answer carries ``to`` in its body, not the query string)."""
+        payload = getattr(self, "payload", None)
+        if payload is None:
+            payload = _flat(self.request.query_params) if getattr(self, "request", None) else {}
+        return services.safe_default_ncco(to=str(payload.get("to") or ""))
 
 
 class AnswerInboundView(AnswerWebhook):
@@ -91,6 +105,11 @@ class AnswerInboundView(AnswerWebhook):
 class AnswerOutboundView(AnswerWebhook):
     input_serializer = AnswerOutboundSerializer
     log_name = "answer_outbound"
+
+    def safe_ncco(self) -> Ncco:
+        # This is the agent's leg: the caller's default (connect to the call centre)
+        # would ring a second agent from the first one's phone.
+        return nccos.agent_hears_call_failed()
 
     def handle(self, request: Request, data: dict[str, Any]) -> Response:
         fields = self.validated(data)

@@ -23,7 +23,5 @@ class Command(BaseCommand):
         user.set_password(password)
         user.save()
         self.stdout.write(
-            self.style.SUCCESS(
-                f"Admin: {settings.PUBLIC_URL}/admin/  user: {username}  password: {password}"
-            )
+            self.style.SUCCESS(f"Admin: {settings.PUBLIC_URL}/admin/  user: {username}  password: {password}")
         )

@@ -1,0 +1,876 @@
+"""Vonage's webhooks over HTTP: what Vonage sends, what it gets back, and what is written."""
+
+import io
+import json
+import logging
+from typing import Any
+
+import pytest
+from django.core.handlers.asgi import ASGIRequest
+from django.db.utils import OperationalError
+from django.test import Client
+from pytest_django.fixtures import Settings
+
+from calls import services, vonage_adapter, webhooks
+from calls.models import Call, CallEvent, CallLeg, CallState, LegRole, LegStatus, NumberStatus, Outcome
+from calls.vonage_adapter import PlacedCall, VonageUnavailable
+from campaigns.models import Campaign, TrackingNumber
+from tests.conftest import load_fixture, post_json
+from tests.factories import CampaignFactory, TrackingNumberFactory
+
+ANSWER = load_fixture("vonage/answer_inbound.json")
+AGENT_ANSWER = load_fixture("vonage/answer_outbound.json")
+CALLER_UUID = ANSWER["uuid"]
+AGENT_UUID = AGENT_ANSWER["uuid"]
+OTHER_CENTRE = "447700900111"
+EVENT_FIXTURES = [
+    *(f"inbound_{s}" for s in ("started", "ringing", "answered", "completed")),
+    *(
+        f"outbound_{s}"
+        for s in (
+            "started",
+            "ringing",
+            "answered",
+            "completed",
+            "busy",
+            "timeout",
+            "unanswered",
+            "rejected",
+            "failed",
+            "cancelled",
+        )
+    ),
+    "human",
+    "machine",
+    "transfer",
+    "record",
+    "input",
+    "error",
+]
+
+
+def event(name: str) -> dict[str, Any]:
+    return load_fixture(f"vonage/event_{name}.json")
+
+
+def rows() -> tuple[int, int, int]:
+    return Call.objects.count(), CallLeg.objects.count(), CallEvent.objects.count()
+
+
+def refused(caplog: pytest.LogCaptureFixture, status: int) -> bool:
+    return any(
+        r.levelno == logging.WARNING
+        and "webhook.refused" in r.getMessage()
+        and f"status={status}" in r.getMessage()
+        for r in caplog.records
+    )
+
+
+@pytest.fixture
+def agent_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Agent calls the app places, recorded instead of placed; the leg gets the fixtures' uuid."""
+    placed: list[dict[str, Any]] = []
+
+    def place_call(**kwargs: Any) -> PlacedCall:
+        placed.append(kwargs)
+        return PlacedCall(uuid=AGENT_UUID, conversation_uuid=AGENT_ANSWER["conversation_uuid"], sent=True)
+
+    monkeypatch.setattr(vonage_adapter, "place_call", place_call)
+    return placed
+
+
+@pytest.fixture
+def answered(client: Client, summer_number: TrackingNumber, agent_calls: list[dict[str, Any]]) -> Call:
+    """A caller waiting on the summer number while the agent is rung."""
+    assert client.get("/answer_inbound", ANSWER).status_code == 200
+    return Call.objects.get()
+
+
+def agent_answers(client: Client, call: Call, **params: Any) -> Any:
+    return client.get("/answer_outbound", {**AGENT_ANSWER, "call": call.pk, **params})
+
+
+# --- /answer_inbound: idempotent per uuid -----------------------------------------------
+
+
+def test_caller_hears_the_greeting_then_waits_for_the_agent_with_hold_music(
+    client: Client, summer_number: TrackingNumber, agent_calls: list[dict[str, Any]]
+) -> None:
+    response = client.get("/answer_inbound", ANSWER)
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    greeting, conversation = response.json()
+    assert greeting == {"action": "talk", "text": "Please wait while we connect you."}
+    call = Call.objects.get()
+    assert conversation == {
+        "action": "conversation",
+        "name": call.conference_name,
+        "startOnEnter": False,
+        "musicOnHoldUrl": [
+            "https://nexmo-community.github.io/ncco-examples/assets/voice_api_audio_streaming.mp3"
+        ],
+    }
+    assert b'"startOnEnter":false' in response.content
+
+
+def test_call_and_both_legs_are_recorded_as_vonage_described_them(
+    client: Client, answered: Call, agent_calls: list[dict[str, Any]]
+) -> None:
+    assert answered.number_status == NumberStatus.TRACKED
+    assert answered.campaign.name == "Summer offer"
+    assert answered.source == "M4 billboard"
+    assert (answered.caller_number, answered.called_number) == ("447700900456", "447700900001")
+    assert answered.state == CallState.WAITING
+    caller = answered.legs.get(role=LegRole.CALLER)
+    assert caller.uuid == CALLER_UUID
+    assert caller.conversation_uuid == ANSWER["conversation_uuid"]
+    assert caller.region_url == "https://api-eu-1.vonage.com"
+    agent = answered.legs.get(role=LegRole.AGENT)
+    assert (agent.uuid, agent.to_number, agent.from_number) == (AGENT_UUID, "447700900999", "447700900001")
+    assert agent_calls[0]["answer_url"] == f"https://whisper.example.com/answer_outbound?call={answered.pk}"
+
+
+def test_campaigns_own_greeting_and_hold_music_are_used(
+    client: Client, db: None, agent_calls: list[dict[str, Any]]
+) -> None:
+    campaign = CampaignFactory(
+        greeting="Thanks for calling about the sale.", hold_music_url="https://example.com/a.mp3"
+    )
+    TrackingNumberFactory(number=ANSWER["to"], campaign=campaign)
+
+    greeting, conversation = client.get("/answer_inbound", ANSWER).json()
+
+    assert greeting["text"] == "Thanks for calling about the sale."
+    assert conversation["musicOnHoldUrl"] == ["https://example.com/a.mp3"]
+
+
+def test_every_call_gets_its_own_conversation(
+    client: Client, summer_number: TrackingNumber, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        vonage_adapter,
+        "place_call",
+        lambda **kwargs: PlacedCall(uuid=kwargs["answer_url"], conversation_uuid="", sent=True),
+    )
+
+    first = client.get("/answer_inbound", {**ANSWER, "uuid": "caller-1"}).json()
+    second = client.get("/answer_inbound", {**ANSWER, "uuid": "caller-2"}).json()
+
+    assert first[1]["name"] != second[1]["name"]
+
+
+def test_retried_answer_webhook_places_one_agent_call(
+    client: Client, summer_number: TrackingNumber, agent_calls: list[dict[str, Any]]
+) -> None:
+    first = client.get("/answer_inbound", ANSWER)
+    again = client.get("/answer_inbound", ANSWER)
+
+    assert again.status_code == 200
+    assert again.json() == first.json()
+    assert len(agent_calls) == 1
+    assert Call.objects.count() == 1
+    assert CallLeg.objects.filter(role=LegRole.CALLER).count() == 1
+    assert CallLeg.objects.filter(role=LegRole.AGENT).count() == 1
+
+
+def test_retried_answer_webhook_posted_as_json_places_one_agent_call(
+    client: Client, summer_number: TrackingNumber, agent_calls: list[dict[str, Any]]
+) -> None:
+    first = post_json(client, "/answer_inbound", ANSWER)
+    again = post_json(client, "/answer_inbound", ANSWER)
+
+    assert first.status_code == again.status_code == 200
+    assert again.json() == first.json()
+    assert len(agent_calls) == 1
+    assert rows()[:2] == (1, 2)
+
+
+def test_answer_by_get_then_by_post_is_the_same_call(
+    client: Client, summer_number: TrackingNumber, agent_calls: list[dict[str, Any]]
+) -> None:
+    by_get = client.get("/answer_inbound", ANSWER).json()
+    by_post = post_json(client, "/answer_inbound", ANSWER).json()
+
+    assert by_post == by_get
+    assert len(agent_calls) == 1
+    assert rows()[:2] == (1, 2)
+
+
+# --- /answer_inbound: never a 500 --------------------------------------------------------
+
+
+def test_agent_call_that_cannot_be_placed_connects_the_caller_to_the_campaign_destination(
+    client: Client, summer_number: TrackingNumber, monkeypatch: pytest.MonkeyPatch, settings: Settings
+) -> None:
+    settings.CALL_CENTER_NUMBER = OTHER_CENTRE
+    Campaign.objects.filter(pk=summer_number.campaign_id).update(destination="447700900555")
+
+    def place_call(**kwargs: Any) -> PlacedCall:
+        raise VonageUnavailable("Vonage did not create the call within 3 s.")
+
+    monkeypatch.setattr(vonage_adapter, "place_call", place_call)
+
+    response = client.get("/answer_inbound", ANSWER)
+
+    assert response.status_code == 200
+    greeting, connect = response.json()
+    assert greeting["action"] == "talk"
+    assert connect == {
+        "action": "connect",
+        "endpoint": [{"type": "phone", "number": "447700900555"}],
+        "from": "447700900001",
+        "eventUrl": ["https://whisper.example.com/event"],
+    }
+    call = Call.objects.get()
+    assert call.state == CallState.DIRECT
+    assert call.agent_call_error == "Vonage did not create the call within 3 s."
+    assert not call.legs.filter(role=LegRole.AGENT).exists()
+    # A retry replays the direct connect; it does not try the agent call again.
+    assert client.get("/answer_inbound", ANSWER).json() == response.json()
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize(
+    ("target", "error"),
+    [
+        ("route_for", RuntimeError("a bug")),
+        ("caller_leg", OperationalError("could not connect to server")),
+    ],
+    ids=["bug", "database-down"],
+)
+def test_unexpected_error_still_connects_the_caller_to_the_call_centre(
+    client: Client,
+    summer_number: TrackingNumber,
+    agent_calls: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+    settings: Settings,
+    caplog: pytest.LogCaptureFixture,
+    method: str,
+    target: str,
+    error: Exception,
+) -> None:
+    settings.CALL_CENTER_NUMBER = OTHER_CENTRE
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise error
+
+    monkeypatch.setattr(services, target, broken)
+
+    if method == "GET":
+        response = client.get("/answer_inbound", ANSWER)
+    else:
+        response = post_json(client, "/answer_inbound", ANSWER)
+
+    assert response.status_code == 200
+    greeting, connect = response.json()
+    assert greeting["action"] == "talk"
+    assert connect["action"] == "connect"
+    assert connect["endpoint"] == [{"type": "phone", "number": OTHER_CENTRE}]
+    assert connect["from"] == ANSWER["to"]
+    assert agent_calls == []
+    assert any(
+        r.levelno == logging.ERROR and "answer_inbound.unexpected_error" in r.getMessage()
+        for r in caplog.records
+    )
+
+
+def test_unknown_number_waits_for_the_call_centre_and_is_whispered_digit_by_digit(
+    client: Client, db: None, agent_calls: list[dict[str, Any]], settings: Settings
+) -> None:
+    settings.CALL_CENTER_NUMBER = OTHER_CENTRE
+
+    ncco = client.get("/answer_inbound", {**ANSWER, "to": "447700900042"}).json()
+
+    assert ncco[1]["action"] == "conversation"
+    assert agent_calls[0]["to"] == OTHER_CENTRE
+    call = Call.objects.get()
+    assert call.number_status == NumberStatus.UNKNOWN
+    assert call.campaign is None
+    whisper = agent_answers(client, call).json()[0]["text"]
+    assert whisper == "Incoming call to an unrecognised number, 4 4 7 7 0 0 9 0 0 0 4 2."
+
+
+@pytest.mark.parametrize("inactive", ["number", "campaign"])
+def test_inactive_number_or_campaign_is_recorded_as_inactive(
+    client: Client,
+    summer_number: TrackingNumber,
+    agent_calls: list[dict[str, Any]],
+    settings: Settings,
+    inactive: str,
+) -> None:
+    settings.CALL_CENTER_NUMBER = OTHER_CENTRE
+    if inactive == "number":
+        TrackingNumber.objects.filter(pk=summer_number.pk).update(is_active=False)
+    else:
+        Campaign.objects.filter(pk=summer_number.campaign_id).update(is_active=False)
+
+    assert client.get("/answer_inbound", ANSWER).status_code == 200
+
+    call = Call.objects.get()
+    assert call.number_status == NumberStatus.INACTIVE
+    assert agent_calls[0]["to"] == OTHER_CENTRE
+    whisper = agent_answers(client, call).json()[0]["text"]
+    assert (
+        whisper == "Incoming call to the inactive number 4 4 7 7 0 0 9 0 0 0 0 1, last used for Summer offer."
+    )
+
+
+# --- /answer_outbound: the whisper ------------------------------------------------------
+
+
+def test_agent_hears_the_campaigns_whisper_then_joins_the_caller(client: Client, answered: Call) -> None:
+    response = agent_answers(client, answered)
+
+    assert response.status_code == 200
+    whisper, conversation = response.json()
+    answered.refresh_from_db()
+    assert whisper == {"action": "talk", "text": "Incoming call regarding the summer offer"}
+    assert answered.whisper_text == whisper["text"]
+    assert conversation == {
+        "action": "conversation",
+        "name": answered.conference_name,
+        "startOnEnter": True,
+        "endOnExit": True,
+    }
+
+
+def test_editing_the_topic_changes_the_very_next_calls_whisper(
+    client: Client, summer_number: TrackingNumber, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    placed = iter(["agent-1", "agent-2"])
+    monkeypatch.setattr(
+        vonage_adapter,
+        "place_call",
+        lambda **kwargs: PlacedCall(uuid=next(placed), conversation_uuid="", sent=True),
+    )
+    client.get("/answer_inbound", {**ANSWER, "uuid": "caller-1"})
+    first_call = Call.objects.get(legs__uuid="caller-1")
+    first = agent_answers(client, first_call, uuid="agent-1").json()[0]["text"]
+
+    campaign = summer_number.campaign
+    campaign.topic = "the autumn sale"
+    campaign.save()
+    client.get("/answer_inbound", {**ANSWER, "uuid": "caller-2"})
+    second_call = Call.objects.get(legs__uuid="caller-2")
+    second = agent_answers(client, second_call, uuid="agent-2").json()[0]["text"]
+
+    assert first == "Incoming call regarding the summer offer"
+    assert second == "Incoming call regarding the autumn sale"
+
+
+def test_retried_agent_answer_replays_the_whisper_as_first_spoken(client: Client, answered: Call) -> None:
+    first = agent_answers(client, answered).json()
+    Campaign.objects.filter(pk=answered.campaign_id).update(topic="something else entirely")
+
+    again = agent_answers(client, answered)
+
+    assert again.status_code == 200
+    assert again.json() == first
+    assert CallLeg.objects.filter(role=LegRole.AGENT).count() == 1
+
+
+def test_agent_answer_posted_as_json_is_whispered_too(client: Client, answered: Call) -> None:
+    response = post_json(client, f"/answer_outbound?call={answered.pk}", AGENT_ANSWER)
+
+    assert response.status_code == 200
+    assert response.json()[0]["text"] == "Incoming call regarding the summer offer"
+
+
+def test_agent_answer_for_an_unknown_call_is_404(
+    client: Client, db: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = rows()
+
+    response = client.get("/answer_outbound", {**AGENT_ANSWER, "call": 424242})
+
+    assert response.status_code == 404
+    assert rows() == before
+    assert refused(caplog, 404)
+
+
+@pytest.mark.parametrize("call", [None, "", "abc", "0", "-3"])
+def test_agent_answer_without_a_valid_call_id_is_400(
+    client: Client, db: None, caplog: pytest.LogCaptureFixture, call: str | None
+) -> None:
+    params = dict(AGENT_ANSWER) if call is None else {**AGENT_ANSWER, "call": call}
+
+    response = client.get("/answer_outbound", params)
+
+    assert response.status_code == 400
+    assert "call" in response.json()
+    assert rows() == (0, 0, 0)
+    assert refused(caplog, 400)
+
+
+def test_agent_answering_after_the_caller_hung_up_is_told_and_not_connected(
+    client: Client, answered: Call
+) -> None:
+    for name in ("inbound_started", "inbound_answered", "inbound_completed"):
+        post_json(client, "/event", event(name))
+
+    ncco = agent_answers(client, answered).json()
+
+    assert ncco == [{"action": "talk", "text": "The caller has hung up."}]
+    answered.refresh_from_db()
+    assert answered.whisper_text == ""
+
+
+def test_unexpected_error_on_the_agents_answer_never_rings_the_call_centre_from_the_agents_phone(
+    client: Client, answered: Call, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(**kwargs: Any) -> Any:
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(services, "call_answer_agent", broken)
+
+    response = agent_answers(client, answered)
+
+    assert response.status_code == 200
+    ncco = response.json()
+    assert ncco and all(action["action"] == "talk" for action in ncco)
+
+
+# --- /event -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", EVENT_FIXTURES)
+def test_every_event_vonage_sends_is_stored(client: Client, answered: Call, name: str) -> None:
+    payload = event(name)
+
+    response = post_json(client, "/event", payload)
+
+    assert response.status_code == 200
+    assert response.json()["stored"] is True
+    stored = CallEvent.objects.get()
+    assert stored.payload == payload
+    assert stored.status == payload.get("status", "")
+    if "uuid" in payload or "call_uuid" in payload:
+        leg_uuid = payload.get("uuid") or payload["call_uuid"]
+        assert stored.leg_uuid == leg_uuid
+        assert stored.leg == CallLeg.objects.get(uuid=leg_uuid)
+        assert stored.call == answered
+
+
+@pytest.mark.parametrize(("name", "kind"), [("human", "detection"), ("machine", "detection")])
+def test_machine_detection_carrying_call_uuid_is_linked_to_the_agent_leg(
+    client: Client, answered: Call, name: str, kind: str
+) -> None:
+    response = post_json(client, "/event", event(name))
+
+    assert response.json() == {"stored": True, "kind": kind}
+    assert CallEvent.objects.get().leg.uuid == AGENT_UUID
+    assert CallLeg.objects.get(uuid=AGENT_UUID).machine_detected == name
+
+
+def test_status_event_moves_its_leg_and_the_call(client: Client, answered: Call) -> None:
+    post_json(client, "/event", event("outbound_answered"))
+
+    assert CallLeg.objects.get(uuid=AGENT_UUID).status == LegStatus.ANSWERED
+    answered.refresh_from_db()
+    assert answered.state == CallState.CONNECTED
+    assert answered.outcome == Outcome.ANSWERED
+
+
+def test_event_sent_by_get_is_stored_too(client: Client, answered: Call) -> None:
+    response = client.get("/event", event("outbound_ringing"))
+
+    assert response.status_code == 200
+    assert CallLeg.objects.get(uuid=AGENT_UUID).status == LegStatus.RINGING
+
+
+def test_same_event_delivered_twice_is_stored_once_and_acknowledged_twice(
+    client: Client, answered: Call
+) -> None:
+    first = post_json(client, "/event", event("outbound_ringing"))
+    again = post_json(client, "/event", event("outbound_ringing"))
+
+    assert first.status_code == again.status_code == 200
+    assert (first.json()["stored"], again.json()["stored"]) == (True, False)
+    assert CallEvent.objects.count() == 1
+
+
+def test_unknown_status_is_acknowledged_logged_and_leaves_the_leg_alone(
+    client: Client, answered: Call, caplog: pytest.LogCaptureFixture
+) -> None:
+    post_json(client, "/event", event("outbound_ringing"))
+
+    response = post_json(client, "/event", {**event("outbound_ringing"), "status": "teleported"})
+
+    assert response.status_code == 200
+    leg = CallLeg.objects.get(uuid=AGENT_UUID)
+    assert leg.status == LegStatus.RINGING
+    assert CallEvent.objects.filter(status="teleported").count() == 1
+    assert any(
+        r.levelno == logging.WARNING
+        and "event.unknown_status" in r.getMessage()
+        and "teleported" in r.getMessage()
+        for r in caplog.records
+    )
+
+
+def test_event_for_an_unknown_leg_is_stored_without_a_call(client: Client, db: None) -> None:
+    payload = {**event("outbound_ringing"), "uuid": "never-heard-of-it"}
+
+    response = post_json(client, "/event", payload)
+
+    assert response.status_code == 200
+    stored = CallEvent.objects.get()
+    assert (stored.call, stored.leg, stored.leg_uuid) == (None, None, "never-heard-of-it")
+    assert CallLeg.objects.count() == 0
+
+
+def test_leg_in_the_callers_conversation_is_attached_to_the_call_as_an_agent_leg(
+    client: Client, answered: Call
+) -> None:
+    # The direct ``connect`` to the call centre is a leg we did not create: Vonage only
+    # tells us about it through events in the caller's conversation.
+    payload = {
+        **event("outbound_ringing"),
+        "uuid": "connect-leg-uuid",
+        "conversation_uuid": ANSWER["conversation_uuid"],
+    }
+
+    response = post_json(client, "/event", payload)
+
+    assert response.status_code == 200
+    leg = CallLeg.objects.get(uuid="connect-leg-uuid")
+    assert (leg.call, leg.role, leg.status) == (answered, LegRole.AGENT, LegStatus.RINGING)
+    assert CallEvent.objects.get().leg == leg
+
+
+def test_inbound_leg_with_an_unknown_uuid_is_not_attached_by_conversation(
+    client: Client, answered: Call
+) -> None:
+    payload = {**event("inbound_ringing"), "uuid": "someone-else"}
+
+    post_json(client, "/event", payload)
+
+    assert not CallLeg.objects.filter(uuid="someone-else").exists()
+    assert CallEvent.objects.get().call is None
+
+
+def test_whole_answered_call_through_the_webhooks(client: Client, answered: Call) -> None:
+    agent_answers(client, answered)
+    for name in (
+        "inbound_ringing",
+        "inbound_started",
+        "outbound_started",
+        "inbound_answered",
+        "outbound_ringing",
+        "outbound_answered",
+        "transfer",
+        "outbound_completed",
+        "inbound_completed",
+        "record",
+    ):
+        assert post_json(client, "/event", event(name)).status_code == 200
+
+    answered.refresh_from_db()
+    assert answered.outcome == Outcome.ANSWERED
+    assert answered.state == CallState.ENDED
+    assert answered.talk_seconds == 116
+    assert CallEvent.objects.count() == 10
+
+
+# --- bad input: a clear 4xx, a log line, and nothing written ----------------------------
+
+
+@pytest.mark.parametrize("missing", ["to", "uuid"])
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_answer_missing_a_required_field_is_400_and_writes_nothing(
+    client: Client,
+    summer_number: TrackingNumber,
+    agent_calls: list[dict[str, Any]],
+    caplog: pytest.LogCaptureFixture,
+    missing: str,
+    method: str,
+) -> None:
+    payload = {k: v for k, v in ANSWER.items() if k != missing}
+
+    if method == "GET":
+        response = client.get("/answer_inbound", payload)
+    else:
+        response = post_json(client, "/answer_inbound", payload)
+
+    assert response.status_code == 400
+    assert missing in response.json()
+    assert rows() == (0, 0, 0)
+    assert agent_calls == []
+    assert refused(caplog, 400)
+
+
+@pytest.mark.parametrize("path", ["/answer_inbound", "/answer_outbound", "/event", "/fallback"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"to": "447700900001", "uuid": ',
+        "not json at all",
+        "[1, 2, 3]",
+        '["to", "uuid"]',
+        "null",
+        '"a string"',
+    ],
+    ids=["truncated", "text", "array", "string-array", "null", "string"],
+)
+def test_body_that_is_not_a_json_object_is_400_and_writes_nothing(
+    client: Client,
+    summer_number: TrackingNumber,
+    agent_calls: list[dict[str, Any]],
+    caplog: pytest.LogCaptureFixture,
+    path: str,
+    body: str,
+) -> None:
+    response = client.post(path, body, content_type="application/json")
+
+    assert response.status_code == 400
+    assert "detail" in response.json()
+    assert rows() == (0, 0, 0)
+    assert refused(caplog, 400)
+
+
+@pytest.mark.parametrize("path", ["/answer_inbound", "/event", "/fallback"])
+@pytest.mark.parametrize("size", [64 * 1024 + 1, 3 * 1024 * 1024], ids=["just-over-64KiB", "3MiB"])
+def test_body_over_64_kib_is_413_and_writes_nothing(
+    client: Client,
+    summer_number: TrackingNumber,
+    agent_calls: list[dict[str, Any]],
+    caplog: pytest.LogCaptureFixture,
+    path: str,
+    size: int,
+) -> None:
+    prefix = json.dumps({**ANSWER, "padding": ""})[:-2]
+    body = prefix + "x" * (size - len(prefix) - 2) + '"}'
+    assert len(body) == size
+    json.loads(body)
+
+    response = client.post(path, body, content_type="application/json")
+
+    assert response.status_code == 413
+    assert rows() == (0, 0, 0)
+    assert agent_calls == []
+    assert refused(caplog, 413)
+
+
+def test_declared_length_over_64_kib_is_refused_before_the_body_is_read(
+    client: Client, db: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The test client's body stream fails if more is read than was sent: a 413 here
+    # means the view refused on the header alone, without waiting for 1 MB to arrive.
+    response = client.post(
+        "/event",
+        json.dumps(event("outbound_ringing")),
+        content_type="application/json",
+        CONTENT_LENGTH="1048576",
+    )
+
+    assert response.status_code == 413
+    assert rows() == (0, 0, 0)
+    assert refused(caplog, 413)
+
+
+def test_large_body_without_a_content_length_is_413_too(
+    db: None, summer_number: TrackingNumber, agent_calls: list[dict[str, Any]]
+) -> None:
+    # Under ASGI a chunked body arrives without Content-Length and is not cut to it.
+    body = json.dumps({**ANSWER, "padding": "x" * (70 * 1024)}).encode()
+    request = ASGIRequest(
+        {
+            "type": "http",
+            "method": "POST",
+            "path": "/answer_inbound",
+            "query_string": b"",
+            "headers": [(b"content-type", b"application/json"), (b"host", b"testserver")],
+        },
+        io.BytesIO(body),
+    )
+
+    response = webhooks.AnswerInboundView.as_view()(request)
+
+    assert response.status_code == 413
+    assert rows() == (0, 0, 0)
+    assert agent_calls == []
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"status": "ringing", "direction": "outbound", "timestamp": "2024-06-12T09:15:01.020Z"},
+        {"uuid": "", "call_uuid": "", "status": "completed"},
+        {},
+    ],
+    ids=["no-uuid", "empty-uuids", "empty"],
+)
+def test_event_without_anything_naming_its_call_is_400_and_writes_nothing(
+    client: Client, answered: Call, caplog: pytest.LogCaptureFixture, payload: dict[str, Any]
+) -> None:
+    before = rows()
+
+    response = post_json(client, "/event", payload)
+
+    assert response.status_code == 400
+    assert rows() == before
+    assert refused(caplog, 400)
+
+
+def test_event_with_a_field_of_the_wrong_type_is_400(client: Client, answered: Call) -> None:
+    before = rows()
+
+    response = post_json(client, "/event", {**event("outbound_ringing"), "status": {"nested": True}})
+
+    assert response.status_code == 400
+    assert rows() == before
+
+
+def test_event_that_cannot_be_stored_asks_vonage_to_retry(
+    client: Client, answered: Call, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(**kwargs: Any) -> Any:
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(services, "event_record", broken)
+
+    response = post_json(client, "/event", event("outbound_ringing"))
+
+    assert response.status_code == 503
+    assert any("event.not_stored" in r.getMessage() for r in caplog.records)
+
+
+# --- routes: slash optional, GET and POST, never a redirect -----------------------------
+
+
+@pytest.mark.parametrize("slash", ["", "/"], ids=["no-slash", "slash"])
+@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize("route", ["answer_inbound", "answer_outbound", "event", "fallback"])
+def test_routes_answer_with_or_without_a_trailing_slash_and_never_redirect(
+    client: Client, answered: Call, route: str, method: str, slash: str
+) -> None:
+    payload = {
+        "answer_inbound": ANSWER,
+        "answer_outbound": {**AGENT_ANSWER, "call": answered.pk},
+        "event": event("outbound_ringing"),
+        "fallback": load_fixture("vonage/fallback.json"),
+    }[route]
+    path = f"/{route}{slash}"
+
+    if method == "GET":
+        query = {k: v for k, v in payload.items() if not isinstance(v, dict)}
+        response = client.get(path, query)
+    else:
+        response = post_json(client, path, payload)
+
+    assert response.status_code not in (301, 302, 307, 308)
+    assert response.status_code == 200, response.content
+    assert isinstance(response.json(), list if route != "event" else dict)
+
+
+# --- /fallback ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("body", [None, "", "{}"], ids=["GET", "POST-empty", "POST-empty-object"])
+def test_fallback_with_nothing_at_all_still_connects_the_caller(
+    client: Client, db: None, settings: Settings, body: str | None
+) -> None:
+    settings.CALL_CENTER_NUMBER = OTHER_CENTRE
+
+    if body is None:
+        response = client.get("/fallback")
+    else:
+        response = client.post("/fallback", body, content_type="application/json")
+
+    assert response.status_code == 200
+    greeting, connect = response.json()
+    assert greeting["action"] == "talk"
+    assert connect["action"] == "connect"
+    assert connect["endpoint"] == [{"type": "phone", "number": OTHER_CENTRE}]
+    assert "from" not in connect
+    assert rows() == (0, 0, 0)
+
+
+def test_fallback_replays_the_ncco_the_caller_was_answered_with(
+    client: Client, answered: Call, agent_calls: list[dict[str, Any]]
+) -> None:
+    response = client.get(
+        "/fallback",
+        {k: v for k, v in load_fixture("vonage/fallback.json").items() if k != "original_request"},
+    )
+
+    assert response.status_code == 200
+    assert response.json() == answered.caller_ncco
+    assert len(agent_calls) == 1
+    assert Call.objects.count() == 1
+
+
+def test_fallback_for_a_call_we_never_answered_records_it_as_direct(
+    client: Client, summer_number: TrackingNumber, agent_calls: list[dict[str, Any]]
+) -> None:
+    response = post_json(client, "/fallback", load_fixture("vonage/fallback.json"))
+
+    assert response.status_code == 200
+    connect = response.json()[-1]
+    assert connect["endpoint"] == [{"type": "phone", "number": "447700900999"}]
+    assert connect["from"] == "447700900001"
+    call = Call.objects.get()
+    assert call.state == CallState.DIRECT
+    assert "Connection timed out" in call.agent_call_error
+    assert agent_calls == []
+
+
+def test_fallback_survives_an_unexpected_error(
+    client: Client, db: None, monkeypatch: pytest.MonkeyPatch, settings: Settings
+) -> None:
+    settings.CALL_CENTER_NUMBER = OTHER_CENTRE
+
+    def broken(**kwargs: Any) -> Any:
+        raise OperationalError("could not connect to server")
+
+    monkeypatch.setattr(services, "call_answer_fallback", broken)
+
+    response = client.get("/fallback", {"to": "447700900001", "uuid": CALLER_UUID})
+
+    assert response.status_code == 200
+    assert response.json()[-1]["endpoint"] == [{"type": "phone", "number": OTHER_CENTRE}]
+
+
+# --- query counts --------------------------------------------------------------------------
+
+
+def test_answer_inbound_query_count(
+    client: Client,
+    summer_number: TrackingNumber,
+    agent_calls: list[dict[str, Any]],
+    django_assert_num_queries: Any,
+) -> None:
+    with django_assert_num_queries(14):
+        client.get("/answer_inbound", ANSWER)
+
+
+def test_retried_answer_inbound_query_count(
+    client: Client, answered: Call, django_assert_num_queries: Any
+) -> None:
+    with django_assert_num_queries(1):
+        client.get("/answer_inbound", ANSWER)
+
+
+def test_answer_outbound_query_count(client: Client, answered: Call, django_assert_num_queries: Any) -> None:
+    with django_assert_num_queries(8):
+        agent_answers(client, answered)
+
+
+def test_status_event_query_count(client: Client, answered: Call, django_assert_num_queries: Any) -> None:
+    post_json(client, "/event", event("outbound_started"))
+
+    with django_assert_num_queries(9):
+        post_json(client, "/event", event("outbound_ringing"))
+
+
+def test_duplicate_event_query_count(client: Client, answered: Call, django_assert_num_queries: Any) -> None:
+    post_json(client, "/event", event("outbound_ringing"))
+
+    with django_assert_num_queries(8):
+        post_json(client, "/event", event("outbound_ringing"))
+
+
+def test_unmatched_event_query_count(client: Client, db: None, django_assert_num_queries: Any) -> None:
+    with django_assert_num_queries(5):
+        post_json(client, "/event", event("record"))

@@ -1,0 +1,403 @@
+"""The campaign admin, as marketing staff use it."""
+
+from typing import Any
+
+import pytest
+from django import forms
+from django.test import Client
+from django.urls import reverse
+
+from calls.models import Call, LegRole
+from campaigns.models import Campaign, TrackingNumber
+from tests.factories import CampaignFactory, TrackingNumberFactory
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = reverse("admin:campaigns_campaign_changelist")
+ADD = reverse("admin:campaigns_campaign_add")
+
+
+def change_url(campaign: Campaign) -> str:
+    return reverse("admin:campaigns_campaign_change", args=[campaign.pk])
+
+
+def _add_form(data: dict[str, Any], form: forms.BaseForm) -> None:
+    for name, field in form.fields.items():
+        value = form[name].value()
+        if isinstance(field, forms.BooleanField):
+            if value:
+                data[form.add_prefix(name)] = "on"
+        elif value is not None:
+            data[form.add_prefix(name)] = value
+
+
+def form_data(response: Any, **changes: Any) -> dict[str, Any]:
+    """The body the page's form posts when nothing is touched, then ``changes``.
+
+    Built from the rendered form, so a field added to the model later is posted with
+    its default without these tests changing. Inline formsets keep only their saved
+    rows; add rows with :func:`add_number`.
+    """
+    data: dict[str, Any] = {}
+    _add_form(data, response.context["adminform"].form)
+    for inline in response.context["inline_admin_formsets"]:
+        formset = inline.formset
+        management = formset.management_form
+        for name in management.fields:
+            data[management.add_prefix(name)] = management[name].value()
+        data[management.add_prefix("TOTAL_FORMS")] = len(formset.initial_forms)
+        for form in formset.initial_forms:
+            _add_form(data, form)
+    data.update(changes)
+    data["_save"] = "Save"
+    return data
+
+
+def add_number(data: dict[str, Any], number: str, source: str = "", active: bool = True) -> None:
+    """Fill in one more row of the tracking-number inline."""
+    index = int(data["numbers-TOTAL_FORMS"])
+    data[f"numbers-{index}-number"] = number
+    data[f"numbers-{index}-source"] = source
+    if active:
+        data[f"numbers-{index}-is_active"] = "on"
+    data["numbers-TOTAL_FORMS"] = index + 1
+
+
+def new_campaign_data(admin_client: Client, **changes: Any) -> dict[str, Any]:
+    fields = {"name": "Spring sale", "topic": "the spring sale", **changes}
+    return form_data(admin_client.get(ADD), **fields)
+
+
+def errors_of(response: Any) -> str:
+    """Every error the admin page shows, main form and inlines, as one string."""
+    parts = [str(response.context["adminform"].form.errors)]
+    for inline in response.context["inline_admin_formsets"]:
+        parts += [str(e) for e in inline.formset.errors]
+        parts.append(str(inline.formset.non_form_errors()))
+    return " ".join(parts)
+
+
+# --- list ---------------------------------------------------------------------------------
+
+
+def test_changelist_shows_campaigns_with_their_number_count(admin_client: Client) -> None:
+    campaign = CampaignFactory.create(
+        name="Summer offer", topic="the summer offer", destination="447700900123"
+    )
+    TrackingNumberFactory.create_batch(3, campaign=campaign)
+    CampaignFactory.create(name="Winter offer")
+
+    response = admin_client.get(CHANGELIST)
+
+    assert response.status_code == 200
+    counts = {c.name: c.number_count for c in response.context["cl"].result_list}
+    assert counts == {"Summer offer": 3, "Winter offer": 0}
+    body = response.content.decode()
+    assert "the summer offer" in body
+    assert "+447700900123" in body
+    assert "Call centre (+447700900999)" in body  # no destination: the configured default
+
+
+@pytest.mark.parametrize("campaigns", [1, 30])
+def test_changelist_query_count_does_not_grow_with_campaigns(
+    admin_client: Client, django_assert_num_queries: Any, campaigns: int
+) -> None:
+    for campaign in CampaignFactory.create_batch(campaigns):
+        TrackingNumberFactory.create_batch(2, campaign=campaign)
+    admin_client.get(CHANGELIST)  # the session is warmed up
+
+    # session, user, count, total count, page of campaigns with their number counts
+    with django_assert_num_queries(5):
+        response = admin_client.get(CHANGELIST)
+    assert len(response.context["cl"].result_list) == campaigns
+
+
+@pytest.mark.parametrize(
+    "term", ["+44 7700 900001", "447700900001", "M4 billboard", "summer", "Summer offer"]
+)
+def test_search_finds_a_campaign_by_name_topic_number_or_source(
+    admin_client: Client, summer_number: TrackingNumber, term: str
+) -> None:
+    TrackingNumberFactory.create(
+        number="447700900002", source="Radio", campaign=CampaignFactory.create(topic="winter")
+    )
+
+    response = admin_client.get(CHANGELIST, {"q": term})
+
+    assert [c.name for c in response.context["cl"].result_list] == ["Summer offer"]
+    assert response.context["cl"].result_list[0].number_count == 1
+
+
+def test_filter_by_active(admin_client: Client) -> None:
+    CampaignFactory.create(name="On", is_active=True)
+    CampaignFactory.create(name="Off", is_active=False)
+
+    response = admin_client.get(CHANGELIST, {"is_active__exact": "0"})
+
+    assert [c.name for c in response.context["cl"].result_list] == ["Off"]
+
+
+def test_active_is_toggled_from_the_list(admin_client: Client) -> None:
+    on = CampaignFactory.create(name="A on", is_active=True)
+    off = CampaignFactory.create(name="B off", is_active=False)
+
+    response = admin_client.post(
+        CHANGELIST,
+        {
+            "form-TOTAL_FORMS": "2",
+            "form-INITIAL_FORMS": "2",
+            "form-0-id": str(on.pk),
+            # an unticked checkbox is simply absent
+            "form-1-id": str(off.pk),
+            "form-1-is_active": "on",
+            "_save": "Save",
+        },
+    )
+
+    assert response.status_code == 302
+    on.refresh_from_db()
+    off.refresh_from_db()
+    assert on.is_active is False
+    assert off.is_active is True
+
+
+@pytest.mark.parametrize(("action", "active"), [("activate", True), ("deactivate", False)])
+def test_activate_and_deactivate_actions(admin_client: Client, action: str, active: bool) -> None:
+    chosen = CampaignFactory.create_batch(2, is_active=not active)
+    other = CampaignFactory.create(is_active=not active)
+
+    response = admin_client.post(
+        CHANGELIST,
+        {"action": action, "_selected_action": [c.pk for c in chosen]},
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    assert f"2 campaigns are now {'active' if active else 'inactive'}." in response.content.decode()
+    assert set(Campaign.objects.filter(is_active=active)) == set(chosen)
+    other.refresh_from_db()
+    assert other.is_active is not active
+
+
+# --- change form --------------------------------------------------------------------------
+
+
+def test_change_form_renders_with_numbers_and_whisper_preview(
+    admin_client: Client, summer_number: TrackingNumber
+) -> None:
+    campaign = summer_number.campaign
+    campaign.whisper_template = "Call about {topic} for {campaign}, from {source}, on {number}"
+    campaign.save()
+
+    response = admin_client.get(change_url(campaign))
+
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "447700900001" in body  # the inline row
+    assert "Whisper preview" in body
+    assert (
+        "Call about the summer offer for Summer offer, from M4 billboard, on 4 4 7 7 0 0 9 0 0 0 0 1" in body
+    )
+
+
+def test_whisper_preview_without_numbers_says_how_to_complete_it(admin_client: Client) -> None:
+    campaign = CampaignFactory.create(topic="the autumn offer")
+
+    response = admin_client.get(change_url(campaign))
+
+    body = response.content.decode()
+    assert "Incoming call regarding the autumn offer" in body
+    assert "add one to hear" in body
+
+
+def test_add_form_renders(admin_client: Client) -> None:
+    response = admin_client.get(ADD)
+
+    assert response.status_code == 200
+    assert "Save the campaign to preview its whisper here." in response.content.decode()
+
+
+def test_creating_a_campaign_with_a_number_stores_it_normalised(admin_client: Client) -> None:
+    data = new_campaign_data(admin_client, destination="+44 20 7946 0000")
+    add_number(data, "+44 7700 900001", source="Bus stop")
+
+    response = admin_client.post(ADD, data)
+
+    assert response.status_code == 302, errors_of(response)
+    campaign = Campaign.objects.get(name="Spring sale")
+    assert campaign.destination == "442079460000"
+    assert [(n.number, n.source, n.is_active) for n in campaign.numbers.all()] == [
+        ("447700900001", "Bus stop", True)
+    ]
+
+
+def test_unknown_whisper_variable_is_a_form_error_naming_it(admin_client: Client) -> None:
+    data = new_campaign_data(admin_client, whisper_template="Incoming call regarding {tpoic}")
+
+    response = admin_client.post(ADD, data)
+
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert "{tpoic}" in str(errors["whisper_template"])
+    assert "Unknown variable {tpoic}" in response.content.decode()
+    assert not Campaign.objects.filter(name="Spring sale").exists()
+
+
+def test_bad_destination_is_a_form_error(admin_client: Client) -> None:
+    data = new_campaign_data(admin_client, destination="call centre")
+
+    response = admin_client.post(ADD, data)
+
+    assert response.status_code == 200
+    assert "not a phone number in international format" in str(
+        response.context["adminform"].form.errors["destination"]
+    )
+    assert not Campaign.objects.filter(name="Spring sale").exists()
+
+
+def test_a_number_another_campaign_has_is_an_error(
+    admin_client: Client, summer_number: TrackingNumber
+) -> None:
+    data = new_campaign_data(admin_client)
+    add_number(data, "+44 7700 900001")  # typed differently from the stored 447700900001
+
+    response = admin_client.post(ADD, data)
+
+    assert response.status_code == 200
+    assert "already exists" in errors_of(response)
+    assert not Campaign.objects.filter(name="Spring sale").exists()
+    assert TrackingNumber.objects.get().campaign == summer_number.campaign
+
+
+def test_the_same_number_twice_in_one_save_is_an_error(admin_client: Client) -> None:
+    data = new_campaign_data(admin_client)
+    add_number(data, "+44 7700 900001", source="Bus stop")
+    add_number(data, "447700900001", source="Radio")
+
+    response = admin_client.post(ADD, data)
+
+    assert response.status_code == 200
+    assert "Please correct the duplicate data for number" in errors_of(response)
+    assert not TrackingNumber.objects.exists()
+    assert not Campaign.objects.exists()
+
+
+def test_an_invalid_number_is_an_error(admin_client: Client) -> None:
+    data = new_campaign_data(admin_client)
+    add_number(data, "0800 CALL NOW")
+
+    response = admin_client.post(ADD, data)
+
+    assert response.status_code == 200
+    assert "not a phone number in international format" in errors_of(response)
+    assert not Campaign.objects.exists()
+
+
+def test_editing_the_topic_changes_the_very_next_calls_whisper(
+    admin_client: Client, client: Client, summer_number: TrackingNumber
+) -> None:
+    campaign = summer_number.campaign
+    assert "the summer offer" in _answered_call(client, "first")[0]
+
+    data = form_data(admin_client.get(change_url(campaign)), topic="the new winter deals")
+    response = admin_client.post(change_url(campaign), data)
+    assert response.status_code == 302, errors_of(response)
+
+    spoken, call = _answered_call(client, "second")
+    assert spoken == "Incoming call regarding the new winter deals"
+    assert call.whisper_text == "Incoming call regarding the new winter deals"
+    # the number rows posted unchanged are still there, unchanged
+    assert list(campaign.numbers.values_list("number", "source")) == [("447700900001", "M4 billboard")]
+
+
+def _answered_call(client: Client, name: str) -> tuple[str, Call]:
+    """A caller dials the summer number and the agent answers: what does the agent hear?"""
+    caller_uuid = f"aaaaaaaa-0000-4000-8000-{name:0>12}"
+    inbound = client.get(
+        "/answer_inbound",
+        {
+            "to": "447700900001",
+            "from": "447946000123",
+            "uuid": caller_uuid,
+            "conversation_uuid": f"CON-{caller_uuid}",
+            "region_url": "https://api-eu-1.vonage.com",
+        },
+    )
+    assert inbound.status_code == 200
+    assert [action["action"] for action in inbound.json()] == ["talk", "conversation"]
+    call = Call.objects.get(legs__uuid=caller_uuid)
+    agent = call.legs.get(role=LegRole.AGENT)
+
+    outbound = client.get(
+        "/answer_outbound",
+        {
+            "call": str(call.pk),
+            "to": "447700900999",
+            "from": "447700900001",
+            "uuid": agent.uuid,
+            "conversation_uuid": agent.conversation_uuid,
+            "region_url": "https://api-eu-1.vonage.com",
+        },
+    )
+    assert outbound.status_code == 200
+    talk = outbound.json()[0]
+    assert talk["action"] == "talk"
+    call.refresh_from_db()
+    return talk["text"], call
+
+
+# --- tracking numbers on their own -------------------------------------------------------
+
+NUMBERS = reverse("admin:campaigns_trackingnumber_changelist")
+
+
+def test_tracking_number_list_filters_and_searches(
+    admin_client: Client, summer_number: TrackingNumber
+) -> None:
+    other = TrackingNumberFactory.create(number="447700900002", source="Radio", is_active=False)
+
+    listed = admin_client.get(NUMBERS)
+    by_campaign = admin_client.get(NUMBERS, {"campaign__id__exact": other.campaign_id})
+    inactive = admin_client.get(NUMBERS, {"is_active__exact": "0"})
+    searched = admin_client.get(NUMBERS, {"q": "+44 7700 900001"})
+    by_campaign_name = admin_client.get(NUMBERS, {"q": "summer"})
+
+    assert listed.status_code == 200
+    assert "M4 billboard" in listed.content.decode()
+    assert list(by_campaign.context["cl"].result_list) == [other]
+    assert list(inactive.context["cl"].result_list) == [other]
+    assert list(searched.context["cl"].result_list) == [summer_number]
+    assert list(by_campaign_name.context["cl"].result_list) == [summer_number]
+
+
+@pytest.mark.parametrize("numbers", [1, 30])
+def test_tracking_number_list_query_count_does_not_grow(
+    admin_client: Client, django_assert_num_queries: Any, numbers: int
+) -> None:
+    TrackingNumberFactory.create_batch(numbers)
+    admin_client.get(NUMBERS)
+
+    # session, user, campaigns for the filter, count, total count, page of numbers with
+    # their campaigns
+    with django_assert_num_queries(6):
+        response = admin_client.get(NUMBERS)
+    assert len(response.context["cl"].result_list) == numbers
+
+
+def test_a_number_added_on_its_own_is_normalised(admin_client: Client) -> None:
+    campaign = CampaignFactory.create()
+
+    response = admin_client.post(
+        reverse("admin:campaigns_trackingnumber_add"),
+        {"number": "0044 7700-900001", "campaign": campaign.pk, "source": "Flyer", "is_active": "on"},
+    )
+
+    assert response.status_code == 302
+    assert TrackingNumber.objects.get().number == "447700900001"
+
+
+def test_admin_index_is_titled_call_whisper(admin_client: Client) -> None:
+    body = admin_client.get(reverse("admin:index")).content.decode()
+
+    assert "Call Whisper" in body
+    assert "Campaigns, numbers and call history" in body

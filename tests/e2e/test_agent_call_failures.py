@@ -1,0 +1,277 @@
+"""When the agent call cannot be placed, or not in time, the caller still gets through.
+
+Vonage waits 5 s for the answer webhook's NCCO and does not retry a 500 (VONAGE.md), so
+whatever the REST API does, the caller must be answered in time with a ``connect``
+straight to the call centre, from the campaign number.
+"""
+
+import time
+from typing import Any
+
+import pytest
+from django.test import Client
+from pytest_django.fixtures import Settings
+
+from calls.fake_vonage_api import FakeCall, FakeVonageAPI
+from calls.models import Call, CallEvent, CallState, LegRole, Outcome
+from campaigns.models import TrackingNumber
+from tests.e2e.conftest import APPLICATION_ID, CALLER_NUMBER, Leg, make_key_pair, post_event
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
+
+DESTINATION = "447700900999"
+CAMPAIGN_NUMBER = "447700900001"
+# Vonage's budget for the answer webhook is 5 s; keep well inside it.
+ANSWER_BUDGET_SECONDS = 4.5
+
+
+def caller_dials(client: Client, vonage: FakeVonageAPI) -> tuple[list[dict[str, Any]], float]:
+    """The caller's answer webhook: its NCCO, and how long the app took to give it."""
+    caller = Leg(from_=CALLER_NUMBER, to=CAMPAIGN_NUMBER, direction="inbound")
+    started = time.monotonic()
+    response = client.get("/answer_inbound", caller.answer_params(region_url=vonage.url))
+    elapsed = time.monotonic() - started
+    assert response.status_code == 200
+    return response.json(), elapsed
+
+
+def assert_connected_directly(ncco: list[dict[str, Any]], settings: Settings) -> Call:
+    assert ncco == [
+        {"action": "talk", "text": "Please wait while we connect you."},
+        {
+            "action": "connect",
+            "endpoint": [{"type": "phone", "number": DESTINATION}],
+            "from": CAMPAIGN_NUMBER,
+            "eventUrl": [f"{settings.PUBLIC_URL}/event"],
+        },
+    ]
+    call = Call.objects.get()
+    assert call.state == CallState.DIRECT
+    assert call.caller_ncco == ncco
+    assert call.agent_call_error
+    assert not call.legs.filter(role=LegRole.AGENT).exists()
+    return call
+
+
+@pytest.mark.parametrize("status", [500, 429, 503])
+def test_an_error_from_vonage_connects_the_caller_directly(
+    status: int, client: Client, vonage: FakeVonageAPI, summer_number: TrackingNumber, settings: Settings
+) -> None:
+    vonage.fail(status, route="create", times=1)
+
+    ncco, _ = caller_dials(client, vonage)
+
+    call = assert_connected_directly(ncco, settings)
+    assert f"Vonage answered {status} to create_call" in call.agent_call_error
+    # Not retried: neither the SDK nor urllib3 sends it again (we set max_retries=0).
+    assert [request.status for request in vonage.create_requests()] == [status]
+    assert vonage.created_calls() == []
+
+
+@pytest.mark.parametrize("wrong", ["private key", "application id"])
+def test_bad_credentials_connect_the_caller_directly(
+    wrong: str, client: Client, vonage: FakeVonageAPI, summer_number: TrackingNumber, settings: Settings
+) -> None:
+    # Not an injected 401: the fake really refuses the JWT.
+    if wrong == "private key":
+        settings.VONAGE_PRIVATE_KEY = make_key_pair().private_pem
+    else:
+        settings.VONAGE_APPLICATION_ID = APPLICATION_ID.replace("a", "f")
+
+    ncco, _ = caller_dials(client, vonage)
+
+    call = assert_connected_directly(ncco, settings)
+    assert "Vonage answered 401 to create_call" in call.agent_call_error
+    assert [request.status for request in vonage.create_requests()] == [401]
+
+
+@pytest.mark.parametrize(
+    ("timeout_seconds", "deadline_seconds"),
+    [
+        (1, 1.5),  # the SDK's read timeout fires first
+        (3, 1.5),  # our deadline fires first; the SDK is still waiting
+    ],
+)
+def test_a_hung_api_still_answers_the_caller_in_time(
+    timeout_seconds: int,
+    deadline_seconds: float,
+    client: Client,
+    vonage: FakeVonageAPI,
+    summer_number: TrackingNumber,
+    settings: Settings,
+) -> None:
+    settings.VONAGE_TIMEOUT_SECONDS = timeout_seconds
+    settings.AGENT_CALL_DEADLINE_SECONDS = deadline_seconds
+    vonage.hang(route="create", times=None)
+
+    ncco, elapsed = caller_dials(client, vonage)
+
+    # A correctness bound on Vonage's 5 s budget, not a benchmark.
+    assert elapsed < ANSWER_BUDGET_SECONDS
+    assert elapsed < min(timeout_seconds, deadline_seconds) + 1
+    assert_connected_directly(ncco, settings)
+    assert [request.fault for request in vonage.create_requests()] == ["hang"]
+
+
+def test_an_agent_call_created_after_the_deadline_is_hung_up(
+    client: Client, vonage: FakeVonageAPI, summer_number: TrackingNumber, settings: Settings
+) -> None:
+    # Slower than our deadline, quicker than the SDK's timeout: Vonage creates the call,
+    # but only after the caller was already connected directly.
+    settings.VONAGE_TIMEOUT_SECONDS = 3
+    settings.AGENT_CALL_DEADLINE_SECONDS = 1.5
+    vonage.set_latency(2200, route="create")
+
+    ncco, elapsed = caller_dials(client, vonage)
+
+    assert elapsed < 2.2
+    call = assert_connected_directly(ncco, settings)
+    assert "did not create the call within 1.5 s" in call.agent_call_error
+    late = wait_for_hang_up(vonage)
+    assert late.status == "cancelled"  # hung up before anyone answered
+    assert [request.status for request in vonage.hangups()] == [204]
+    assert not call.legs.filter(uuid=late.uuid).exists()
+
+
+def test_a_late_agent_call_is_hung_up_despite_a_first_400(
+    client: Client, vonage: FakeVonageAPI, summer_number: TrackingNumber, settings: Settings
+) -> None:
+    # An update 1–2 s after the call was created can fail with 400 (VONAGE.md).
+    settings.VONAGE_TIMEOUT_SECONDS = 3
+    settings.AGENT_CALL_DEADLINE_SECONDS = 0.5
+    vonage.set_latency(1000, route="create")
+    vonage.fail(400, route="update", times=1)
+
+    ncco, _ = caller_dials(client, vonage)
+
+    assert_connected_directly(ncco, settings)
+    late = wait_for_hang_up(vonage)
+    assert [(request.call_uuid, request.status) for request in vonage.hangups()] == [
+        (late.uuid, 400),
+        (late.uuid, 204),
+    ]
+
+
+def test_a_late_agent_who_answers_anyway_is_not_conferenced(
+    client: Client, vonage: FakeVonageAPI, summer_number: TrackingNumber, settings: Settings
+) -> None:
+    settings.VONAGE_TIMEOUT_SECONDS = 3
+    settings.AGENT_CALL_DEADLINE_SECONDS = 0.5
+    vonage.set_latency(1000, route="create")
+    vonage.hang(route="update", times=None)  # and the hang-up does not get through
+
+    ncco, _ = caller_dials(client, vonage)
+    assert_connected_directly(ncco, settings)
+    late = wait_for_created_call(vonage)
+
+    response = answer_as_agent(client, vonage, call=Call.objects.get(), uuid=late.uuid)
+
+    assert response == [{"action": "talk", "text": "The caller has hung up."}]
+
+
+# --- a dropped connection makes the SDK re-send the POST ------------------------------
+
+
+def test_a_dropped_create_call_is_re_sent_and_only_one_agent_joins(
+    client: Client, vonage: FakeVonageAPI, summer_number: TrackingNumber, settings: Settings
+) -> None:
+    # Vonage creates the call, then the connection drops before the 201 arrives. The SDK
+    # sees RemoteDisconnected and sends the same POST again (VONAGE.md): two calls ring
+    # the call centre, and only the second one's uuid ever reaches us.
+    vonage.drop_after_accept(route="create", times=1)
+
+    ncco, _ = caller_dials(client, vonage)
+
+    assert [request.fault or request.status for request in vonage.create_requests()] == ["drop", 201]
+    orphan, placed = vonage.created_calls()
+    call = Call.objects.get()
+    assert call.state == CallState.WAITING
+    assert ncco[1]["action"] == "conversation"
+    assert list(call.legs.filter(role=LegRole.AGENT).values_list("uuid", flat=True)) == [placed.uuid]
+
+    # The orphan call's agent answers first: told, not conferenced, not recorded.
+    assert answer_as_agent(client, vonage, call=call, uuid=orphan.uuid) == [
+        {"action": "talk", "text": "This call is being answered by a colleague."}
+    ]
+    # The placed call's agent hears the whisper and joins the caller.
+    assert answer_as_agent(client, vonage, call=call, uuid=placed.uuid)[1] == {
+        "action": "conversation",
+        "name": call.conference_name,
+        "startOnEnter": True,
+        "endOnExit": True,
+    }
+    assert list(call.legs.filter(role=LegRole.AGENT).values_list("uuid", flat=True)) == [placed.uuid]
+
+    # The orphan's events are kept, but belong to no call and change nothing.
+    orphan_leg = Leg(
+        from_=CAMPAIGN_NUMBER,
+        to=DESTINATION,
+        direction="outbound",
+        uuid=orphan.uuid,
+        conversation_uuid=orphan.conversation_uuid,
+    )
+    post_event(client, orphan_leg.answered(call.started_at))
+    assert CallEvent.objects.get(leg_uuid=orphan.uuid).call is None
+    call.refresh_from_db()
+    assert call.outcome == Outcome.IN_PROGRESS
+
+
+def test_when_every_create_call_drops_the_sdk_creates_ten_calls(
+    client: Client, vonage: FakeVonageAPI, summer_number: TrackingNumber, settings: Settings
+) -> None:
+    # Documents the SDK (vonage-http-client 1.5.2): it re-sends on RemoteDisconnected up
+    # to ``pool_maxsize`` (10) times, whatever the method. Each attempt that Vonage acted
+    # on rings the call centre; we learn none of their uuids, so we cannot hang them up.
+    vonage.drop_after_accept(route="create", times=None)
+
+    ncco, elapsed = caller_dials(client, vonage)
+
+    assert elapsed < ANSWER_BUDGET_SECONDS
+    call = assert_connected_directly(ncco, settings)
+    assert "RemoteDisconnected" in call.agent_call_error
+    assert len(vonage.create_requests()) == 10
+    orphans = vonage.created_calls()
+    assert len(orphans) == 10
+    assert vonage.hangups() == []
+    # Any agent who picks one up is told and let go, never conferenced.
+    for orphan in orphans[:2]:
+        assert answer_as_agent(client, vonage, call=call, uuid=orphan.uuid)[-1]["action"] == "talk"
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def answer_as_agent(client: Client, vonage: FakeVonageAPI, *, call: Call, uuid: str) -> list[dict[str, Any]]:
+    created = vonage.call(uuid)
+    agent = Leg(
+        from_=CAMPAIGN_NUMBER,
+        to=DESTINATION,
+        direction="outbound",
+        uuid=uuid,
+        conversation_uuid=created.conversation_uuid,
+    )
+    params = {"call": str(call.pk), **agent.answer_params(region_url=vonage.url)}
+    response = client.get("/answer_outbound", params)
+    assert response.status_code == 200
+    return response.json()
+
+
+def wait_for_created_call(vonage: FakeVonageAPI, timeout: float = 5.0) -> FakeCall:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        calls = vonage.created_calls()
+        if calls:
+            return calls[0]
+        time.sleep(0.05)
+    raise AssertionError("The fake never created the agent call.")
+
+
+def wait_for_hang_up(vonage: FakeVonageAPI, timeout: float = 5.0) -> FakeCall:
+    """The late call, once the fake has answered a hang-up for it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for request in vonage.hangups():
+            if request.status == 204:
+                return vonage.call(request.call_uuid)
+        time.sleep(0.05)
+    raise AssertionError(f"No hang-up reached the fake within {timeout:g} s: {vonage.requests}")
