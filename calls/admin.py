@@ -206,9 +206,7 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
         # (a field added to the model later) is listed under "More".
         named = set(flatten_fieldsets(self.call_fieldsets)) | self.replaced_fields
         rest = tuple(
-            f.name
-            for f in Call._meta.concrete_fields
-            if f.name not in named and not f.primary_key and f.editable
+            f.name for f in Call._meta.concrete_fields if f.name not in named and not f.primary_key and f.editable
         )
         return self.call_fieldsets + ((("More", {"fields": rest}),) if rest else ())
 

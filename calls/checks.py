@@ -14,8 +14,7 @@ def vonage_settings_check(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     if not settings.VONAGE_SIGNATURE_SECRET and not settings.DEBUG:
         messages.append(
             Warning(
-                "VONAGE_SIGNATURE_SECRET is not set: anyone who finds the webhook URLs can "
-                "post fake calls and events.",
+                "VONAGE_SIGNATURE_SECRET is not set: anyone who finds the webhook URLs can post fake calls and events.",
                 hint="Set it to the account's signature secret (Vonage dashboard, API settings).",
                 id="calls.W001",
             )

@@ -50,9 +50,7 @@ Route = Literal["create", "update", "get", "list"]
 ROUTES: tuple[Route, ...] = ("create", "update", "get", "list")
 
 UPDATE_ACTIONS = frozenset({"hangup", "transfer", "mute", "unmute", "earmuff", "unearmuff"})
-TERMINAL_STATUSES = frozenset(
-    {"completed", "busy", "cancelled", "unanswered", "rejected", "failed", "timeout"}
-)
+TERMINAL_STATUSES = frozenset({"completed", "busy", "cancelled", "unanswered", "rejected", "failed", "timeout"})
 # E.164 digits without "+", as Vonage wants them (the SDK's own PhoneNumber pattern).
 _NUMBER = re.compile(r"^[1-9]\d{6,14}$")
 _CALL_PATH = re.compile(r"^/v1/calls/(?P<uuid>[^/]+)/?$")
@@ -252,9 +250,7 @@ class FakeVonageAPI:
         with self._lock:
             self._latency_ms[route] = ms
 
-    def fail(
-        self, status: int, *, route: Route | None = None, times: int | None = 1, share: float = 1.0
-    ) -> None:
+    def fail(self, status: int, *, route: Route | None = None, times: int | None = 1, share: float = 1.0) -> None:
         """Answer ``status`` (500, 429, 401…) to the next ``times`` requests (None: all),
         or to a ``share`` of them, chosen with the seeded random generator."""
         self._add_fault(route, _Fault("status", status=status, remaining=times, share=share))
@@ -264,9 +260,7 @@ class FakeVonageAPI:
         then close the connection."""
         self._add_fault(route, _Fault("hang", remaining=times, share=share))
 
-    def drop_after_accept(
-        self, *, route: Route | None = "create", times: int | None = 1, share: float = 1.0
-    ) -> None:
+    def drop_after_accept(self, *, route: Route | None = "create", times: int | None = 1, share: float = 1.0) -> None:
         """Act on the request (create the call, hang it up…), then close the connection
         without answering.
 

@@ -25,6 +25,7 @@ class CallState(models.TextChoices):
     WAITING = "waiting", "Caller waiting for the agent"
     CONNECTED = "connected", "Caller and agent connected"
     DIRECT = "direct", "Caller connected without a whisper"
+    FALLBACK = "fallback", "Caller at the fallback (message or voicemail)"
     ENDED = "ended", "Ended"
 
 
@@ -47,25 +48,31 @@ class Call(models.Model):
     tracking_number = models.ForeignKey(
         TrackingNumber, null=True, blank=True, on_delete=models.SET_NULL, related_name="calls"
     )
-    campaign = models.ForeignKey(
-        Campaign, null=True, blank=True, on_delete=models.SET_NULL, related_name="calls"
-    )
-    number_status = models.CharField(
-        max_length=10, choices=NumberStatus.choices, default=NumberStatus.TRACKED
-    )
+    campaign = models.ForeignKey(Campaign, null=True, blank=True, on_delete=models.SET_NULL, related_name="calls")
+    number_status = models.CharField(max_length=10, choices=NumberStatus.choices, default=NumberStatus.TRACKED)
     caller_number = models.CharField(max_length=32, blank=True, db_index=True)
     called_number = models.CharField(max_length=32, db_index=True)
-    source = models.CharField(
-        max_length=120, blank=True, help_text="The number's label when the call came in."
-    )
+    source = models.CharField(max_length=120, blank=True, help_text="The number's label when the call came in.")
     destination = models.CharField(max_length=15, help_text="The call centre number the agent was rung on.")
     conference_name = models.CharField(max_length=64, unique=True)
     whisper_text = models.TextField(blank=True, help_text="What the agent heard, exactly as spoken.")
     caller_ncco = models.JSONField(default=list, help_text="The NCCO the caller was answered with.")
     state = models.CharField(max_length=10, choices=CallState.choices, default=CallState.WAITING)
-    outcome = models.CharField(
-        max_length=12, choices=Outcome.choices, default=Outcome.IN_PROGRESS, db_index=True
+    outcome = models.CharField(max_length=12, choices=Outcome.choices, default=Outcome.IN_PROGRESS, db_index=True)
+    strategy = models.CharField(max_length=10, default="conference", help_text="The campaign's strategy then.")
+    accept_required = models.BooleanField(default=False, help_text="Press 1 to accept, as the campaign said then.")
+    attempt = models.PositiveSmallIntegerField(
+        default=0, help_text="Which destination is being rung: 0 is the first, then the hunt list."
     )
+    resolution = models.CharField(
+        max_length=12,
+        choices=Outcome.choices,
+        blank=True,
+        help_text="An outcome the flow decided (closed, voicemail, declined), kept whatever the legs say.",
+    )
+    fallback_at = models.DateTimeField(null=True, blank=True, help_text="When the caller was moved to the fallback.")
+    recording_url = models.URLField(max_length=500, blank=True, help_text="The voicemail the caller left.")
+    recording_seconds = models.PositiveIntegerField(null=True, blank=True)
     agent_call_error = models.TextField(
         blank=True, help_text="Why the agent call could not be placed, when it could not."
     )
@@ -86,9 +93,7 @@ class Call(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(outcome__in=Outcome.values), name="call_outcome_valid"),
             models.CheckConstraint(condition=Q(state__in=CallState.values), name="call_state_valid"),
-            models.CheckConstraint(
-                condition=Q(number_status__in=NumberStatus.values), name="call_number_status_valid"
-            ),
+            models.CheckConstraint(condition=Q(number_status__in=NumberStatus.values), name="call_number_status_valid"),
         ]
 
     def __str__(self) -> str:
@@ -128,9 +133,10 @@ class CallLeg(models.Model):
     direction = models.CharField(max_length=8, blank=True)
     status = models.CharField(max_length=10, choices=LegStatus.choices, default=LegStatus.NEW)
     detail = models.CharField(max_length=64, blank=True, help_text="Vonage's reason for a failure status.")
-    machine_detected = models.CharField(
-        max_length=8, blank=True, help_text="human or machine, when detected."
-    )
+    machine_detected = models.CharField(max_length=8, blank=True, help_text="human or machine, when detected.")
+    attempt = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Which destination this leg rang.")
+    accepted_at = models.DateTimeField(null=True, blank=True, help_text="When the agent pressed 1.")
+    declined_at = models.DateTimeField(null=True, blank=True, help_text="When the agent declined or let it pass.")
     started_at = models.DateTimeField(null=True, blank=True)
     answered_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
@@ -155,9 +161,7 @@ class CallLeg(models.Model):
 class CallEvent(models.Model):
     """Every delivery Vonage made to /event, stored once."""
 
-    dedupe_key = models.CharField(
-        max_length=100, unique=True, help_text="Same key for a redelivery of the same event."
-    )
+    dedupe_key = models.CharField(max_length=100, unique=True, help_text="Same key for a redelivery of the same event.")
     call = models.ForeignKey(Call, null=True, blank=True, on_delete=models.CASCADE, related_name="events")
     leg = models.ForeignKey(CallLeg, null=True, blank=True, on_delete=models.SET_NULL, related_name="events")
     leg_uuid = models.CharField(max_length=64, blank=True, db_index=True)

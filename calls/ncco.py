@@ -7,6 +7,7 @@ array with one URL.
 """
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from campaigns.whisper import MAX_TALK_CHARS
@@ -19,8 +20,23 @@ Ncco = list[NccoAction]
 _CONNECT_FROM = re.compile(r"[0-9]{7,15}")
 
 
-def talk(text: str, *, language: str = "", style: int | None = None) -> NccoAction:
+# Press-1-to-accept: one digit, and Vonage's longest wait for it (10 s).
+ACCEPT_DIGIT = "1"
+ACCEPT_TIMEOUT_SECONDS = 8
+
+
+@dataclass(frozen=True)
+class Voice:
+    """A campaign's text-to-speech settings: BCP-47 language and Vonage's style number."""
+
+    language: str = ""
+    style: int | None = None
+
+
+def talk(text: str, *, voice: Voice | None = None, language: str = "", style: int | None = None) -> NccoAction:
     action: NccoAction = {"action": "talk", "text": text[:MAX_TALK_CHARS]}
+    language = voice.language if voice else language
+    style = voice.style if voice else style
     if language:
         action["language"] = language
     if style is not None:
@@ -28,39 +44,131 @@ def talk(text: str, *, language: str = "", style: int | None = None) -> NccoActi
     return action
 
 
-def caller_waits(*, greeting: str, conference_name: str, hold_music_url: str) -> Ncco:
-    """The caller hears the greeting, then hold music until the agent enters."""
+def caller_waits(*, greeting: str, conference_name: str, hold_music_url: str, voice: Voice | None = None) -> Ncco:
+    """The caller hears the greeting, then hold music until the agent enters.
+
+    ``endOnExit`` on the caller too: a caller who hangs up ends the conversation, so
+    an agent is never left in an empty room.
+    """
     return [
-        talk(greeting),
+        talk(greeting, voice=voice),
         {
             "action": "conversation",
             "name": conference_name,
             "startOnEnter": False,
+            "endOnExit": True,
             "musicOnHoldUrl": [hold_music_url],
         },
     ]
 
 
-def agent_hears_whisper(*, whisper: str, conference_name: str) -> Ncco:
-    """The agent hears the whisper, then joins: hold music stops and both talk.
+def agent_joins(*, conference_name: str) -> NccoAction:
+    """The agent enters the caller's conversation: hold music stops and both talk.
 
     ``endOnExit`` on the agent ends the conversation when the agent hangs up, so the
     caller is never left alone in it.
     """
+    return {"action": "conversation", "name": conference_name, "startOnEnter": True, "endOnExit": True}
+
+
+def agent_hears_whisper(
+    *, whisper: str, conference_name: str, voice: Voice | None = None, accept: "AcceptPrompt | None" = None
+) -> Ncco:
+    """The agent hears the whisper, then joins (or, with press 1 to accept, is asked)."""
+    if accept is not None:
+        return [talk(whisper, voice=voice), *accept_input(accept, voice=voice)]
+    return [talk(whisper, voice=voice), agent_joins(conference_name=conference_name)]
+
+
+@dataclass(frozen=True)
+class AcceptPrompt:
+    prompt: str
+    event_url: str
+
+
+def accept_input(accept: AcceptPrompt, *, voice: Voice | None = None) -> Ncco:
+    """Ask the agent to press 1; the answer arrives as an ``input`` event at ``event_url``,
+    and our response to that event is the agent's next NCCO."""
     return [
-        talk(whisper),
+        talk(accept.prompt, voice=voice),
         {
-            "action": "conversation",
-            "name": conference_name,
-            "startOnEnter": True,
-            "endOnExit": True,
+            "action": "input",
+            "type": ["dtmf"],
+            "dtmf": {"maxDigits": 1, "timeOut": ACCEPT_TIMEOUT_SECONDS},
+            "eventUrl": [accept.event_url],
         },
     ]
 
 
-def caller_connects_directly(
-    *, greeting: str, destination: str, from_number: str, event_url: str = ""
+def agent_whisper_on_answer(*, whisper: str, voice: Voice | None = None, accept: AcceptPrompt | None = None) -> Ncco:
+    """The ``connect`` strategy's ``onAnswer`` NCCO: runs on the agent's leg only, then
+    Vonage bridges agent and caller itself."""
+    ncco = [talk(whisper, voice=voice)]
+    if accept is not None:
+        ncco.extend(accept_input(accept, voice=voice))
+    return ncco
+
+
+def agent_accepted_connect() -> Ncco:
+    """The connect strategy after the agent pressed 1: a word, then Vonage bridges."""
+    return [talk("Connecting you now.")]
+
+
+def agent_declined() -> Ncco:
+    """The agent pressed something else, or nothing: the caller is passed on."""
+    return [talk("The caller will be passed on. Goodbye.")]
+
+
+def caller_connects_to_agent(
+    *,
+    destination: str,
+    from_number: str,
+    ring_seconds: int,
+    on_answer_url: str,
+    event_url: str,
+    greeting: str = "",
+    voice: Voice | None = None,
 ) -> Ncco:
+    """The ``connect`` strategy: Vonage rings the agent, runs ``on_answer_url``'s NCCO (the
+    whisper) on the agent's leg, then bridges. With ``eventType: synchronous`` our answer to
+    a busy, timeout, failed, rejected or unanswered event is the caller's next NCCO.
+    ``machineDetection: hangup`` keeps an answering machine from taking the caller."""
+    connect: NccoAction = {
+        "action": "connect",
+        "endpoint": [{"type": "phone", "number": destination, "onAnswer": {"url": on_answer_url}}],
+        "timeout": ring_seconds,
+        "eventType": "synchronous",
+        "eventUrl": [event_url],
+        "machineDetection": "hangup",
+    }
+    if _CONNECT_FROM.fullmatch(from_number):
+        connect["from"] = from_number
+    return ([talk(greeting, voice=voice)] if greeting else []) + [connect]
+
+
+def caller_hears_message(*, text: str, voice: Voice | None = None) -> Ncco:
+    """A message, then the NCCO ends and Vonage hangs up."""
+    return [talk(text, voice=voice)]
+
+
+def caller_leaves_voicemail(*, prompt: str, event_url: str, voice: Voice | None = None) -> Ncco:
+    """A prompt, a beep, and a recording that stops after 3 s of silence or 2 minutes;
+    the recording's URL arrives as a ``record`` event at ``event_url``."""
+    return [
+        talk(prompt, voice=voice),
+        {
+            "action": "record",
+            "beepStart": True,
+            "endOnSilence": 3,
+            "timeOut": 120,
+            "format": "mp3",
+            "eventUrl": [event_url],
+        },
+        talk("Thank you. Goodbye.", voice=voice),
+    ]
+
+
+def caller_connects_directly(*, greeting: str, destination: str, from_number: str, event_url: str = "") -> Ncco:
     """Connect the caller straight to the call centre: used when no whisper is possible.
 
     ``from`` must be one of our Vonage numbers (7 to 15 digits); without a valid one
@@ -91,3 +199,9 @@ def agent_hears_call_taken() -> Ncco:
     """An agent on a duplicate agent call (one Vonage created for a re-sent request) is
     told so and not conferenced; the call ends after the talk."""
     return [talk("This call is being answered by a colleague.")]
+
+
+def agent_hears_caller_moved_on() -> Ncco:
+    """An agent who answers after the caller was passed on (another destination, the
+    fallback, or straight through) is told so and not conferenced."""
+    return [talk("The caller is no longer waiting.")]

@@ -6,7 +6,7 @@ every event, so duplicates and any delivery order give the same result.
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from .leg_progress import FAILURE_STATUSES, is_terminal
 from .models import CallLeg, CallState, LegRole, LegStatus, Outcome
@@ -32,59 +32,103 @@ class CallSummary:
     talk_seconds: int | None
 
 
-def summarize(*, started_at: datetime, state: str, legs: Sequence[CallLeg]) -> CallSummary:
+def agent_joined_at(leg: CallLeg, *, whisper_seconds: float, accept_required: bool) -> datetime | None:
+    """When the agent was put through to the caller: after pressing 1 when that is
+    required, otherwise when the whisper had been spoken after answering."""
+    if leg.role != LegRole.AGENT or leg.declined_at is not None or leg.machine_detected == "machine":
+        return None
+    if accept_required:
+        return leg.accepted_at
+    if leg.answered_at is None:
+        return None
+    return leg.answered_at + timedelta(seconds=whisper_seconds)
+
+
+def agent_gave_up(leg: CallLeg, *, whisper_seconds: float, accept_required: bool) -> bool:
+    """Whether this agent leg will never be put through: the caller needs the next step."""
+    if leg.declined_at is not None or leg.machine_detected == "machine":
+        return True
+    if leg.status in FAILURE_STATUSES:
+        return True
+    if leg.status != LegStatus.COMPLETED:
+        return False
+    joined = agent_joined_at(leg, whisper_seconds=whisper_seconds, accept_required=accept_required)
+    # Completed without ever joining: hung up during the whisper, or never pressed 1.
+    return joined is None or (leg.ended_at is not None and leg.ended_at < joined)
+
+
+def summarize(
+    *,
+    started_at: datetime,
+    state: str,
+    legs: Sequence[CallLeg],
+    whisper_seconds: float = 0.0,
+    accept_required: bool = False,
+    resolution: str = "",
+    fallback_at: datetime | None = None,
+) -> CallSummary:
     caller = next((leg for leg in legs if leg.role == LegRole.CALLER), None)
     agents = [leg for leg in legs if leg.role == LegRole.AGENT]
     caller_ended = caller is not None and is_terminal(caller.status)
     caller_end = caller.ended_at if caller is not None else None
 
-    answered = [
-        leg
-        for leg in agents
-        if leg.answered_at is not None
-        and (caller_end is None or leg.answered_at <= caller_end)
-        and leg.machine_detected != "machine"
-    ]
-    agent = min(answered, key=lambda leg: leg.answered_at) if answered else None  # type: ignore[arg-type, return-value]
-    agent_answered_at = agent.answered_at if agent else None
+    joins = []
+    for leg in agents:
+        joined = agent_joined_at(leg, whisper_seconds=whisper_seconds, accept_required=accept_required)
+        if joined is None or (caller_end is not None and joined > caller_end):
+            continue
+        if leg.ended_at is not None and leg.ended_at < joined:
+            continue
+        joins.append((joined, leg))
+    joined_at, agent = min(joins, key=lambda pair: pair[0]) if joins else (None, None)
 
     ended_at = caller_end if caller_ended else None
     if agent is not None:
         outcome = Outcome.ANSWERED
         new_state = CallState.ENDED if caller_ended else CallState.CONNECTED
+    elif resolution:
+        outcome = resolution
+        new_state = CallState.ENDED if caller_ended else CallState.FALLBACK
     elif caller_ended:
-        outcome = _unanswered_outcome(agents)
+        outcome = _unanswered_outcome(agents, caller_end)
         new_state = CallState.ENDED
     else:
         outcome = Outcome.IN_PROGRESS
-        new_state = state if state in (CallState.WAITING, CallState.DIRECT) else CallState.WAITING
+        new_state = state if state in (CallState.WAITING, CallState.DIRECT, CallState.FALLBACK) else CallState.WAITING
 
-    wait_end = agent_answered_at or ended_at
-    wait_seconds = _seconds(started_at, wait_end)
+    # The caller waits until put through to the agent (after the whisper), or moved on.
+    wait_end = joined_at or fallback_at or ended_at
     talk_seconds = None
-    if agent_answered_at is not None:
-        ends = [t for t in (caller_end, agent.ended_at if agent else None) if t is not None]
-        talk_seconds = _seconds(agent_answered_at, min(ends)) if ends else None
+    if joined_at is not None and agent is not None:
+        ends = [t for t in (caller_end, agent.ended_at) if t is not None]
+        talk_seconds = _seconds(joined_at, min(ends)) if ends else None
     return CallSummary(
         state=new_state,
         outcome=outcome,
-        agent_answered_at=agent_answered_at,
+        agent_answered_at=agent.answered_at if agent is not None else None,
         ended_at=ended_at,
-        wait_seconds=wait_seconds,
+        wait_seconds=_seconds(started_at, wait_end),
         talk_seconds=talk_seconds,
     )
 
 
-def _unanswered_outcome(agents: Sequence[CallLeg]) -> str:
-    """The caller's leg ended and no agent answered in time: why?"""
-    if any(leg.machine_detected == "machine" for leg in agents):
-        return Outcome.MISSED
-    # The last agent tried decides; with no agent leg at all the call was never placed.
-    failures = [leg.status for leg in agents if leg.status in FAILURE_STATUSES]
-    if failures:
-        return AGENT_FAILURE_OUTCOME.get(failures[-1], Outcome.FAILED)
+def _unanswered_outcome(agents: Sequence[CallLeg], caller_end: datetime | None) -> str:
+    """The caller's leg ended and no agent was put through: why? The last agent rung decides."""
     if not agents:
         return Outcome.FAILED
+    last = max(agents, key=lambda leg: (leg.attempt or 0, leg.created_at, leg.pk or 0))
+    if last.declined_at is not None:
+        return Outcome.DECLINED
+    if last.machine_detected == "machine":
+        return Outcome.MISSED
+    if last.status in FAILURE_STATUSES:
+        # A leg we cancelled because the caller left ended after the caller did.
+        if caller_end is not None and last.ended_at is not None and last.ended_at > caller_end:
+            return Outcome.ABANDONED
+        return AGENT_FAILURE_OUTCOME.get(last.status, Outcome.FAILED)
+    if last.status == LegStatus.COMPLETED and last.answered_at is not None:
+        if caller_end is not None and last.ended_at is not None and last.ended_at <= caller_end:
+            return Outcome.MISSED  # answered but hung up before taking the call
     return Outcome.ABANDONED
 
 

@@ -49,9 +49,7 @@ def route_for(to: str) -> Route:
         campaign=campaign,
         destination=(routed.destination if routed and routed.destination else settings.CALL_CENTER_NUMBER),
         greeting=routed.greeting if routed else DEFAULT_GREETING,
-        hold_music_url=(
-            routed.hold_music_url if routed and routed.hold_music_url else settings.HOLD_MUSIC_URL
-        ),
+        hold_music_url=(routed.hold_music_url if routed and routed.hold_music_url else settings.HOLD_MUSIC_URL),
         source=number.source if number else "",
     )
 

@@ -33,6 +33,7 @@ class AnswerInboundSerializer(_WithFrom):
 
 class AnswerOutboundSerializer(AnswerInboundSerializer):
     call = serializers.IntegerField(min_value=1)
+    attempt = serializers.IntegerField(min_value=0, max_value=50, required=False)
     to = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
 
 
@@ -63,3 +64,13 @@ class EventSerializer(serializers.Serializer):
                 "An event must name its call: uuid, call_uuid, conversation_uuid or recording_uuid."
             )
         return attrs
+
+
+class EventContextSerializer(serializers.Serializer):
+    """Our own query parameters on the event URLs we hand Vonage."""
+
+    call = serializers.IntegerField(min_value=1, required=False)
+    attempt = serializers.IntegerField(min_value=0, max_value=50, required=False)
+
+    class Meta:
+        keys = ("call", "attempt")

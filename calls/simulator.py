@@ -22,6 +22,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from campaigns.whisper import speaking_seconds
+
 from .models import Call, LegRole
 from .signatures import sign_webhook
 
@@ -62,9 +64,7 @@ class SimulatedCall:
         leg = "caller" if payload.get("uuid") == self.caller_uuid else "agent"
         self.narrate(f"[event] {leg} {payload.get('status', '?')} → {response.status_code}")
 
-    def status(
-        self, uuid: str, status: str, *, direction: str, seconds: float, **extra: Any
-    ) -> dict[str, Any]:
+    def status(self, uuid: str, status: str, *, direction: str, seconds: float, **extra: Any) -> dict[str, Any]:
         payload = {
             "uuid": uuid,
             "conversation_uuid": self.conversation_uuid if direction == "inbound" else extra.pop("conv", ""),
@@ -131,8 +131,7 @@ def run_answered_call(*, to: str, from_: str, talk_seconds: int, narrate: Narrat
     agent_leg = call.legs.filter(role=LegRole.AGENT).first()
     if caller_state == "connect" or agent_leg is None:
         narrate(
-            "[vonage] the app placed no agent call: "
-            + (call.agent_call_error or "the caller was connected directly")
+            "[vonage] the app placed no agent call: " + (call.agent_call_error or "the caller was connected directly")
         )
         sim.status(
             sim.caller_uuid,
@@ -143,10 +142,7 @@ def run_answered_call(*, to: str, from_: str, talk_seconds: int, narrate: Narrat
         )
         return _finish(call, narrate)
 
-    narrate(
-        "[vonage] the app asked Vonage to ring the agent: "
-        f"+{agent_leg.to_number} from +{agent_leg.from_number}"
-    )
+    narrate(f"[vonage] the app asked Vonage to ring the agent: +{agent_leg.to_number} from +{agent_leg.from_number}")
     agent = {"conv": f"CON-{uuid_lib.uuid4()}"}
     # Vonage often reports "ringing" before "started", with the same timestamp.
     sim.status(agent_leg.uuid, "ringing", direction="outbound", seconds=0.5, **dict(agent))
@@ -161,10 +157,11 @@ def run_answered_call(*, to: str, from_: str, talk_seconds: int, narrate: Narrat
             "to": agent_leg.to_number,
         },
     )
-    sim.status(
-        agent_leg.uuid, "answered", direction="outbound", seconds=0, start_time=answered_at, **dict(agent)
-    )
+    sim.status(agent_leg.uuid, "answered", direction="outbound", seconds=0, start_time=answered_at, **dict(agent))
     sim.play("agent", agent_ncco)
+    # The whisper takes a moment to say before the agent joins the caller.
+    whisper = next((a.get("text", "") for a in agent_ncco if a.get("action") == "talk"), "")
+    sim.tick(speaking_seconds(whisper))
     narrate(f"[caller] hold music stops: caller and agent talk for {talk_seconds} s")
     end = sim.tick(talk_seconds)
     completed = {
@@ -210,10 +207,7 @@ def run_answered_call(*, to: str, from_: str, talk_seconds: int, narrate: Narrat
 def _finish(call: Call, narrate: Narrate) -> Call:
     call.refresh_from_db()
     narrate("")
-    narrate(
-        f"Call {call.pk}: outcome {call.get_outcome_display().lower()}, "
-        f"state {call.get_state_display().lower()}"
-    )
+    narrate(f"Call {call.pk}: outcome {call.get_outcome_display().lower()}, state {call.get_state_display().lower()}")
     narrate(
         f"  campaign: {call.campaign or '-'}   source: {call.source or '-'}   "
         f"number: {call.get_number_status_display()}"

@@ -103,9 +103,7 @@ def place_call(
         )
         return placed
 
-    future = _executor().submit(
-        _create_call, to, from_, answer_url, event_url, ringing_timer, machine_detection
-    )
+    future = _executor().submit(_create_call, to, from_, answer_url, event_url, ringing_timer, machine_detection)
     try:
         return future.result(timeout=deadline_seconds)
     except FutureTimeout:
@@ -322,9 +320,7 @@ class OwnedNumber:
 
 def application_create(*, spec: VoiceApplicationSpec) -> CreatedApplication:
     """Create the application; Vonage returns its private key this once only."""
-    created = _call_setup_sdk(
-        "creating the application", "application", "create_application", _app_config(spec)
-    )
+    created = _call_setup_sdk("creating the application", "application", "create_application", _app_config(spec))
     private_key = (created.keys.model_extra or {}).get("private_key") if created.keys else None
     if not private_key:
         raise VonageUnavailable(f"Vonage created application {created.id} but returned no private key.")
@@ -334,9 +330,7 @@ def application_create(*, spec: VoiceApplicationSpec) -> CreatedApplication:
 def application_update(*, application_id: str, spec: VoiceApplicationSpec) -> None:
     """Replace the application's settings with ``spec``: Vonage's update is a PUT of the
     whole configuration, so anything not in ``spec`` is reset. The key pair is kept."""
-    _call_setup_sdk(
-        "updating the application", "application", "update_application", application_id, _app_config(spec)
-    )
+    _call_setup_sdk("updating the application", "application", "update_application", application_id, _app_config(spec))
 
 
 def owned_numbers() -> dict[str, OwnedNumber]:

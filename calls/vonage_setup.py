@@ -49,9 +49,7 @@ def public_url_check(public_url: str) -> None:
     parts = urlsplit(public_url)
     host = parts.hostname or ""
     if parts.scheme not in ("http", "https") or not host:
-        raise SetupError(
-            f"PUBLIC_URL ({public_url!r}) must be a web address such as https://whisper.example.com."
-        )
+        raise SetupError(f"PUBLIC_URL ({public_url!r}) must be a web address such as https://whisper.example.com.")
     if host == "localhost" or host.endswith(".localhost") or _is_local_address(host):
         raise SetupError(
             f"PUBLIC_URL is {public_url}, which Vonage cannot reach. Set it to the address this app "
@@ -136,9 +134,7 @@ def numbers_link(*, application_id: str, numbers: list[TrackingNumber]) -> list[
     try:
         owned = vonage_adapter.owned_numbers()
     except VonageUnavailable as exc:
-        raise SetupError(
-            f"The account's numbers could not be listed, so none were linked. {exc}{_hint(exc)}"
-        ) from exc
+        raise SetupError(f"The account's numbers could not be listed, so none were linked. {exc}{_hint(exc)}") from exc
     return [_number_link(number, owned.get(number.number), application_id) for number in numbers]
 
 
@@ -147,9 +143,7 @@ def number_label(number: TrackingNumber) -> str:
     return f"{number.number} ({details})"
 
 
-def _number_link(
-    number: TrackingNumber, owned: vonage_adapter.OwnedNumber | None, application_id: str
-) -> NumberLink:
+def _number_link(number: TrackingNumber, owned: vonage_adapter.OwnedNumber | None, application_id: str) -> NumberLink:
     label = number_label(number)
     if owned is None:
         return NumberLink(

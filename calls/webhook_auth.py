@@ -69,9 +69,7 @@ def webhook_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
     request = context.get("request")
     path = request.path if request is not None else "?"
     if response is not None:
-        logger.warning(
-            "webhook.refused path=%s status=%s detail=%s", path, response.status_code, _detail(exc)
-        )
+        logger.warning("webhook.refused path=%s status=%s detail=%s", path, response.status_code, _detail(exc))
     return response
 
 

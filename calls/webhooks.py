@@ -15,12 +15,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from . import events, services
 from . import ncco as nccos
-from . import services
 from .ncco import Ncco
 from .serializers import (
     AnswerInboundSerializer,
     AnswerOutboundSerializer,
+    EventContextSerializer,
     EventSerializer,
     FallbackSerializer,
 )
@@ -119,6 +120,7 @@ class AnswerOutboundView(AnswerWebhook):
                 uuid=fields["uuid"],
                 conversation_uuid=fields["conversation_uuid"],
                 region_url=fields["region_url"],
+                attempt=fields.get("attempt"),
             )
         except services.CallNotFound:
             logger.warning("answer_outbound.unknown_call call=%s uuid=%s", fields["call"], fields["uuid"])
@@ -140,20 +142,50 @@ class FallbackView(AnswerWebhook):
 
 
 class EventView(VonageWebhook):
+    """Every event Vonage posts. Answered 200 with a small receipt, except where
+    Vonage runs our answer as an NCCO: an agent's key press (press 1 to accept) and
+    the connect strategy's synchronous events (``?call=&attempt=`` on its eventUrl)."""
+
     input_serializer = EventSerializer
+
+    def get(self, request: Request) -> Response:
+        query = _flat(request.query_params)
+        self.payload = {k: v for k, v in query.items() if k not in EventContextSerializer.Meta.keys}
+        return self.handle(request, self.payload)
+
+    def post(self, request: Request) -> Response:
+        data = request.data
+        if not isinstance(data, dict):
+            if not hasattr(data, "dict"):
+                raise exceptions.ParseError("The body must be a JSON object.")
+            data = data.dict()
+        self.payload = dict(data)
+        return self.handle(request, self.payload)
 
     def handle(self, request: Request, data: dict[str, Any]) -> Response:
         self.validated(data)
+        context = EventContextSerializer(data=_flat(request.query_params))
+        context.is_valid(raise_exception=True)
+        call_id, attempt = context.validated_data.get("call"), context.validated_data.get("attempt")
         try:
-            receipt = services.event_record(payload=data)
+            receipt = events.event_record(payload=data, call_id=call_id, attempt=attempt)
         except Exception:
-            # Not a 500: Vonage is told to try again, and the event is named in the log.
             logger.exception(
-                "event.not_stored uuid=%s status=%s",
+                "event.not_stored call=%s uuid=%s status=%s",
+                call_id,
                 data.get("uuid") or data.get("call_uuid"),
                 data.get("status"),
             )
+            if attempt is not None or "dtmf" in data:
+                # Vonage runs this answer: never leave the leg in silence.
+                return Response(services.safe_default_ncco(to="") if attempt is not None else nccos.agent_declined())
+            # Not a 500: Vonage is told to try again, and the event is named in the log.
             return Response({"detail": "The event could not be stored; please retry."}, status=503)
+        if receipt.ncco is not None:
+            return Response(receipt.ncco)
+        if receipt.kind == "input":
+            logger.warning("event.input_for_unknown_call call=%s uuid=%s", call_id, data.get("uuid"))
+            return Response(nccos.agent_hears_caller_moved_on())
         return Response({"stored": receipt.stored, "kind": receipt.kind}, status=200)
 
 

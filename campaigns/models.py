@@ -1,12 +1,41 @@
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 from .phone import E164_DIGITS_REGEX, InvalidNumber, normalize_number
-from .whisper import TemplateError, validate_template
+from .schedule import WeeklyHours, is_open
+from .whisper import MAX_TALK_CHARS, TemplateError, validate_template
 
 DEFAULT_WHISPER = "Incoming call regarding {topic}"
 DEFAULT_GREETING = "Please wait while we connect you."
+DEFAULT_FALLBACK_MESSAGE = "Sorry, nobody is available to take your call. Please try again later. Goodbye."
+DEFAULT_VOICEMAIL_PROMPT = "Sorry, nobody can take your call right now. Please leave a message after the tone."
+DEFAULT_CLOSED_MESSAGE = "Thank you for calling. We are closed right now. Please call again during opening hours."
+DEFAULT_ACCEPT_PROMPT = "Press 1 to take this call."
+
+
+class Strategy(models.TextChoices):
+    """How caller and agent are brought together."""
+
+    CONFERENCE = "conference", "Conference: the app rings the agent, the caller waits with hold music"
+    CONNECT = "connect", "Connect: Vonage rings the agent and whispers on answer (no REST call)"
+
+
+class Fallback(models.TextChoices):
+    """What a caller gets when no agent takes the call."""
+
+    VOICEMAIL = "voicemail", "Take a voicemail"
+    MESSAGE = "message", "Play the fallback message, then hang up"
+    HANGUP = "hangup", "Say goodbye and hang up"
+
+
+class ClosedAction(models.TextChoices):
+    MESSAGE = "message", "Play the closed message, then hang up"
+    VOICEMAIL = "voicemail", "Play the closed message, then take a voicemail"
 
 
 class CampaignQuerySet(models.QuerySet["Campaign"]):
@@ -22,13 +51,10 @@ class Campaign(models.Model):
     whisper_template = models.TextField(
         default=DEFAULT_WHISPER,
         help_text=(
-            "Spoken to the agent before the caller is connected. "
-            "Variables: {topic}, {campaign}, {source}, {number}."
+            "Spoken to the agent before the caller is connected. Variables: {topic}, {campaign}, {source}, {number}."
         ),
     )
-    greeting = models.TextField(
-        default=DEFAULT_GREETING, help_text="Spoken to the caller while the agent is rung."
-    )
+    greeting = models.TextField(default=DEFAULT_GREETING, help_text="Spoken to the caller while the agent is rung.")
     hold_music_url = models.URLField(
         blank=True, help_text="MP3 the caller hears while waiting. Empty: the default hold music."
     )
@@ -38,6 +64,41 @@ class Campaign(models.Model):
         help_text="Number of the call centre for this campaign. Empty: CALL_CENTER_NUMBER.",
     )
     is_active = models.BooleanField("active", default=True, db_index=True)
+
+    # How the agent is rung, and what happens when nobody answers.
+    strategy = models.CharField(max_length=10, choices=Strategy.choices, default=Strategy.CONFERENCE)
+    hunt_numbers = models.TextField(
+        "further destinations",
+        blank=True,
+        help_text="Numbers rung in turn when the destination does not take the call, one per line.",
+    )
+    ring_seconds = models.PositiveSmallIntegerField(
+        default=20, help_text="How long each destination rings before the next step (5 to 120)."
+    )
+    max_wait_seconds = models.PositiveSmallIntegerField(
+        default=120, help_text="The longest a caller waits on hold before the fallback, whatever happens."
+    )
+    require_accept = models.BooleanField(
+        "press 1 to accept",
+        default=False,
+        help_text="After the whisper the agent must press 1; anything else passes the caller on.",
+    )
+    accept_prompt = models.CharField(max_length=300, default=DEFAULT_ACCEPT_PROMPT)
+    fallback = models.CharField(max_length=10, choices=Fallback.choices, default=Fallback.VOICEMAIL)
+    fallback_message = models.TextField(default=DEFAULT_FALLBACK_MESSAGE)
+    voicemail_prompt = models.TextField(default=DEFAULT_VOICEMAIL_PROMPT)
+    language = models.CharField(
+        max_length=16, default="en-GB", help_text="Text-to-speech language (BCP-47), e.g. en-GB, de-DE."
+    )
+    style = models.PositiveSmallIntegerField(default=0, help_text="Vonage's voice style for the language.")
+
+    # When the campaign takes calls.
+    timezone = models.CharField(max_length=64, default="Europe/London")
+    starts_on = models.DateField(null=True, blank=True, help_text="First day calls reach an agent.")
+    ends_on = models.DateField(null=True, blank=True, help_text="Last day calls reach an agent.")
+    closed_action = models.CharField(max_length=10, choices=ClosedAction.choices, default=ClosedAction.MESSAGE)
+    closed_message = models.TextField(default=DEFAULT_CLOSED_MESSAGE)
+
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -51,6 +112,19 @@ class Campaign(models.Model):
                 name="campaign_destination_e164",
             ),
             models.CheckConstraint(condition=~Q(topic=""), name="campaign_topic_not_empty"),
+            models.CheckConstraint(
+                condition=Q(ring_seconds__gte=5, ring_seconds__lte=120), name="campaign_ring_seconds_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(max_wait_seconds__gte=10, max_wait_seconds__lte=3600),
+                name="campaign_max_wait_range",
+            ),
+            models.CheckConstraint(condition=Q(strategy__in=Strategy.values), name="campaign_strategy_valid"),
+            models.CheckConstraint(condition=Q(fallback__in=Fallback.values), name="campaign_fallback_valid"),
+            models.CheckConstraint(
+                condition=Q(starts_on__isnull=True) | Q(ends_on__isnull=True) | Q(starts_on__lte=F("ends_on")),
+                name="campaign_dates_in_order",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -63,13 +137,87 @@ class Campaign(models.Model):
                 validate_template(getattr(self, field))
             except TemplateError as exc:
                 errors[field] = str(exc)
+        for field in ("fallback_message", "voicemail_prompt", "closed_message", "accept_prompt"):
+            if len(getattr(self, field)) > MAX_TALK_CHARS:
+                errors[field] = f"Vonage speaks at most {MAX_TALK_CHARS} characters."
         if self.destination:
             try:
                 self.destination = normalize_number(self.destination)
             except InvalidNumber as exc:
                 errors["destination"] = str(exc)
+        try:
+            self.hunt_numbers = "\n".join(parse_number_list(self.hunt_numbers))
+        except InvalidNumber as exc:
+            errors["hunt_numbers"] = str(exc)
+        if not 5 <= (self.ring_seconds or 0) <= 120:
+            errors["ring_seconds"] = "Ring each destination for 5 to 120 seconds (Vonage's ringing_timer)."
+        if not 10 <= (self.max_wait_seconds or 0) <= 3600:
+            errors["max_wait_seconds"] = "The longest wait must be between 10 and 3,600 seconds."
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            errors["timezone"] = f"“{self.timezone}” is not a time zone, e.g. Europe/London."
+        if self.starts_on and self.ends_on and self.starts_on > self.ends_on:
+            errors["ends_on"] = "The campaign ends before it starts."
         if errors:
             raise ValidationError(errors)
+
+    @property
+    def destinations(self) -> list[str]:
+        """Every number rung for a call, in order: the destination, then the hunt list."""
+        first = self.destination or settings.CALL_CENTER_NUMBER
+        return [first, *(n for n in parse_number_list(self.hunt_numbers, strict=False) if n != first)]
+
+    def is_open(self, at: datetime) -> bool:
+        hours = [WeeklyHours(h.weekday, h.opens, h.closes) for h in self.opening_hours.all()]
+        return is_open(at=at, timezone_name=self.timezone, hours=hours, starts_on=self.starts_on, ends_on=self.ends_on)
+
+
+def parse_number_list(text: str, *, strict: bool = True) -> list[str]:
+    """Numbers one per line (or comma-separated), normalised; the first bad one raises."""
+    numbers: list[str] = []
+    for raw in text.replace(",", "\n").splitlines():
+        if not raw.strip():
+            continue
+        try:
+            number = normalize_number(raw.strip())
+        except InvalidNumber:
+            if strict:
+                raise
+            continue
+        if number not in numbers:
+            numbers.append(number)
+    return numbers
+
+
+class Weekday(models.IntegerChoices):
+    MONDAY = 0, "Monday"
+    TUESDAY = 1, "Tuesday"
+    WEDNESDAY = 2, "Wednesday"
+    THURSDAY = 3, "Thursday"
+    FRIDAY = 4, "Friday"
+    SATURDAY = 5, "Saturday"
+    SUNDAY = 6, "Sunday"
+
+
+class OpeningHours(models.Model):
+    """One weekly opening period; a campaign with none is open around the clock."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="opening_hours")
+    weekday = models.PositiveSmallIntegerField(choices=Weekday.choices)
+    opens = models.TimeField()
+    closes = models.TimeField()
+
+    class Meta:
+        ordering = ["weekday", "opens"]
+        verbose_name_plural = "opening hours"
+        constraints = [
+            models.CheckConstraint(condition=Q(opens__lt=F("closes")), name="openinghours_opens_before_closes"),
+            models.CheckConstraint(condition=Q(weekday__gte=0, weekday__lte=6), name="openinghours_weekday"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_weekday_display()} {self.opens:%H:%M}–{self.closes:%H:%M}"
 
 
 class TrackingNumberQuerySet(models.QuerySet["TrackingNumber"]):
@@ -79,9 +227,7 @@ class TrackingNumberQuerySet(models.QuerySet["TrackingNumber"]):
 
 
 class TrackingNumber(models.Model):
-    number = models.CharField(
-        max_length=15, unique=True, help_text="The advertised number, in international format."
-    )
+    number = models.CharField(max_length=15, unique=True, help_text="The advertised number, in international format.")
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="numbers")
     source = models.CharField(
         max_length=120, blank=True, help_text="Where this number is advertised, e.g. “M4 billboard”."
@@ -94,9 +240,7 @@ class TrackingNumber(models.Model):
     class Meta:
         ordering = ["number"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(number__regex=E164_DIGITS_REGEX), name="trackingnumber_number_e164"
-            ),
+            models.CheckConstraint(condition=Q(number__regex=E164_DIGITS_REGEX), name="trackingnumber_number_e164"),
         ]
 
     def __str__(self) -> str:

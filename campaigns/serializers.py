@@ -78,9 +78,7 @@ class _ClosedSerializer(serializers.Serializer):
         # Reported with the other problems of the same item, so one run names them all.
         known = ", ".join(sorted(self.fields))
         messages = [f"{self.kind} has no key “{key}”. Its keys are: {known}." for key in unknown]
-        errors[api_settings.NON_FIELD_ERRORS_KEY] = messages + list(
-            errors.get(api_settings.NON_FIELD_ERRORS_KEY, [])
-        )
+        errors[api_settings.NON_FIELD_ERRORS_KEY] = messages + list(errors.get(api_settings.NON_FIELD_ERRORS_KEY, []))
         raise serializers.ValidationError(errors)
 
 

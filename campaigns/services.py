@@ -67,9 +67,7 @@ def campaigns_import(*, data: list[dict[str, Any]]) -> ImportSummary:
         existing_campaigns = {c.name: c for c in Campaign.objects.select_for_update().filter(name__in=names)}
         existing_numbers = {
             n.number: n
-            for n in TrackingNumber.objects.select_for_update()
-            .select_related("campaign")
-            .filter(number__in=numbers)
+            for n in TrackingNumber.objects.select_for_update().select_related("campaign").filter(number__in=numbers)
         }
         for item in campaigns:
             campaign = _campaign_upsert(item, existing_campaigns.get(item["name"]), summary)
@@ -82,9 +80,7 @@ def campaigns_import(*, data: list[dict[str, Any]]) -> ImportSummary:
 def campaigns_file_validate(*, data: Any) -> list[dict[str, Any]]:
     """The file's campaigns, validated and normalised; raises CampaignFileInvalid."""
     if not isinstance(data, list):
-        raise CampaignFileInvalid(
-            [f"The file must hold a list of campaigns ([{{…}}, …]), not {_json_type(data)}."]
-        )
+        raise CampaignFileInvalid([f"The file must hold a list of campaigns ([{{…}}, …]), not {_json_type(data)}."])
     problems: list[str] = []
     campaigns: list[tuple[int, dict[str, Any]]] = []
     for index, item in enumerate(data, start=1):
@@ -191,10 +187,7 @@ def _duplicates(campaigns: list[tuple[int, dict[str, Any]]]) -> Iterator[str]:
             where = f"{label}, number {position}"
             seen = numbers.setdefault(number["number"], where)
             if seen != where:
-                yield (
-                    f"{where}: {number['number']} is already in the file as {seen}; "
-                    "a number may appear only once."
-                )
+                yield (f"{where}: {number['number']} is already in the file as {seen}; a number may appear only once.")
 
 
 def _flatten(detail: Any, where: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], str]]:

@@ -15,7 +15,18 @@ WHISPER_VARIABLES: dict[str, str] = {
     "campaign": "the campaign's name",
     "source": "where the number is advertised, e.g. “M4 billboard”",
     "number": "the number the caller dialled, digit by digit",
+    "caller": "the caller's number, digit by digit, or “a withheld number”",
+    "calls_before": "how many earlier calls this caller made to the campaign",
 }
+
+# Speaking rate used to estimate how long a whisper takes (about 150 words a minute).
+WORDS_PER_SECOND = 2.5
+
+
+def speaking_seconds(text: str) -> float:
+    """Roughly how long text-to-speech takes to say ``text``; digits count as words."""
+    words = len(text.split())
+    return round(words / WORDS_PER_SECOND + 0.5, 1) if words else 0.0
 
 
 class TemplateError(ValueError):
@@ -35,9 +46,7 @@ def template_variables(template: str) -> list[str]:
         if field is None:
             continue
         if field == "" or not field.isidentifier() or spec or conversion:
-            raise TemplateError(
-                f"“{{{field}}}” is not a variable. Use one of: {', '.join(WHISPER_VARIABLES)}."
-            )
+            raise TemplateError(f"“{{{field}}}” is not a variable. Use one of: {', '.join(WHISPER_VARIABLES)}.")
         names.append(field)
     return names
 
@@ -49,9 +58,7 @@ def validate_template(template: str) -> None:
             known = ", ".join("{" + v + "}" for v in WHISPER_VARIABLES)
             raise TemplateError(f"Unknown variable {{{name}}}. Known variables: {known}.")
     if len(template) > MAX_TALK_CHARS:
-        raise TemplateError(
-            f"The text is {len(template)} characters; Vonage speaks at most {MAX_TALK_CHARS}."
-        )
+        raise TemplateError(f"The text is {len(template)} characters; Vonage speaks at most {MAX_TALK_CHARS}.")
 
 
 def render_template(template: str, values: Mapping[str, str]) -> str:

@@ -33,9 +33,7 @@ def delete_url(call: Call) -> str:
 def supervisor_client(db: None) -> Client:
     """A staff member who may view calls, legs and events, and nothing more."""
     user = User.objects.create_user("supervisor", password="not-used", is_staff=True)
-    user.user_permissions.set(
-        Permission.objects.filter(content_type__app_label="calls", codename__startswith="view_")
-    )
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="calls", codename__startswith="view_"))
     client = Client()
     client.force_login(user)
     return client
@@ -111,9 +109,7 @@ def answered_call(tracking_number: TrackingNumber | None = None, **fields: Any) 
 # --- the list ----------------------------------------------------------------------------
 
 
-def test_call_list_shows_the_columns_supervisors_read(
-    admin_client: Client, summer_number: TrackingNumber
-) -> None:
+def test_call_list_shows_the_columns_supervisors_read(admin_client: Client, summer_number: TrackingNumber) -> None:
     answered_call(summer_number, caller_number="447946000123")
 
     response = admin_client.get(CALLS)
@@ -302,12 +298,7 @@ def test_every_call_field_is_on_the_detail_page(admin_client: Client) -> None:
     response = admin_client.get(change_url(call))
 
     # every field is read-only, so each is shown as an AdminReadonlyField
-    names = {
-        field.field["name"]
-        for fieldset in response.context["adminform"]
-        for line in fieldset
-        for field in line
-    }
+    names = {field.field["name"] for fieldset in response.context["adminform"] for line in fieldset for field in line}
     replaced = {
         "started_at": "started",
         "agent_answered_at": "agent_answered",
@@ -423,9 +414,7 @@ def test_event_list_shows_events_that_matched_no_call(admin_client: Client) -> N
 
 
 @pytest.mark.parametrize("calls", [1, 30])
-def test_event_list_query_count_does_not_grow(
-    admin_client: Client, django_assert_num_queries: Any, calls: int
-) -> None:
+def test_event_list_query_count_does_not_grow(admin_client: Client, django_assert_num_queries: Any, calls: int) -> None:
     for _ in range(calls):
         answered_call()
     admin_client.get(EVENTS)

@@ -146,9 +146,7 @@ def test_an_unknown_status_changes_nothing() -> None:
     leg = fresh_leg()
     apply_status(leg, StatusEvent.from_payload(event("outbound_ringing")))
 
-    changed = apply_status(
-        leg, StatusEvent.from_payload({**event("outbound_ringing"), "status": "teleported"})
-    )
+    changed = apply_status(leg, StatusEvent.from_payload({**event("outbound_ringing"), "status": "teleported"}))
 
     assert changed == []
     assert leg.status == LegStatus.RINGING

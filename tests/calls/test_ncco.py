@@ -20,6 +20,7 @@ def test_waiting_caller_hears_greeting_then_waits_with_hold_music() -> None:
             "action": "conversation",
             "name": "whisper-abc",
             "startOnEnter": False,
+            "endOnExit": True,
             "musicOnHoldUrl": [HOLD_MUSIC],
         },
     ]
@@ -34,9 +35,7 @@ def test_waiting_caller_booleans_are_json_booleans_not_strings() -> None:
 
 
 def test_agent_hears_whisper_then_starts_and_ends_the_conversation() -> None:
-    actions = ncco.agent_hears_whisper(
-        whisper="Incoming call regarding the summer offer", conference_name="c1"
-    )
+    actions = ncco.agent_hears_whisper(whisper="Incoming call regarding the summer offer", conference_name="c1")
     body = json.dumps(actions)
 
     assert actions[0] == {"action": "talk", "text": "Incoming call regarding the summer offer"}
@@ -72,9 +71,7 @@ def test_direct_connect_has_an_endpoint_list_and_our_number_as_caller_id() -> No
 
 @pytest.mark.parametrize("from_number", ["1234567", "123456789012345"])
 def test_direct_connect_keeps_from_of_7_to_15_digits(from_number: str) -> None:
-    connect = ncco.caller_connects_directly(
-        greeting="Hi", destination="447700900999", from_number=from_number
-    )[1]
+    connect = ncco.caller_connects_directly(greeting="Hi", destination="447700900999", from_number=from_number)[1]
 
     assert connect["from"] == from_number
 
@@ -93,9 +90,7 @@ def test_direct_connect_keeps_from_of_7_to_15_digits(from_number: str) -> None:
     ],
 )
 def test_direct_connect_omits_from_that_vonage_would_reject(from_number: str) -> None:
-    connect = ncco.caller_connects_directly(
-        greeting="Hi", destination="447700900999", from_number=from_number
-    )[1]
+    connect = ncco.caller_connects_directly(greeting="Hi", destination="447700900999", from_number=from_number)[1]
 
     assert "from" not in connect
 
@@ -113,18 +108,10 @@ def test_talk_text_is_capped_at_vonages_1500_characters() -> None:
 
 def test_long_greeting_and_whisper_are_capped_in_every_builder() -> None:
     long = "word " * 400
-    assert (
-        len(ncco.caller_waits(greeting=long, conference_name="c", hold_music_url=HOLD_MUSIC)[0]["text"])
-        == 1500
-    )
+    assert len(ncco.caller_waits(greeting=long, conference_name="c", hold_music_url=HOLD_MUSIC)[0]["text"]) == 1500
     assert len(ncco.agent_hears_whisper(whisper=long, conference_name="c")[0]["text"]) == 1500
     assert (
-        len(
-            ncco.caller_connects_directly(greeting=long, destination="447700900999", from_number="")[0][
-                "text"
-            ]
-        )
-        == 1500
+        len(ncco.caller_connects_directly(greeting=long, destination="447700900999", from_number="")[0]["text"]) == 1500
     )
 
 

@@ -15,9 +15,7 @@ def s(seconds: float) -> datetime:
 
 
 def caller(status: str = LegStatus.ANSWERED, ended: float | None = None) -> CallLeg:
-    return CallLeg(
-        uuid="caller", role=LegRole.CALLER, status=status, ended_at=s(ended) if ended is not None else None
-    )
+    return CallLeg(uuid="caller", role=LegRole.CALLER, status=status, ended_at=s(ended) if ended is not None else None)
 
 
 def agent(
@@ -146,9 +144,7 @@ def test_voicemail_picking_up_the_agents_phone_is_missed() -> None:
 
 
 def test_caller_ending_with_no_agent_call_at_all_is_failed() -> None:
-    summary = summarize(
-        started_at=START, state=CallState.WAITING, legs=[caller(LegStatus.COMPLETED, ended=3)]
-    )
+    summary = summarize(started_at=START, state=CallState.WAITING, legs=[caller(LegStatus.COMPLETED, ended=3)])
 
     assert summary.outcome == Outcome.FAILED
     assert summary.state == CallState.ENDED

@@ -10,7 +10,7 @@ import pytest
 from django.db import IntegrityError
 from pytest_django.fixtures import Settings
 
-from calls import services, vonage_adapter
+from calls import events, services, vonage_adapter
 from calls.models import Call, CallEvent, CallLeg, CallState, LegRole, LegStatus, NumberStatus, Outcome
 from calls.vonage_adapter import PlacedCall
 from campaigns.models import Campaign, TrackingNumber
@@ -118,7 +118,7 @@ def answer_caller() -> Call:
 
 def deliver(payloads: list[dict[str, Any]]) -> None:
     for payload in payloads:
-        services.event_record(payload=payload)
+        events.event_record(payload=payload)
 
 
 def leg_facts(uuid: str) -> dict[str, Any]:
@@ -522,9 +522,7 @@ def test_fallback_for_a_call_we_never_saw_connects_directly_and_records_why(
     assert agent_calls == []
 
 
-def test_fallback_after_our_answer_replays_it(
-    summer_number: TrackingNumber, agent_calls: list[dict[str, Any]]
-) -> None:
+def test_fallback_after_our_answer_replays_it(summer_number: TrackingNumber, agent_calls: list[dict[str, Any]]) -> None:
     first = services.call_answer_inbound(uuid=CALLER_UUID, to=ANSWER["to"], from_=ANSWER["from"])
 
     assert services.call_answer_fallback(uuid=CALLER_UUID, to=ANSWER["to"], from_="") == first
@@ -572,8 +570,8 @@ def test_status_events_are_deduplicated_per_leg_and_status() -> None:
     first = event("outbound_ringing")
     retried = {**first, "timestamp": "2024-06-12T09:15:01.999Z"}
 
-    assert services.dedupe_key(first, kind="status", leg_uuid=AGENT_UUID, status="ringing") == (
-        services.dedupe_key(retried, kind="status", leg_uuid=AGENT_UUID, status="ringing")
+    assert events.dedupe_key(first, kind="status", leg_uuid=AGENT_UUID, status="ringing") == (
+        events.dedupe_key(retried, kind="status", leg_uuid=AGENT_UUID, status="ringing")
     )
 
 
@@ -581,11 +579,9 @@ def test_other_events_are_duplicates_only_when_the_whole_body_is_the_same() -> N
     digits = event("input")
     other = {**digits, "dtmf": {"digits": "2", "timed_out": False}}
 
-    key = services.dedupe_key(digits, kind="input", leg_uuid=AGENT_UUID, status="")
-    assert key == services.dedupe_key(
-        dict(reversed(digits.items())), kind="input", leg_uuid=AGENT_UUID, status=""
-    )
-    assert key != services.dedupe_key(other, kind="input", leg_uuid=AGENT_UUID, status="")
+    key = events.dedupe_key(digits, kind="input", leg_uuid=AGENT_UUID, status="")
+    assert key == events.dedupe_key(dict(reversed(digits.items())), kind="input", leg_uuid=AGENT_UUID, status="")
+    assert key != events.dedupe_key(other, kind="input", leg_uuid=AGENT_UUID, status="")
     assert len(key) <= CallEvent._meta.get_field("dedupe_key").max_length
 
 
@@ -602,13 +598,13 @@ def test_other_events_are_duplicates_only_when_the_whole_body_is_the_same() -> N
     ],
 )
 def test_event_kind_is_read_from_the_payloads_shape(name: str, kind: str) -> None:
-    assert services.event_kind(event(name)) == kind
+    assert events.event_kind(event(name)) == kind
 
 
 def test_an_event_with_a_long_uuid_still_fits_its_columns(db: None) -> None:
     payload = {**event("outbound_ringing"), "uuid": "u" * 64, "status": "s" * 32}
 
-    services.event_record(payload=payload)
+    events.event_record(payload=payload)
 
     stored = CallEvent.objects.get()
     assert stored.leg_uuid == "u" * 64
@@ -619,8 +615,8 @@ def test_duplicate_delivery_is_reported_as_not_stored(
 ) -> None:
     answer_caller()
 
-    first = services.event_record(payload=event("outbound_ringing"))
-    again = services.event_record(payload=event("outbound_ringing"))
+    first = events.event_record(payload=event("outbound_ringing"))
+    again = events.event_record(payload=event("outbound_ringing"))
 
     assert (first.stored, again.stored) == (True, False)
     assert first.call_id == again.call_id is not None

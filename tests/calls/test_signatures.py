@@ -98,9 +98,7 @@ def test_unsigned_answer_is_401_and_rings_nobody(
     assert rows() == (0, 0, 0)
     assert agent_calls == []
     assert any(
-        r.levelno == logging.WARNING
-        and "webhook.refused" in r.getMessage()
-        and "status=401" in r.getMessage()
+        r.levelno == logging.WARNING and "webhook.refused" in r.getMessage() and "status=401" in r.getMessage()
         for r in caplog.records
     )
 
@@ -113,9 +111,7 @@ def test_unsigned_event_is_401_and_nothing_is_written(client: Client, db: None, 
 
 
 def test_event_signed_with_another_secret_is_401(client: Client, db: None, secret: str) -> None:
-    response = post_event(
-        client, RINGING, signed(body_of(RINGING), secret="someone-elses-signature-secret-0123456789")
-    )
+    response = post_event(client, RINGING, signed(body_of(RINGING), secret="someone-elses-signature-secret-0123456789"))
 
     assert response.status_code == 401
     assert rows() == (0, 0, 0)
@@ -130,9 +126,7 @@ def test_event_whose_body_is_not_the_one_signed_is_401(client: Client, db: None,
     assert rows() == (0, 0, 0)
 
 
-def test_signature_issued_30_seconds_ahead_of_our_clock_is_accepted(
-    client: Client, db: None, secret: str
-) -> None:
+def test_signature_issued_30_seconds_ahead_of_our_clock_is_accepted(client: Client, db: None, secret: str) -> None:
     response = post_event(client, RINGING, signed(body_of(RINGING), iat=time.time() + 30))
 
     assert response.status_code == 200
@@ -160,9 +154,7 @@ def test_signature_issued_two_minutes_in_the_future_is_401(client: Client, db: N
         ("", 401),
     ],
 )
-def test_bearer_prefix_is_handled(
-    client: Client, db: None, secret: str, authorization: str, status: int
-) -> None:
+def test_bearer_prefix_is_handled(client: Client, db: None, secret: str, authorization: str, status: int) -> None:
     token = sign_webhook(body=body_of(RINGING), secret=SECRET)
 
     response = post_event(client, RINGING, authorization.format(token=token))
@@ -170,9 +162,7 @@ def test_bearer_prefix_is_handled(
     assert response.status_code == status
 
 
-def test_without_a_secret_unsigned_webhooks_are_accepted(
-    client: Client, db: None, settings: Settings
-) -> None:
+def test_without_a_secret_unsigned_webhooks_are_accepted(client: Client, db: None, settings: Settings) -> None:
     settings.VONAGE_SIGNATURE_SECRET = ""
 
     assert post_event(client, RINGING, None).status_code == 200

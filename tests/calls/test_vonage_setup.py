@@ -98,11 +98,7 @@ def form(call: Any) -> dict[str, str]:
 
 
 def calls_to(api: responses.RequestsMock, url: str, method: str) -> list[Any]:
-    return [
-        call
-        for call in api.calls
-        if call.request.method == method and str(call.request.url).split("?")[0] == url
-    ]
+    return [call for call in api.calls if call.request.method == method and str(call.request.url).split("?")[0] == url]
 
 
 # --- a new application -------------------------------------------------------------------
@@ -143,9 +139,7 @@ def test_creates_the_application_saves_its_key_and_links_the_numbers(
     assert err == ""
 
 
-def test_the_name_option_names_the_application(
-    api: responses.RequestsMock, tmp_path: Path, settings: Settings
-) -> None:
+def test_the_name_option_names_the_application(api: responses.RequestsMock, tmp_path: Path, settings: Settings) -> None:
     api.post(APPLICATIONS_URL, status=201, json=application_response(keys={"private_key": NEW_KEY}))
 
     out, _ = run("--name", "Call Whisper (staging)", "--private-key-file", str(tmp_path / "k.key"))
@@ -168,9 +162,7 @@ def test_an_existing_key_file_is_not_overwritten_and_nothing_is_sent(
     assert len(api.calls) == 0
 
 
-def test_force_overwrites_the_key_file_and_makes_it_private(
-    api: responses.RequestsMock, tmp_path: Path
-) -> None:
+def test_force_overwrites_the_key_file_and_makes_it_private(api: responses.RequestsMock, tmp_path: Path) -> None:
     api.post(APPLICATIONS_URL, status=201, json=application_response(keys={"private_key": NEW_KEY}))
     key_file = tmp_path / "private.key"
     key_file.write_text("the old key")
@@ -182,9 +174,7 @@ def test_force_overwrites_the_key_file_and_makes_it_private(
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
 
 
-def test_vonage_refusing_the_credentials_is_a_clear_error(
-    api: responses.RequestsMock, tmp_path: Path
-) -> None:
+def test_vonage_refusing_the_credentials_is_a_clear_error(api: responses.RequestsMock, tmp_path: Path) -> None:
     api.post(
         APPLICATIONS_URL,
         status=401,
@@ -269,9 +259,7 @@ def test_a_number_the_account_does_not_own_is_reported_and_the_command_fails(
         "447700900003 (Newspaper advert, Winter offer) was not linked: this Vonage account does not own it."
         in err.getvalue()
     )
-    assert str(error.value) == (
-        f"1 of 2 numbers could not be linked to application {APPLICATION_ID}: 447700900003."
-    )
+    assert str(error.value) == (f"1 of 2 numbers could not be linked to application {APPLICATION_ID}: 447700900003.")
 
 
 def test_a_refused_number_update_is_reported_and_the_others_still_linked(
@@ -289,16 +277,12 @@ def test_a_refused_number_update_is_reported_and_the_others_still_linked(
     with pytest.raises(CommandError, match="1 of 2 numbers could not be linked"):
         call_command("vonage_setup", stdout=out, stderr=err)
 
-    assert (
-        "447700900001 (M4 billboard, Summer offer) was not linked. Vonage refused linking" in err.getvalue()
-    )
+    assert "447700900001 (M4 billboard, Summer offer) was not linked. Vonage refused linking" in err.getvalue()
     assert "420 Invalid app_id" in err.getvalue()
     assert "Linked 447700900003 (Newspaper advert, Winter offer)." in out.getvalue()
 
 
-def test_only_active_numbers_of_active_campaigns_are_linked(
-    api: responses.RequestsMock, settings: Settings
-) -> None:
+def test_only_active_numbers_of_active_campaigns_are_linked(api: responses.RequestsMock, settings: Settings) -> None:
     settings.VONAGE_APPLICATION_ID = APPLICATION_ID
     live = CampaignFactory(name="Summer offer")
     paused = CampaignFactory(name="Winter offer", is_active=False)
@@ -358,9 +342,7 @@ def test_a_failure_to_list_the_numbers_is_a_clear_error(
 # --- before anything is sent ---------------------------------------------------------------
 
 
-def test_a_dry_run_sends_nothing(
-    api: responses.RequestsMock, numbers: list[TrackingNumber], tmp_path: Path
-) -> None:
+def test_a_dry_run_sends_nothing(api: responses.RequestsMock, numbers: list[TrackingNumber], tmp_path: Path) -> None:
     key_file = tmp_path / "private.key"
 
     out, _ = run("--dry-run", "--private-key-file", str(key_file))
@@ -376,9 +358,7 @@ def test_a_dry_run_sends_nothing(
     assert "Would link 447700900003 (Newspaper advert, Winter offer) to the application" in out
 
 
-def test_a_dry_run_with_an_application_id_would_update_it(
-    api: responses.RequestsMock, settings: Settings
-) -> None:
+def test_a_dry_run_with_an_application_id_would_update_it(api: responses.RequestsMock, settings: Settings) -> None:
     settings.VONAGE_APPLICATION_ID = APPLICATION_ID
 
     out, _ = run("--dry-run")

@@ -81,9 +81,7 @@ def errors_of(response: Any) -> str:
 
 
 def test_changelist_shows_campaigns_with_their_number_count(admin_client: Client) -> None:
-    campaign = CampaignFactory.create(
-        name="Summer offer", topic="the summer offer", destination="447700900123"
-    )
+    campaign = CampaignFactory.create(name="Summer offer", topic="the summer offer", destination="447700900123")
     TrackingNumberFactory.create_batch(3, campaign=campaign)
     CampaignFactory.create(name="Winter offer")
 
@@ -112,15 +110,11 @@ def test_changelist_query_count_does_not_grow_with_campaigns(
     assert len(response.context["cl"].result_list) == campaigns
 
 
-@pytest.mark.parametrize(
-    "term", ["+44 7700 900001", "447700900001", "M4 billboard", "summer", "Summer offer"]
-)
+@pytest.mark.parametrize("term", ["+44 7700 900001", "447700900001", "M4 billboard", "summer", "Summer offer"])
 def test_search_finds_a_campaign_by_name_topic_number_or_source(
     admin_client: Client, summer_number: TrackingNumber, term: str
 ) -> None:
-    TrackingNumberFactory.create(
-        number="447700900002", source="Radio", campaign=CampaignFactory.create(topic="winter")
-    )
+    TrackingNumberFactory.create(number="447700900002", source="Radio", campaign=CampaignFactory.create(topic="winter"))
 
     response = admin_client.get(CHANGELIST, {"q": term})
 
@@ -195,9 +189,7 @@ def test_change_form_renders_with_numbers_and_whisper_preview(
     body = response.content.decode()
     assert "447700900001" in body  # the inline row
     assert "Whisper preview" in body
-    assert (
-        "Call about the summer offer for Summer offer, from M4 billboard, on 4 4 7 7 0 0 9 0 0 0 0 1" in body
-    )
+    assert "Call about the summer offer for Summer offer, from M4 billboard, on 4 4 7 7 0 0 9 0 0 0 0 1" in body
 
 
 def test_whisper_preview_without_numbers_says_how_to_complete_it(admin_client: Client) -> None:
@@ -226,9 +218,7 @@ def test_creating_a_campaign_with_a_number_stores_it_normalised(admin_client: Cl
     assert response.status_code == 302, errors_of(response)
     campaign = Campaign.objects.get(name="Spring sale")
     assert campaign.destination == "442079460000"
-    assert [(n.number, n.source, n.is_active) for n in campaign.numbers.all()] == [
-        ("447700900001", "Bus stop", True)
-    ]
+    assert [(n.number, n.source, n.is_active) for n in campaign.numbers.all()] == [("447700900001", "Bus stop", True)]
 
 
 def test_unknown_whisper_variable_is_a_form_error_naming_it(admin_client: Client) -> None:
@@ -249,15 +239,11 @@ def test_bad_destination_is_a_form_error(admin_client: Client) -> None:
     response = admin_client.post(ADD, data)
 
     assert response.status_code == 200
-    assert "not a phone number in international format" in str(
-        response.context["adminform"].form.errors["destination"]
-    )
+    assert "not a phone number in international format" in str(response.context["adminform"].form.errors["destination"])
     assert not Campaign.objects.filter(name="Spring sale").exists()
 
 
-def test_a_number_another_campaign_has_is_an_error(
-    admin_client: Client, summer_number: TrackingNumber
-) -> None:
+def test_a_number_another_campaign_has_is_an_error(admin_client: Client, summer_number: TrackingNumber) -> None:
     data = new_campaign_data(admin_client)
     add_number(data, "+44 7700 900001")  # typed differently from the stored 447700900001
 
@@ -351,9 +337,7 @@ def _answered_call(client: Client, name: str) -> tuple[str, Call]:
 NUMBERS = reverse("admin:campaigns_trackingnumber_changelist")
 
 
-def test_tracking_number_list_filters_and_searches(
-    admin_client: Client, summer_number: TrackingNumber
-) -> None:
+def test_tracking_number_list_filters_and_searches(admin_client: Client, summer_number: TrackingNumber) -> None:
     other = TrackingNumberFactory.create(number="447700900002", source="Radio", is_active=False)
 
     listed = admin_client.get(NUMBERS)

@@ -78,9 +78,7 @@ def test_the_demo_file_creates_both_campaigns_and_their_numbers() -> None:
         ("447700900001", "M4 billboard"),
         ("447700900002", "Radio advert"),
     }
-    assert [(n.number, n.source) for n in winter_offer.numbers.all()] == [
-        ("447700900003", "Newspaper advert")
-    ]
+    assert [(n.number, n.source) for n in winter_offer.numbers.all()] == [("447700900003", "Newspaper advert")]
     assert summer_offer.whisper_template == DEFAULT_WHISPER
     assert summer_offer.greeting == DEFAULT_GREETING
     assert summer_offer.is_active
@@ -168,9 +166,7 @@ def test_a_number_on_another_campaign_moves_to_the_campaign_the_file_puts_it_on(
 def test_a_changed_number_is_updated(tmp_path: Path) -> None:
     import_file(tmp_path, [summer()])
 
-    out = import_file(
-        tmp_path, [summer(numbers=[{"number": "447700900001", "source": "M5", "active": False}])]
-    )
+    out = import_file(tmp_path, [summer(numbers=[{"number": "447700900001", "source": "M5", "active": False}])])
 
     number = TrackingNumber.objects.get()
     assert (number.source, number.is_active) == ("M5", False)
@@ -273,9 +269,7 @@ BAD_FILES = [
 
 
 @pytest.mark.parametrize(("campaigns", "message"), BAD_FILES)
-def test_a_bad_file_is_refused_whole_and_changes_nothing(
-    tmp_path: Path, campaigns: Any, message: str
-) -> None:
+def test_a_bad_file_is_refused_whole_and_changes_nothing(tmp_path: Path, campaigns: Any, message: str) -> None:
     existing = CampaignFactory(name="Summer offer", topic="the summer offer", destination="447700900999")
     TrackingNumberFactory(number="447700900003", campaign=existing, source="Newspaper advert")
     before = database_state()
@@ -330,9 +324,7 @@ def test_the_export_has_every_key_in_a_stable_order() -> None:
     summer_offer = CampaignFactory(name="Summer offer", topic="the summer offer", destination="447700900999")
     TrackingNumberFactory(number="447700900002", campaign=summer_offer, source="Radio advert")
     TrackingNumberFactory(number="447700900001", campaign=summer_offer, source="M4 billboard")
-    TrackingNumberFactory(
-        number="447700900003", campaign=winter_offer, source="Newspaper advert", is_active=False
-    )
+    TrackingNumberFactory(number="447700900003", campaign=winter_offer, source="Newspaper advert", is_active=False)
 
     exported = json.loads(export_text())
 

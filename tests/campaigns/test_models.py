@@ -29,12 +29,12 @@ def test_unknown_template_variable_is_a_form_error_naming_it() -> None:
 
 
 def test_greeting_is_validated_like_the_whisper() -> None:
-    campaign = Campaign(name="Winter", topic="the winter sale", greeting="Hello {caller}")
+    campaign = Campaign(name="Winter", topic="the winter sale", greeting="Hello {agent_name}")
 
     with pytest.raises(ValidationError) as excinfo:
         campaign.full_clean()
 
-    assert "{caller}" in excinfo.value.message_dict["greeting"][0]
+    assert "{agent_name}" in excinfo.value.message_dict["greeting"][0]
 
 
 def test_template_longer_than_vonage_speaks_is_a_form_error() -> None:

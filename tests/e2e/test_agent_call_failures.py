@@ -166,7 +166,8 @@ def test_a_late_agent_who_answers_anyway_is_not_conferenced(
 
     response = answer_as_agent(client, vonage, call=Call.objects.get(), uuid=late.uuid)
 
-    assert response == [{"action": "talk", "text": "The caller has hung up."}]
+    # The caller was connected straight through: the late agent is told so.
+    assert response == [{"action": "talk", "text": "The caller is no longer waiting."}]
 
 
 # --- a dropped connection makes the SDK re-send the POST ------------------------------

@@ -14,6 +14,7 @@ from calls import vonage_adapter
 from calls.fake_vonage_api import FakeVonageAPI
 from calls.models import Call, CallEvent, CallState, LegRole, LegStatus, Outcome
 from campaigns.models import TrackingNumber
+from campaigns.whisper import speaking_seconds
 from tests.e2e.conftest import APPLICATION_ID, CALLER_NUMBER, KeyPair, Leg, make_key_pair, post_event
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
@@ -58,11 +59,12 @@ def test_a_call_from_dial_to_hang_up(
 
     # The caller waits in a conversation that does not start until the agent enters.
     assert caller_ncco == [
-        {"action": "talk", "text": "Please wait while we connect you."},
+        {"action": "talk", "text": "Please wait while we connect you.", "language": "en-GB", "style": 0},
         {
             "action": "conversation",
             "name": call.conference_name,
             "startOnEnter": False,
+            "endOnExit": True,
             "musicOnHoldUrl": [settings.HOLD_MUSIC_URL],
         },
     ]
@@ -81,7 +83,7 @@ def test_a_call_from_dial_to_hang_up(
     response = client.get("/answer_outbound", params)
     assert response.status_code == 200
     assert response.json() == [
-        {"action": "talk", "text": "Incoming call regarding the summer offer"},
+        {"action": "talk", "text": "Incoming call regarding the summer offer", "language": "en-GB", "style": 0},
         {"action": "conversation", "name": call.conference_name, "startOnEnter": True, "endOnExit": True},
     ]
 
@@ -114,8 +116,11 @@ def test_a_call_from_dial_to_hang_up(
     assert call.whisper_text == "Incoming call regarding the summer offer"
     assert call.agent_answered_at == t0 + timedelta(seconds=8)
     assert call.ended_at == t0 + timedelta(seconds=69)
-    assert call.wait_seconds == round((call.agent_answered_at - call.started_at).total_seconds())
-    assert call.talk_seconds == 60
+    # The caller waits until the agent joins, after the whisper (2.9 s to say); the
+    # talk runs from then to the agent's hang-up.
+    joined = call.agent_answered_at + timedelta(seconds=speaking_seconds(call.whisper_text))
+    assert call.wait_seconds == round((joined - call.started_at).total_seconds())
+    assert call.talk_seconds == round((t0 + timedelta(seconds=68) - joined).total_seconds())
 
     caller_leg = call.legs.get(role=LegRole.CALLER)
     agent_leg = call.legs.get(role=LegRole.AGENT)

@@ -54,9 +54,7 @@ class Api:
         payload = {"application_id": application_id, "iat": now, "exp": now + 900, "jti": str(uuid.uuid4())}
         return jwt.encode({**payload, **claims}, self.signing_key, algorithm="RS256")
 
-    def send(
-        self, method: str, path: str, body: Any = None, *, token: str | None = None
-    ) -> requests.Response:
+    def send(self, method: str, path: str, body: Any = None, *, token: str | None = None) -> requests.Response:
         headers = {"Authorization": f"Bearer {token if token is not None else self.token()}"}
         return self.session.request(method, self.fake.url + path, json=body, headers=headers, timeout=5)
 
@@ -155,10 +153,7 @@ def test_updates(api: Api) -> None:
     assert api.send("PUT", path, empty).status_code == 400
     no_action = {"action": "transfer", "destination": {"type": "ncco", "ncco": [{"text": "Hi"}]}}
     assert api.send("PUT", path, no_action).status_code == 400
-    assert (
-        api.send("PUT", path, {"action": "transfer", "destination": {"type": "ncco", "ncco": []}}).status_code
-        == 400
-    )
+    assert api.send("PUT", path, {"action": "transfer", "destination": {"type": "ncco", "ncco": []}}).status_code == 400
     assert api.send("PUT", path, {"action": "hangup"}).status_code == 204
     assert api.send("PUT", path, {"action": "hangup"}).status_code == 400  # already ended
 

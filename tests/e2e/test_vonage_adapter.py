@@ -45,9 +45,7 @@ def live_call(vonage: FakeVonageAPI) -> vonage_adapter.PlacedCall:
             conference_name="whisper-abc",
             hold_music_url="https://example.com/hold.mp3",
         ),
-        nccos.agent_hears_whisper(
-            whisper="Incoming call regarding the summer offer", conference_name="whisper-abc"
-        ),
+        nccos.agent_hears_whisper(whisper="Incoming call regarding the summer offer", conference_name="whisper-abc"),
         nccos.agent_hears_caller_left(),
     ],
     ids=["connect", "caller waits", "whisper", "caller left"],
@@ -118,9 +116,7 @@ def test_an_unknown_call_is_vonage_unavailable_404(action: Any, vonage: FakeVona
     assert unavailable.value.status_code == 404
 
 
-def test_hanging_up_an_ended_call_is_a_400(
-    vonage: FakeVonageAPI, live_call: vonage_adapter.PlacedCall
-) -> None:
+def test_hanging_up_an_ended_call_is_a_400(vonage: FakeVonageAPI, live_call: vonage_adapter.PlacedCall) -> None:
     vonage.set_call_status(live_call.uuid, "completed")
 
     with pytest.raises(VonageUnavailable) as unavailable:
@@ -167,9 +163,7 @@ def test_without_credentials_nothing_is_sent(vonage: FakeVonageAPI, settings: Se
         ("http://api-sg-1.nexmo.com", "api.nexmo.com"),
     ],
 )
-def test_the_region_url_chooses_the_host_when_the_api_host_is_vonages_default(
-    region_url: str, host: str
-) -> None:
+def test_the_region_url_chooses_the_host_when_the_api_host_is_vonages_default(region_url: str, host: str) -> None:
     assert vonage_adapter._host_for(region_url) == host
 
 

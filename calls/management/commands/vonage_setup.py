@@ -21,10 +21,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--name",
             default=setup.DEFAULT_APPLICATION_NAME,
-            help=(
-                "The application's name in the Vonage dashboard "
-                f"(default: “{setup.DEFAULT_APPLICATION_NAME}”)."
-            ),
+            help=(f"The application's name in the Vonage dashboard (default: “{setup.DEFAULT_APPLICATION_NAME}”)."),
         )
         parser.add_argument(
             "--private-key-file",
@@ -34,16 +31,10 @@ class Command(BaseCommand):
                 f"(default: {setup.DEFAULT_PRIVATE_KEY_FILE}). Vonage gives it only once."
             ),
         )
-        parser.add_argument(
-            "--force", action="store_true", help="Overwrite the private key file if it exists."
-        )
-        parser.add_argument(
-            "--dry-run", action="store_true", help="Print what would be done; send nothing to Vonage."
-        )
+        parser.add_argument("--force", action="store_true", help="Overwrite the private key file if it exists.")
+        parser.add_argument("--dry-run", action="store_true", help="Print what would be done; send nothing to Vonage.")
 
-    def handle(
-        self, *args: Any, name: str, private_key_file: str, force: bool, dry_run: bool, **options: Any
-    ) -> None:
+    def handle(self, *args: Any, name: str, private_key_file: str, force: bool, dry_run: bool, **options: Any) -> None:
         key_path = Path(private_key_file).expanduser().resolve()
         application_id: str = settings.VONAGE_APPLICATION_ID
         try:
@@ -80,9 +71,7 @@ class Command(BaseCommand):
                 f"{len(failed)} of {len(results)} numbers could not be linked to application "
                 f"{application_id}: {', '.join(result.number for result in failed)}."
             )
-        self.stdout.write(
-            self.style.SUCCESS(f"All {len(results)} numbers are linked to application {application_id}.")
-        )
+        self.stdout.write(self.style.SUCCESS(f"All {len(results)} numbers are linked to application {application_id}."))
 
     def _create(self, spec: setup.VoiceApplicationSpec, key_path: Path, *, force: bool) -> str:
         created = setup.application_create(spec=spec)
@@ -122,6 +111,4 @@ class Command(BaseCommand):
         if not numbers:
             self.stdout.write("There are no active tracking numbers to link.")
         for number in numbers:
-            self.stdout.write(
-                f"Would link {setup.number_label(number)} to the application, if the account owns it."
-            )
+            self.stdout.write(f"Would link {setup.number_label(number)} to the application, if the account owns it.")

@@ -16,9 +16,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument(
-            "--output", "-o", metavar="FILE", help="Write to FILE instead of standard output."
-        )
+        parser.add_argument("--output", "-o", metavar="FILE", help="Write to FILE instead of standard output.")
 
     def handle(self, *args: Any, output: str | None, **options: Any) -> None:
         text = campaigns_json(campaigns_export())

@@ -1,0 +1,293 @@
+"""The event webhook: store every delivery once, move legs forward, derive the call,
+and decide what the flow does next.
+
+Vonage posts every status change of every leg, plus ``transfer``, ``record``,
+``input`` and error events, to the same URL; it duplicates and reorders them
+(VONAGE.md). Each delivery is stored under a dedupe key inside the transaction that
+applies it, with the call's row locked, so a redelivery is a no-op and two events
+for one call are applied one after the other on any number of processes. REST
+requests the flow needs (ring the next agent, move the caller, hang up) run after
+the transaction, outside the lock.
+"""
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from campaigns.models import Strategy
+
+from . import call_flow
+from .leg_progress import (
+    DETECTION_STATUSES,
+    FAILURE_STATUSES,
+    KNOWN_STATUSES,
+    StatusEvent,
+    apply_status,
+    is_terminal,
+)
+from .models import Call, CallEvent, CallLeg, LegRole, Outcome
+from .outcomes import summarize
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EventReceipt:
+    stored: bool
+    kind: str
+    call_id: int | None
+    # For an ``input`` event or a connect strategy's synchronous event: the NCCO
+    # Vonage runs next on that leg.
+    ncco: list[dict[str, Any]] | None = None
+    follow_ups: list[Callable[[], None]] = field(default_factory=list, repr=False)
+
+
+def event_record(*, payload: dict[str, Any], call_id: int | None = None, attempt: int | None = None) -> EventReceipt:
+    """Store one delivery to /event (once), apply it, and run what the flow needs next.
+
+    ``call_id`` and ``attempt`` come from our own query string on the URLs we gave
+    Vonage (the connect strategy's and the press-1 prompt's ``eventUrl``).
+    """
+    receipt = _event_apply(payload=payload, call_id=call_id, attempt=attempt)
+    for follow_up in receipt.follow_ups:
+        follow_up()
+    return receipt
+
+
+def _event_apply(*, payload: dict[str, Any], call_id: int | None, attempt: int | None) -> EventReceipt:
+    kind = event_kind(payload)
+    leg_uuid = str(payload.get("uuid") or payload.get("call_uuid") or "")[:64]
+    status = str(payload.get("status") or "")[:32]
+    with transaction.atomic():
+        leg = _leg_for_event(payload, leg_uuid, kind, call_id=call_id, attempt=attempt)
+        owner = leg.call_id if leg else call_id
+        call = Call.objects.select_for_update(of=("self",)).filter(pk=owner).first() if owner else None
+        try:
+            with transaction.atomic():
+                CallEvent.objects.create(
+                    dedupe_key=dedupe_key(payload, kind=kind, leg_uuid=leg_uuid, status=status),
+                    call=call,
+                    leg=leg,
+                    leg_uuid=leg_uuid,
+                    conversation_uuid=str(payload.get("conversation_uuid") or "")[:64],
+                    kind=kind,
+                    status=status,
+                    occurred_at=StatusEvent.from_payload(payload).timestamp,
+                    payload=payload,
+                )
+        except IntegrityError:
+            logger.info(
+                "event.duplicate call=%s uuid=%s kind=%s status=%s", call.pk if call else None, leg_uuid, kind, status
+            )
+            receipt = EventReceipt(stored=False, kind=kind, call_id=call.pk if call else None)
+            # A redelivered synchronous event, or key press, gets the same answer as the first.
+            if call is not None and leg is not None and status and attempt is not None:
+                receipt.ncco = _connect_answer(call, leg, status, attempt)
+            elif call is not None and kind == "input":
+                _input_answer(call, leg_uuid, payload, receipt)
+            return receipt
+
+        receipt = EventReceipt(stored=True, kind=kind, call_id=call.pk if call else None)
+        if call is None:
+            logger.info("event.unmatched uuid=%s kind=%s status=%s", leg_uuid, kind, status)
+            return receipt
+        if kind == "record":
+            _recording_store(call, payload)
+        elif kind == "input":
+            _input_answer(call, leg_uuid, payload, receipt)
+        elif kind == "status" and status not in KNOWN_STATUSES:
+            logger.warning("event.unknown_status call=%s uuid=%s status=%s", call.pk, leg_uuid, status)
+        elif kind in ("status", "detection") and leg is not None:
+            _status_apply(call, leg, payload, receipt, attempt)
+        logger.info("event.stored call=%s uuid=%s kind=%s status=%s", call.pk, leg_uuid, kind, status)
+    return receipt
+
+
+def _status_apply(
+    call: Call, leg: CallLeg, payload: dict[str, Any], receipt: EventReceipt, attempt: int | None
+) -> None:
+    # Read after the call row is locked: every writer of a leg holds that lock, so
+    # these are current and nobody else changes them meanwhile.
+    legs = list(call.legs.all())
+    leg = next(each for each in legs if each.pk == leg.pk)
+    gave_up_before = call_flow.agent_leg_gives_up(call, leg)
+    caller_ended_before = leg.role == LegRole.CALLER and is_terminal(leg.status)
+    changed = apply_status(leg, StatusEvent.from_payload(payload))
+    if changed:
+        leg.save(update_fields=changed)
+    call_refresh(call, legs)
+
+    if call.strategy == Strategy.CONNECT:
+        if attempt is not None and leg.role == LegRole.AGENT:
+            receipt.ncco = _connect_answer(call, leg, str(payload.get("status") or ""), attempt)
+        return
+    if leg.role == LegRole.AGENT and not gave_up_before and call_flow.agent_leg_gives_up(call, leg):
+        from_attempt = leg.attempt if leg.attempt is not None else call.attempt
+        reason = leg.status if leg.status in FAILURE_STATUSES else (leg.machine_detected or "hung up")
+        call_id = call.pk
+        receipt.follow_ups.append(
+            lambda: call_flow.advance(call_id=call_id, from_attempt=from_attempt, reason=f"agent {reason}")
+        )
+    if leg.role == LegRole.CALLER and not caller_ended_before and is_terminal(leg.status):
+        if call.outcome != Outcome.ANSWERED:
+            call_id = call.pk
+            receipt.follow_ups.append(lambda: call_flow.caller_left(call_id=call_id))
+
+
+def _input_answer(call: Call, leg_uuid: str, payload: dict[str, Any], receipt: EventReceipt) -> None:
+    """The agent's key press (press 1 to accept): decided after this transaction, since
+    the handler takes the call's lock itself and may ring the next agent."""
+    dtmf = payload.get("dtmf")
+    digits = str(dtmf.get("digits") or "") if isinstance(dtmf, dict) else ""
+    call_id = call.pk
+
+    def answer() -> None:
+        receipt.ncco = call_flow.agent_input(call_id=call_id, leg_uuid=leg_uuid, digits=digits)
+
+    receipt.follow_ups.append(answer)
+
+
+def _connect_answer(call: Call, leg: CallLeg, status: str, attempt: int) -> list[dict[str, Any]] | None:
+    """Connect strategy: the answer to a synchronous event is the caller's next NCCO when
+    the agent rung as ``attempt`` did not take the call; otherwise nothing."""
+    if call.strategy != Strategy.CONNECT or leg.role != LegRole.AGENT:
+        return None
+    if status not in FAILURE_STATUSES and status != "machine":
+        return None
+    return call_flow.connect_next_ncco(call_id=call.pk, failed_attempt=attempt)
+
+
+def _recording_store(call: Call, payload: dict[str, Any]) -> None:
+    url = str(payload.get("recording_url") or "")[:500]
+    if not url.startswith("https://") or call.recording_url:
+        return
+    start, end = StatusEvent.from_payload({"timestamp": payload.get("start_time")}).timestamp, None
+    end = StatusEvent.from_payload({"timestamp": payload.get("end_time")}).timestamp
+    call.recording_url = url
+    call.recording_seconds = round((end - start).total_seconds()) if start and end and end >= start else None
+    if call.resolution != Outcome.CLOSED:
+        call.resolution = Outcome.VOICEMAIL
+    call.save(update_fields=["recording_url", "recording_seconds", "resolution"])
+    call_refresh(call, list(call.legs.all()))
+    logger.info("event.voicemail call=%s seconds=%s", call.pk, call.recording_seconds)
+
+
+def event_kind(payload: dict[str, Any]) -> str:
+    status = payload.get("status")
+    if status in DETECTION_STATUSES:
+        return "detection"
+    if status:
+        return "status"
+    if "recording_url" in payload:
+        return "record"
+    if "dtmf" in payload or "speech" in payload:
+        return "input"
+    if "conversation_uuid_to" in payload or payload.get("type") == "transfer":
+        return "transfer"
+    if "reason" in payload:
+        return "error"
+    return "other"
+
+
+def dedupe_key(payload: dict[str, Any], *, kind: str, leg_uuid: str, status: str) -> str:
+    """Status events are one per (leg, status) whatever else differs (VONAGE.md);
+    anything else is a redelivery only when the whole body is the same."""
+    if kind in ("status", "detection") and leg_uuid:
+        return f"status:{leg_uuid}:{status}"[:100]
+    body = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return f"{kind}:{hashlib.sha256(body.encode()).hexdigest()}"
+
+
+def _leg_for_event(
+    payload: dict[str, Any], leg_uuid: str, kind: str, *, call_id: int | None, attempt: int | None
+) -> CallLeg | None:
+    if not leg_uuid:
+        return None
+    leg = CallLeg.objects.filter(uuid=leg_uuid).first()
+    if leg is not None or kind not in ("status", "detection"):
+        return leg
+    # A leg we did not create: the connect strategy's agent leg (our eventUrl names the
+    # call and attempt), or the ``connect`` to the call centre when no whisper was
+    # possible (it shares the caller's conversation). Attach it as an agent leg.
+    owner = call_id if call_id is not None and Call.objects.filter(pk=call_id).exists() else None
+    conversation = str(payload.get("conversation_uuid") or "")
+    if owner is None:
+        if not conversation or payload.get("direction") != "outbound":
+            return None
+        caller = CallLeg.objects.filter(conversation_uuid=conversation, role=LegRole.CALLER).first()
+        if caller is None:
+            return None
+        owner = caller.call_id
+    try:
+        with transaction.atomic():
+            return CallLeg.objects.create(
+                uuid=leg_uuid,
+                call_id=owner,
+                role=LegRole.AGENT,
+                attempt=attempt,
+                conversation_uuid=conversation[:64],
+                from_number=str(payload.get("from") or "")[:32],
+                to_number=str(payload.get("to") or "")[:32],
+                direction="outbound",
+            )
+    except IntegrityError:
+        return CallLeg.objects.filter(uuid=leg_uuid).first()
+
+
+def events_adopt(*, call_id: int, leg_uuids: list[str]) -> None:
+    """Attach and apply the events that reached /event before their leg was recorded.
+
+    Vonage posts a new leg's first events (``started``; ``failed`` for a number that
+    cannot be rung) as soon as it creates the call, often before ``create_call`` has
+    answered us and the leg is saved; a caller leg's ``started`` can likewise beat the
+    answer webhook. Those were stored unmatched (``leg`` empty); without this they
+    would never count, and their redelivery is deduplicated away.
+    """
+    early = list(CallEvent.objects.filter(leg_uuid__in=leg_uuids, leg__isnull=True).order_by("received_at", "id"))
+    if not early:
+        return
+    call = Call.objects.select_for_update(of=("self",)).get(pk=call_id)
+    legs = list(call.legs.all())
+    changed: dict[str, set[str]] = {}
+    for leg in legs:
+        mine = [event for event in early if event.leg_uuid == leg.uuid]
+        if not mine:
+            continue
+        CallEvent.objects.filter(pk__in=[event.pk for event in mine]).update(call=call, leg=leg)
+        for event in mine:
+            if event.kind in ("status", "detection") and event.status in KNOWN_STATUSES:
+                fields = apply_status(leg, StatusEvent.from_payload(event.payload))
+                changed.setdefault(leg.uuid, set()).update(fields)
+    for leg in legs:
+        if changed.get(leg.uuid):
+            leg.save(update_fields=sorted(changed[leg.uuid]))
+    logger.info("event.adopted call=%s events=%s", call.pk, len(early))
+    call_refresh(call, legs)
+
+
+def call_refresh(call: Call, legs: list[CallLeg]) -> None:
+    """Recompute the call's state, outcome and timings from its legs (call row locked)."""
+    summary = summarize(
+        started_at=call.started_at,
+        state=call.state,
+        legs=legs,
+        whisper_seconds=call_flow.whisper_seconds(call),
+        accept_required=call.accept_required,
+        resolution=call.resolution,
+        fallback_at=call.fallback_at,
+    )
+    changed = []
+    for name in ("state", "outcome", "agent_answered_at", "ended_at", "wait_seconds", "talk_seconds"):
+        value = getattr(summary, name)
+        if getattr(call, name) != value:
+            setattr(call, name, value)
+            changed.append(name)
+    if changed:
+        call.save(update_fields=changed)
+        if "outcome" in changed:
+            logger.info("call.outcome call=%s outcome=%s", call.pk, call.outcome)
