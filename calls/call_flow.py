@@ -194,7 +194,12 @@ def caller_to_fallback(*, call_id: int, reason: str) -> bool:
         call.state = CallState.FALLBACK
         call.save(update_fields=["fallback_at", "state"])
         caller = call.legs.filter(role=LegRole.CALLER).first()
-        agents = [leg for leg in call.legs.filter(role=LegRole.AGENT) if not is_terminal(leg.status)]
+        # A leg that declined ends by itself after hearing so; the others are stopped.
+        agents = [
+            leg
+            for leg in call.legs.filter(role=LegRole.AGENT)
+            if not is_terminal(leg.status) and leg.declined_at is None
+        ]
     for leg in agents:
         leg_end(leg=leg, why="the caller moved to the fallback")
     if caller is None or caller.uuid.startswith(vonage_adapter.DRY_RUN_PREFIX):

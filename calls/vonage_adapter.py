@@ -117,10 +117,16 @@ def place_call(
 def transfer_to_ncco(*, uuid: str, ncco: list[dict[str, Any]], region_url: str = "") -> None:
     """Move a live leg to a new NCCO (``PUT /v1/calls/{uuid}``, action transfer)."""
     models = [_ncco_model(action) for action in ncco]
+    if not credentials_configured():
+        logger.info("vonage.dry_run transfer uuid=%s actions=%s", uuid, [a.get("action") for a in ncco])
+        return
     _call_sdk(region_url, "transfer_call_ncco", uuid, models)
 
 
 def hang_up(*, uuid: str, region_url: str = "") -> None:
+    if not credentials_configured():
+        logger.info("vonage.dry_run hangup uuid=%s", uuid)
+        return
     _call_sdk(region_url, "hangup", uuid)
 
 
