@@ -89,6 +89,8 @@ class Call(models.Model):
         indexes = [
             models.Index(fields=["campaign", "started_at"], name="call_campaign_started"),
             models.Index(fields=["outcome", "started_at"], name="call_outcome_started"),
+            # The report's "first-time callers": an earlier call by the same caller.
+            models.Index(fields=["campaign", "caller_number", "started_at"], name="call_campaign_caller"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(outcome__in=Outcome.values), name="call_outcome_valid"),
