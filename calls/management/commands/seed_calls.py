@@ -1,0 +1,33 @@
+"""``manage.py seed_calls --count 1000000``: realistic call history, in batches."""
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from tqdm import tqdm
+
+from calls.models import Call
+from calls.seeding import seed_calls
+from campaigns.models import TrackingNumber
+
+
+class Command(BaseCommand):
+    help = "Fill the call history with realistic calls to the existing campaign numbers (for reports and benchmarks)."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--count", type=int, default=10_000)
+        parser.add_argument("--days", type=int, default=365, help="Spread the calls over this many past days.")
+        parser.add_argument("--seed", type=int, default=1, help="Random seed: the same seed gives the same calls.")
+
+    def handle(self, *args: Any, count: int, days: int, seed: int, **options: Any) -> None:
+        numbers = list(TrackingNumber.objects.select_related("campaign"))
+        if not numbers:
+            raise CommandError("There are no tracking numbers: import campaigns first (make run does).")
+        if count < 1 or days < 1:
+            raise CommandError("--count and --days must be at least 1.")
+        with tqdm(total=count, unit="call", disable=options["verbosity"] == 0, file=self.stderr) as progress:
+            for batch in seed_calls(count=count, days=days, numbers=numbers, seed=seed):
+                with transaction.atomic():
+                    Call.objects.bulk_create(batch)
+                progress.update(len(batch))
+        self.stdout.write(f"Added {count} calls over {days} days to {len(numbers)} numbers.")
