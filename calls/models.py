@@ -73,6 +73,9 @@ class Call(models.Model):
     fallback_at = models.DateTimeField(null=True, blank=True, help_text="When the caller was moved to the fallback.")
     recording_url = models.URLField(max_length=500, blank=True, help_text="The voicemail the caller left.")
     recording_seconds = models.PositiveIntegerField(null=True, blank=True)
+    redacted_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the caller's number was removed (CALL_RETENTION_DAYS)."
+    )
     agent_call_error = models.TextField(
         blank=True, help_text="Why the agent call could not be placed, when it could not."
     )
@@ -91,6 +94,10 @@ class Call(models.Model):
             models.Index(fields=["outcome", "started_at"], name="call_outcome_started"),
             # The report's "first-time callers": an earlier call by the same caller.
             models.Index(fields=["campaign", "caller_number", "started_at"], name="call_campaign_caller"),
+        ]
+        permissions = [
+            ("view_report", "Can view the call reports"),
+            ("export_calls", "Can export calls and reports as CSV"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(outcome__in=Outcome.values), name="call_outcome_valid"),

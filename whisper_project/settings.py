@@ -149,6 +149,9 @@ VONAGE_TIMEOUT_SECONDS = env.int("VONAGE_TIMEOUT_SECONDS", default=2)
 # connects the caller straight to the call centre instead (Vonage waits 5 s).
 AGENT_CALL_DEADLINE_SECONDS = env.float("AGENT_CALL_DEADLINE_SECONDS", default=3.0)
 
+# Days a caller's number is kept; `manage.py purge_calls` redacts (or deletes) older calls.
+CALL_RETENTION_DAYS = env.int("CALL_RETENTION_DAYS", default=365)
+
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
