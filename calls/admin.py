@@ -5,22 +5,27 @@ here (view permission is enough to read them); only superusers may delete a call
 """
 
 import json
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from django.contrib import admin
-from django.contrib.admin.utils import flatten_fieldsets
+from django.contrib.admin.utils import flatten_fieldsets, unquote
+from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, Model, OuterRef, QuerySet
-from django.http import HttpRequest
-from django.urls import reverse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.urls import URLPattern, path, reverse
 from django.utils import dateformat, timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from campaigns.admin import NumberSearchMixin, formatted_number
 
+from . import vonage_adapter
 from .models import Call, CallEvent, CallLeg
+
+logger = logging.getLogger(__name__)
 
 admin.site.site_header = "Call Whisper"
 admin.site.site_title = "Call Whisper admin"
@@ -40,6 +45,13 @@ def exact_time(value: datetime | None, *, milliseconds: bool = False) -> str:
     local = timezone.localtime(value)
     text = dateformat.format(local, "j M Y, H:i:s")
     return f"{text}.{local.microsecond // 1000:03d}" if milliseconds else text
+
+
+def recording_length(seconds: int | None) -> str:
+    if seconds is None:
+        return "Length not reported by Vonage."
+    minutes, rest = divmod(seconds, 60)
+    return f"{minutes}:{rest:02d} long ({seconds} second{'' if seconds == 1 else 's'})."
 
 
 def time_column(field: str, description: str, *, milliseconds: bool = False) -> Callable[..., str]:
@@ -81,8 +93,11 @@ class CallLegInline(VonageRecordInline):
         "detail",
         "from_number",
         "to_number",
+        "attempt",
         "started",
         "answered",
+        "accepted",
+        "declined",
         "ended",
         "duration",
         "price",
@@ -92,6 +107,8 @@ class CallLegInline(VonageRecordInline):
     )
     started = time_column("started_at", "started at")
     answered = time_column("answered_at", "answered at")
+    accepted = time_column("accepted_at", "accepted at")
+    declined = time_column("declined_at", "declined at")
     ended = time_column("ended_at", "ended at")
 
 
@@ -163,13 +180,16 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
             },
         ),
         ("What the agent heard", {"fields": ("whisper_spoken",)}),
+        ("Ringing the agent", {"fields": ("strategy", "accept_required", "attempt")}),
         (
             "Outcome",
             {
                 "fields": (
                     "state",
                     "outcome",
+                    "resolution",
                     "agent_answered",
+                    "fallback",
                     "ended",
                     "wait_seconds",
                     "talk_seconds",
@@ -177,14 +197,65 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
                 )
             },
         ),
-        ("Vonage", {"fields": ("conference_name", "caller_ncco_pretty"), "classes": ("collapse",)}),
+        ("Voicemail", {"fields": ("recording",)}),
+        (
+            "Vonage",
+            {"fields": ("conference_name", "recording_url", "caller_ncco_pretty"), "classes": ("collapse",)},
+        ),
     )
     # Fields shown through the methods below rather than as the admin shows them.
-    replaced_fields = {"started_at", "agent_answered_at", "ended_at", "whisper_text", "caller_ncco"}
+    replaced_fields = {
+        "started_at",
+        "agent_answered_at",
+        "fallback_at",
+        "ended_at",
+        "whisper_text",
+        "caller_ncco",
+        "recording_seconds",
+    }
 
     started = time_column("started_at", "started at")
     agent_answered = time_column("agent_answered_at", "agent answered at")
+    fallback = time_column("fallback_at", "moved to the fallback at")
     ended = time_column("ended_at", "ended at")
+
+    def get_urls(self) -> list[URLPattern]:
+        info = self.opts.app_label, self.opts.model_name
+        recording = path(
+            "<path:object_id>/recording/",
+            self.admin_site.admin_view(self.recording_view),
+            name="{}_{}_recording".format(*info),
+        )
+        # Before the admin's own "<path:object_id>/" catch-all.
+        return [recording, *super().get_urls()]
+
+    def recording_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The call's voicemail, fetched from Vonage through the adapter.
+
+        Vonage keeps the audio and serves it only to requests signed with the
+        application's key, so the browser cannot play ``recording_url`` itself.
+        """
+        if request.method not in ("GET", "HEAD"):
+            return HttpResponseNotAllowed(["GET", "HEAD"])
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        call = self.get_object(request, unquote(object_id))
+        if call is None or not self.has_view_permission(request, call):
+            raise Http404("There is no such call.")
+        if not call.recording_url:
+            raise Http404("This call has no voicemail.")
+        try:
+            audio = vonage_adapter.recording_download(url=call.recording_url)
+        except vonage_adapter.VonageUnavailable as exc:
+            logger.warning("admin.recording_unavailable call=%s: %s", call.pk, exc)
+            return HttpResponse(
+                f"The voicemail could not be fetched from Vonage. {exc}",
+                status=502,
+                content_type="text/plain; charset=utf-8",
+            )
+        response = HttpResponse(audio, content_type="audio/mpeg")
+        response["Content-Disposition"] = f'inline; filename="call-{call.pk}-voicemail.mp3"'
+        return response
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Call], search_term: str
@@ -223,6 +294,19 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
     @admin.display(description="caller's NCCO")
     def caller_ncco_pretty(self, call: Call) -> SafeString:
         return pretty_json(call.caller_ncco)
+
+    @admin.display(description="voicemail")
+    def recording(self, call: Call) -> SafeString | str:
+        if not call.recording_url:
+            return "No voicemail was left."
+        url = reverse("admin:calls_call_recording", args=[call.pk])
+        return format_html(
+            '<audio controls preload="none" src="{}">'
+            '<a href="{}">Download the voicemail</a></audio><p class="help">{}</p>',
+            url,
+            url,
+            recording_length(call.recording_seconds),
+        )
 
 
 @admin.register(CallEvent)

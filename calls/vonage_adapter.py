@@ -447,3 +447,64 @@ def _setup_client() -> Any:
 def _reset_setup_client(*, setting: str, **kwargs: Any) -> None:
     if setting.startswith("VONAGE_"):
         _setup_client.cache_clear()
+
+
+# --- voicemail recordings -------------------------------------------------------------
+# A voicemail is fetched with the application's JWT from the URL Vonage's record event
+# gave (``recording_url``, e.g. https://api.nexmo.com/v1/files/<id>). That URL arrived in
+# a webhook, so only a Vonage host, or the API host we are configured to use (such as the
+# local fake), may receive the token. Not the SDK's ``voice.download_recording``: it sends
+# the request without a timeout, and its host check is a substring test (``"vonage.com"
+# in url``) that any URL with that text in its query passes and the local fake fails.
+# The SDK still signs the token: the voice client's auth, reused like every other call's.
+
+# Far more than any voicemail: a bound on what one admin page view holds in memory.
+_RECORDING_MAX_BYTES = 50 * 1024 * 1024
+
+
+def recording_download(*, url: str) -> bytes:
+    """The recording at ``url`` (MP3, as Vonage records it); raises VonageUnavailable."""
+    import requests
+    from vonage_jwt.errors import VonageJwtError
+
+    if not _recording_host_allowed(url):
+        raise VonageUnavailable("The recording's address is not on a Vonage host, so it was not fetched.")
+    if not credentials_configured():
+        raise VonageUnavailable("VONAGE_APPLICATION_ID and VONAGE_PRIVATE_KEY are needed to fetch a recording.")
+    http = _voice_client(settings.VONAGE_API_HOST).http_client
+    try:
+        headers = {"User-Agent": http.user_agent, "Authorization": http.auth.create_jwt_auth_string()}
+    except (VonageJwtError, ValueError, OSError) as exc:
+        raise VonageUnavailable(f"The application JWT could not be signed: {exc}") from exc
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        # A redirect to another host is followed without the token: requests drops the
+        # Authorization header when the host (or the scheme) changes.
+        with requests.get(url, headers=headers, timeout=settings.VONAGE_TIMEOUT_SECONDS, stream=True) as response:
+            if response.status_code != 200:
+                raise VonageUnavailable(
+                    f"Vonage answered {response.status_code} for the recording.", status_code=response.status_code
+                )
+            for chunk in response.iter_content(chunk_size=64 * 1024):
+                size += len(chunk)
+                if size > _RECORDING_MAX_BYTES:
+                    raise VonageUnavailable("The recording is larger than any voicemail should be; it was not fetched.")
+                chunks.append(chunk)
+    except (requests.RequestException, OSError) as exc:  # OSError: e.g. an unreadable CA bundle
+        raise VonageUnavailable(f"The recording could not be fetched: {type(exc).__name__}: {exc}") from exc
+    logger.info("vonage.recording_download bytes=%d", size)
+    return b"".join(chunks)
+
+
+def _recording_host_allowed(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    host = parts.netloc.lower()  # any port or user info makes it fail the name check
+    if parts.scheme != "https" or not host:
+        return False
+    if host == settings.VONAGE_API_HOST.lower():
+        return True
+    return host.endswith(_VONAGE_REGION_SUFFIXES) and bool(_HOST_NAME.match(host))

@@ -9,6 +9,8 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin import widgets
+from django.contrib.admin.utils import flatten_fieldsets
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Count, Field, QuerySet
@@ -17,9 +19,13 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from .models import Campaign, TrackingNumber
+from .models import Campaign, OpeningHours, TrackingNumber
 from .phone import InvalidNumber, normalize_number, spoken_digits
-from .whisper import render_template
+from .whisper import render_template, speaking_seconds
+
+# What the preview says for the variables only a real call knows.
+PREVIEW_CALLER = "4 4 7 9 4 6 0 0 0 1 2 3"
+PREVIEW_CALLS_BEFORE = "2"
 
 
 class NumberSearchMixin:
@@ -85,28 +91,87 @@ class TrackingNumberInline(PhoneNumberFieldsMixin, admin.TabularInline):
     extra = 1
 
 
+class OpeningHoursForm(forms.ModelForm):
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        opens, closes = self.cleaned_data.get("opens"), self.cleaned_data.get("closes")
+        # The database refuses it too, but its message names only the constraint.
+        if opens is not None and closes is not None and opens >= closes:
+            self.add_error(
+                "closes",
+                f"It closes at {closes:%H:%M}, which is not after it opens at {opens:%H:%M}. "
+                "Hours that pass midnight are two rows: until 23:59, then from 00:00 the next day.",
+            )
+        return self.cleaned_data
+
+
+class OpeningHoursInline(admin.TabularInline):
+    model = OpeningHours
+    form = OpeningHoursForm
+    verbose_name = "opening period"
+    verbose_name_plural = "opening hours"
+    fields = ("weekday", "opens", "closes")
+    extra = 0
+    formfield_overrides = {models.TimeField: {"widget": widgets.AdminTimeWidget(format="%H:%M")}}
+
+
 @admin.register(Campaign)
 class CampaignAdmin(PhoneNumberFieldsMixin, NumberSearchMixin, admin.ModelAdmin):
-    list_display = ("name", "topic", "destination_display", "number_count", "is_active")
+    list_display = ("name", "topic", "destination_display", "strategy", "number_count", "is_active")
     list_editable = ("is_active",)
-    list_filter = ("is_active",)
+    list_filter = ("is_active", "strategy")
     search_fields = ("name", "topic", "numbers__number", "numbers__source")
     readonly_fields = ("whisper_preview",)
-    inlines = [TrackingNumberInline]
+    inlines = [TrackingNumberInline, OpeningHoursInline]
     phone_number_fields = ("destination",)
     # Vonage fetches hold music over the internet: a bare host means HTTPS.
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     actions = ["activate", "deactivate"]
+    campaign_fieldsets: Any = (
+        ("Campaign", {"fields": ("name", "topic", "is_active")}),
+        (
+            "What people hear",
+            {"fields": ("greeting", "hold_music_url", "whisper_template", "whisper_preview", "language", "style")},
+        ),
+        (
+            "Ringing the agent",
+            {"fields": ("strategy", "destination", "hunt_numbers", "ring_seconds", "require_accept", "accept_prompt")},
+        ),
+        (
+            "When nobody answers",
+            {"fields": ("max_wait_seconds", "fallback", "fallback_message", "voicemail_prompt")},
+        ),
+        (
+            "Opening hours",
+            {
+                "fields": ("timezone", "starts_on", "ends_on", "closed_action", "closed_message"),
+                "description": (
+                    "Calls reach an agent from the first to the last day, inside the weekly opening hours "
+                    "below, in the campaign's time zone. A campaign without opening hours is open around "
+                    "the clock; outside them callers get the closed action."
+                ),
+            },
+        ),
+    )
+    # Short lists of numbers and spoken sentences: a few lines each, not the admin's ten.
+    short_text_fields = ("hunt_numbers", "accept_prompt", "fallback_message", "voicemail_prompt", "closed_message")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Campaign]:
         return super().get_queryset(request).annotate(number_count=Count("numbers"))
 
-    def get_fields(self, request: HttpRequest, obj: Campaign | None = None) -> Any:
-        # The preview sits right under the template it previews; every other field,
-        # including ones added to the model later, keeps the model's order.
-        fields = [f for f in super().get_fields(request, obj) if f != "whisper_preview"]
-        at = fields.index("whisper_template") + 1 if "whisper_template" in fields else len(fields)
-        return [*fields[:at], "whisper_preview", *fields[at:]]
+    def get_fieldsets(self, request: HttpRequest, obj: Campaign | None = None) -> Any:
+        # A field added to the model later is still shown, under "More", until it is
+        # given a place above.
+        named = set(flatten_fieldsets(self.campaign_fieldsets))
+        rest = tuple(
+            f.name for f in Campaign._meta.concrete_fields if f.editable and not f.primary_key and f.name not in named
+        )
+        return self.campaign_fieldsets + ((("More", {"fields": rest}),) if rest else ())
+
+    def formfield_for_dbfield(self, db_field: "Field[Any, Any]", request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name in self.short_text_fields:
+            kwargs["widget"] = widgets.AdminTextareaWidget(attrs={"rows": 3})
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     @admin.display(description="destination", ordering="destination")
     def destination_display(self, campaign: Campaign) -> str:
@@ -132,13 +197,22 @@ class CampaignAdmin(PhoneNumberFieldsMixin, NumberSearchMixin, admin.ModelAdmin)
                 "campaign": campaign.name,
                 "source": number.source if number else "",
                 "number": spoken_digits(number.number) if number else "",
+                "caller": PREVIEW_CALLER,
+                "calls_before": PREVIEW_CALLS_BEFORE,
             },
         )
         if number is None:
             note = "As heard before the campaign has a number: add one to hear {source} and {number}."
         else:
             note = f"As heard for a call to {number}."
-        return format_html('<p><strong>“{}”</strong></p><p class="help">{}</p>', text, note)
+        note += f" {{caller}} is read as “{PREVIEW_CALLER}” and {{calls_before}} as “{PREVIEW_CALLS_BEFORE}”."
+        timing = f"About {speaking_seconds(text):g} seconds to say"
+        if campaign.require_accept:
+            # The agent hears the accept prompt right after the whisper.
+            timing += f" ({speaking_seconds(f'{text} {campaign.accept_prompt}'):g} seconds with the accept prompt)"
+        return format_html(
+            '<p><strong>“{}”</strong></p><p class="help">{}</p><p class="help">{}.</p>', text, note, timing
+        )
 
     @admin.action(description="Activate the selected campaigns", permissions=["change"])
     def activate(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:

@@ -5,24 +5,47 @@ is written, and written in one transaction, so a bad file changes nothing. Campa
 are matched by name and numbers by number: importing the same file twice changes
 nothing the second time, and a number the file puts on another campaign moves there.
 Nothing is deleted: campaigns and numbers the file does not mention are left alone.
+A campaign's opening hours are the exception: when the file gives ``opening_hours``, that
+list is the campaign's week, and replaces the hours it had.
 """
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import models, transaction
 from rest_framework.settings import api_settings
 
-from .models import Campaign, TrackingNumber
-from .serializers import CampaignFileSerializer
+from .models import Campaign, OpeningHours, TrackingNumber
+from .serializers import CAMPAIGN_FILE_KEYS, CampaignFileSerializer
 
 logger = logging.getLogger(__name__)
 
-# Model field → key in the file, where they differ.
-_FILE_KEYS = {"is_active": "active"}
-_CAMPAIGN_FIELDS = ("topic", "destination", "whisper_template", "greeting", "hold_music_url", "is_active")
+_CAMPAIGN_FIELDS = (
+    "topic",
+    "destination",
+    "whisper_template",
+    "greeting",
+    "hold_music_url",
+    "is_active",
+    "language",
+    "style",
+    "strategy",
+    "hunt_numbers",
+    "ring_seconds",
+    "require_accept",
+    "accept_prompt",
+    "max_wait_seconds",
+    "fallback",
+    "fallback_message",
+    "voicemail_prompt",
+    "timezone",
+    "starts_on",
+    "ends_on",
+    "closed_action",
+    "closed_message",
+)
 _NUMBER_FIELDS = ("source", "is_active")
 
 
@@ -64,11 +87,23 @@ def campaigns_import(*, data: list[dict[str, Any]]) -> ImportSummary:
     with transaction.atomic():
         names = [item["name"] for item in campaigns]
         numbers = [number["number"] for item in campaigns for number in item.get("numbers", [])]
-        existing_campaigns = {c.name: c for c in Campaign.objects.select_for_update().filter(name__in=names)}
+        existing_campaigns = {
+            c.name: c
+            for c in Campaign.objects.select_for_update().prefetch_related("opening_hours").filter(name__in=names)
+        }
         existing_numbers = {
             n.number: n
             for n in TrackingNumber.objects.select_for_update().select_related("campaign").filter(number__in=numbers)
         }
+        # The one check that needs the stored campaign, made before anything is written.
+        problems = [
+            problem
+            for index, item in enumerate(campaigns, start=1)
+            if item["name"] in existing_campaigns
+            for problem in _dates_problem(index, item, existing_campaigns[item["name"]])
+        ]
+        if problems:
+            raise CampaignFileInvalid(problems)
         for item in campaigns:
             campaign = _campaign_upsert(item, existing_campaigns.get(item["name"]), summary)
             for number_item in item.get("numbers", []):
@@ -102,7 +137,7 @@ def campaigns_export() -> list[dict[str, Any]]:
     Campaigns are in name order and numbers in number order, so the same data always
     gives the same file.
     """
-    queryset = Campaign.objects.prefetch_related("numbers").order_by("name")
+    queryset = Campaign.objects.prefetch_related("numbers", "opening_hours").order_by("name")
     return [dict(item) for item in CampaignFileSerializer(queryset, many=True).data]
 
 
@@ -111,20 +146,47 @@ def campaigns_export() -> list[dict[str, Any]]:
 
 def _campaign_upsert(item: dict[str, Any], campaign: Campaign | None, summary: ImportSummary) -> Campaign:
     fields = {name: item[name] for name in _CAMPAIGN_FIELDS if name in item}
+    hours: list[dict[str, Any]] | None = item.get("opening_hours")
     if campaign is None:
         campaign = Campaign.objects.create(name=item["name"], **fields)
+        if hours:
+            OpeningHours.objects.bulk_create(OpeningHours(campaign=campaign, **period) for period in hours)
         summary.campaigns_created += 1
         summary.changes.append(f"Created campaign “{campaign.name}”.")
         return campaign
     changed = _assign(campaign, fields)
-    if changed:
+    hours_changed = hours is not None and _week(hours) != _week(
+        {"weekday": h.weekday, "opens": h.opens, "closes": h.closes} for h in campaign.opening_hours.all()
+    )
+    if changed or hours_changed:
         # Saved only when something changed, so an unchanged campaign keeps its updated_at.
         campaign.save(update_fields=[*changed, "updated_at"])
+        if hours_changed:
+            campaign.opening_hours.all().delete()
+            OpeningHours.objects.bulk_create(OpeningHours(campaign=campaign, **period) for period in hours or [])
         summary.campaigns_updated += 1
-        summary.changes.append(f"Updated campaign “{campaign.name}”: {_file_keys(changed)}.")
+        keys = _file_keys([*changed, *(["opening_hours"] if hours_changed else [])])
+        summary.changes.append(f"Updated campaign “{campaign.name}”: {keys}.")
     else:
         summary.campaigns_unchanged += 1
     return campaign
+
+
+def _week(periods: Iterable[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+    """Opening periods compared whatever order they are listed in."""
+    return sorted((p["weekday"], p["opens"], p["closes"]) for p in periods)
+
+
+def _dates_problem(index: int, item: dict[str, Any], campaign: Campaign) -> Iterator[str]:
+    """A file may give only one of the dates: it must still fit the other one, as stored."""
+    starts_on = item.get("starts_on", campaign.starts_on)
+    ends_on = item.get("ends_on", campaign.ends_on)
+    if starts_on is not None and ends_on is not None and starts_on > ends_on:
+        where = "ends_on" if "ends_on" in item else "starts_on"
+        yield (
+            f"{_campaign_label(index, item)}, {where}: The campaign would end ({ends_on.isoformat()}) "
+            f"before it starts ({starts_on.isoformat()})."
+        )
 
 
 def _number_upsert(
@@ -164,7 +226,7 @@ def _assign(instance: models.Model, fields: Mapping[str, Any]) -> list[str]:
 
 
 def _file_keys(fields: list[str]) -> str:
-    return ", ".join(_FILE_KEYS.get(name, name) for name in fields)
+    return ", ".join(CAMPAIGN_FILE_KEYS.get(name, name) for name in fields)
 
 
 # --- reporting problems --------------------------------------------------------------
@@ -206,6 +268,10 @@ def _flatten(detail: Any, where: tuple[str | int, ...] = ()) -> Iterator[tuple[t
         yield where, str(detail)
 
 
+# Lists in the file, and what one item of each is called in a message.
+_ITEM_NAMES = {"numbers": "number", "further_destinations": "further destination", "opening_hours": "opening hours"}
+
+
 def _located(label: str, where: tuple[str | int, ...], message: str) -> str:
     """``campaign 2 ("Winter offer"), number 1: “12ab” is not a phone number…``"""
     parts = [label]
@@ -214,11 +280,11 @@ def _located(label: str, where: tuple[str | int, ...], message: str) -> str:
         previous = where[step - 1] if step > 0 else None
         if key == api_settings.NON_FIELD_ERRORS_KEY:
             continue
-        if key == "numbers" and isinstance(following, int):
+        if key in _ITEM_NAMES and isinstance(following, int):
             continue
         if isinstance(key, int):
-            parts.append(f"number {key + 1}")
-        elif key == "number" and isinstance(previous, int):
+            parts.append(f"{_ITEM_NAMES.get(str(previous), 'item')} {key + 1}")
+        elif key == "number" and isinstance(previous, int) and step >= 2 and where[step - 2] == "numbers":
             continue  # the message names the number
         else:
             parts.append(str(key))

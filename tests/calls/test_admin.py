@@ -10,6 +10,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from calls import vonage_adapter
 from calls.models import Call, CallEvent, CallLeg, CallState, LegRole, LegStatus, NumberStatus, Outcome
 from campaigns.models import TrackingNumber
 from tests.conftest import load_fixture
@@ -27,6 +28,14 @@ def change_url(call: Call) -> str:
 
 def delete_url(call: Call) -> str:
     return reverse("admin:calls_call_delete", args=[call.pk])
+
+
+def recording_url(call: Call) -> str:
+    return reverse("admin:calls_call_recording", args=[call.pk])
+
+
+VOICEMAIL_URL = "https://api.nexmo.com/v1/files/aaaaaaaa-bbbb-cccc-dddd-0123456789ab"
+MP3 = b"ID3\x04\x00\x00\x00\x00\x00\x00" + b"\xff\xfb" * 512
 
 
 @pytest.fixture
@@ -305,9 +314,151 @@ def test_every_call_field_is_on_the_detail_page(admin_client: Client) -> None:
         "ended_at": "ended",
         "whisper_text": "whisper_spoken",
         "caller_ncco": "caller_ncco_pretty",
+        "fallback_at": "fallback",
+        "recording_seconds": "recording",
     }
     expected = {replaced.get(f.name, f.name) for f in Call._meta.concrete_fields if not f.primary_key}
     assert expected <= names
+
+
+def test_call_detail_shows_how_the_agent_was_rung_and_how_it_ended(admin_client: Client) -> None:
+    start = timezone.make_aware(datetime(2025, 3, 14, 9, 15, 7))
+    call = answered_call(
+        started_at=start,
+        strategy="connect",
+        accept_required=True,
+        attempt=1,
+        resolution=Outcome.VOICEMAIL,
+        fallback_at=start + timedelta(seconds=45),
+    )
+    agent = call.legs.get(role=LegRole.AGENT)
+    agent.attempt = 1
+    agent.accepted_at = start + timedelta(seconds=12)
+    agent.save()
+    declined = CallLegFactory.create(
+        call=call,
+        role=LegRole.AGENT,
+        direction="outbound",
+        attempt=0,
+        declined_at=start + timedelta(seconds=5),
+        created_at=start,
+    )
+
+    response = admin_client.get(change_url(call))
+
+    body = response.content.decode()
+    assert "Ringing the agent" in body
+    assert "connect" in body and "Voicemail" in body
+    assert "14 Mar 2025, 09:15:52" in body  # moved to the fallback, 45 s in
+    legs = response.context["inline_admin_formsets"][0]
+    assert [f["name"] for f in legs.fields()][6:11] == ["attempt", "started", "answered", "accepted", "declined"]
+    caller = call.legs.get(role=LegRole.CALLER)
+    assert [form.original for form in legs] == [declined, caller, agent]
+    assert "14 Mar 2025, 09:15:12" in body  # the first destination declined, 5 s in
+    assert "14 Mar 2025, 09:15:19" in body  # the second accepted, 12 s in
+
+
+# --- the voicemail -----------------------------------------------------------------------
+
+
+def test_call_detail_plays_the_voicemail_and_says_how_long_it_is(admin_client: Client) -> None:
+    call = CallFactory.create(outcome=Outcome.VOICEMAIL, recording_url=VOICEMAIL_URL, recording_seconds=42)
+
+    body = admin_client.get(change_url(call)).content.decode()
+
+    assert f'<audio controls preload="none" src="{recording_url(call)}">' in body
+    assert "0:42 long (42 seconds)." in body
+    assert VOICEMAIL_URL in body  # Vonage's own address, for support, under "Vonage"
+
+
+def test_call_detail_without_a_voicemail_says_so(admin_client: Client) -> None:
+    call = CallFactory.create(outcome=Outcome.MISSED)
+
+    body = admin_client.get(change_url(call)).content.decode()
+
+    assert "No voicemail was left." in body
+    assert "<audio" not in body
+
+
+@pytest.fixture
+def downloads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Replaces the adapter's download: the URLs asked for, answered with :data:`MP3`."""
+    asked: list[str] = []
+
+    def download(*, url: str) -> bytes:
+        asked.append(url)
+        return MP3
+
+    monkeypatch.setattr(vonage_adapter, "recording_download", download)
+    return asked
+
+
+@pytest.mark.parametrize("client_name", ["admin_client", "supervisor_client"])
+def test_the_voicemail_is_served_through_the_adapter(
+    request: pytest.FixtureRequest, client_name: str, downloads: list[str]
+) -> None:
+    client: Client = request.getfixturevalue(client_name)
+    call = CallFactory.create(recording_url=VOICEMAIL_URL, recording_seconds=42)
+
+    response = client.get(recording_url(call))
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "audio/mpeg"
+    assert response.content == MP3
+    assert response["Content-Disposition"] == f'inline; filename="call-{call.pk}-voicemail.mp3"'
+    assert downloads == [VOICEMAIL_URL]
+
+
+def test_staff_without_view_permission_may_not_hear_the_voicemail(downloads: list[str]) -> None:
+    call = CallFactory.create(recording_url=VOICEMAIL_URL)
+    user = User.objects.create_user("marketing", password="not-used", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="campaigns"))
+    client = Client()
+    client.force_login(user)
+
+    assert client.get(recording_url(call)).status_code == 403
+    assert downloads == []
+
+
+def test_the_voicemail_needs_a_login(client: Client, downloads: list[str]) -> None:
+    call = CallFactory.create(recording_url=VOICEMAIL_URL)
+
+    response = client.get(recording_url(call))
+
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("admin:login"))
+    assert downloads == []
+
+
+def test_a_call_without_a_voicemail_is_404(admin_client: Client, downloads: list[str]) -> None:
+    call = CallFactory.create()
+
+    assert admin_client.get(recording_url(call)).status_code == 404
+    assert admin_client.get(reverse("admin:calls_call_recording", args=[call.pk + 1])).status_code == 404
+    assert downloads == []
+
+
+def test_the_voicemail_is_only_read(admin_client: Client, downloads: list[str]) -> None:
+    call = CallFactory.create(recording_url=VOICEMAIL_URL)
+
+    assert admin_client.post(recording_url(call)).status_code == 405
+    assert downloads == []
+
+
+def test_vonage_unreachable_is_a_502_saying_so(admin_client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    def unavailable(*, url: str) -> bytes:
+        raise vonage_adapter.VonageUnavailable("Vonage answered 503 for the recording.", status_code=503)
+
+    monkeypatch.setattr(vonage_adapter, "recording_download", unavailable)
+    call = CallFactory.create(recording_url=VOICEMAIL_URL)
+
+    response = admin_client.get(recording_url(call))
+
+    assert response.status_code == 502
+    assert response["Content-Type"] == "text/plain; charset=utf-8"
+    assert response.content.decode() == (
+        "The voicemail could not be fetched from Vonage. Vonage answered 503 for the recording."
+    )
 
 
 def test_supervisor_with_view_permission_reads_calls(supervisor_client: Client) -> None:

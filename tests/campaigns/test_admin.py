@@ -1,5 +1,6 @@
 """The campaign admin, as marketing staff use it."""
 
+from datetime import date, time
 from typing import Any
 
 import pytest
@@ -8,7 +9,8 @@ from django.test import Client
 from django.urls import reverse
 
 from calls.models import Call, LegRole
-from campaigns.models import Campaign, TrackingNumber
+from campaigns.models import Campaign, ClosedAction, Fallback, OpeningHours, Strategy, TrackingNumber, Weekday
+from campaigns.whisper import speaking_seconds
 from tests.factories import CampaignFactory, TrackingNumberFactory
 
 pytestmark = pytest.mark.django_db
@@ -63,6 +65,15 @@ def add_number(data: dict[str, Any], number: str, source: str = "", active: bool
     data["numbers-TOTAL_FORMS"] = index + 1
 
 
+def add_hours(data: dict[str, Any], weekday: Weekday, opens: str, closes: str) -> None:
+    """Fill in one more row of the opening-hours inline."""
+    index = int(data["opening_hours-TOTAL_FORMS"])
+    data[f"opening_hours-{index}-weekday"] = str(weekday.value)
+    data[f"opening_hours-{index}-opens"] = opens
+    data[f"opening_hours-{index}-closes"] = closes
+    data["opening_hours-TOTAL_FORMS"] = index + 1
+
+
 def new_campaign_data(admin_client: Client, **changes: Any) -> dict[str, Any]:
     fields = {"name": "Spring sale", "topic": "the spring sale", **changes}
     return form_data(admin_client.get(ADD), **fields)
@@ -102,6 +113,7 @@ def test_changelist_query_count_does_not_grow_with_campaigns(
 ) -> None:
     for campaign in CampaignFactory.create_batch(campaigns):
         TrackingNumberFactory.create_batch(2, campaign=campaign)
+        OpeningHours.objects.create(campaign=campaign, weekday=Weekday.MONDAY, opens=time(9), closes=time(17))
     admin_client.get(CHANGELIST)  # the session is warmed up
 
     # session, user, count, total count, page of campaigns with their number counts
@@ -120,6 +132,18 @@ def test_search_finds_a_campaign_by_name_topic_number_or_source(
 
     assert [c.name for c in response.context["cl"].result_list] == ["Summer offer"]
     assert response.context["cl"].result_list[0].number_count == 1
+
+
+def test_changelist_shows_and_filters_by_strategy(admin_client: Client) -> None:
+    CampaignFactory.create(name="Rung by the app", strategy=Strategy.CONFERENCE)
+    CampaignFactory.create(name="Rung by Vonage", strategy=Strategy.CONNECT)
+
+    listed = admin_client.get(CHANGELIST)
+    connect = admin_client.get(CHANGELIST, {"strategy__exact": Strategy.CONNECT})
+
+    assert "strategy" in listed.context["cl"].list_display
+    assert Strategy.CONNECT.label in listed.content.decode()
+    assert [c.name for c in connect.context["cl"].result_list] == ["Rung by Vonage"]
 
 
 def test_filter_by_active(admin_client: Client) -> None:
@@ -192,6 +216,63 @@ def test_change_form_renders_with_numbers_and_whisper_preview(
     assert "Call about the summer offer for Summer offer, from M4 billboard, on 4 4 7 7 0 0 9 0 0 0 0 1" in body
 
 
+def test_change_form_is_organised_in_sections(admin_client: Client, summer_number: TrackingNumber) -> None:
+    response = admin_client.get(change_url(summer_number.campaign))
+
+    sections = [(name, list(options["fields"])) for name, options in response.context["adminform"].fieldsets]
+    assert sections == [
+        ("Campaign", ["name", "topic", "is_active"]),
+        (
+            "What people hear",
+            ["greeting", "hold_music_url", "whisper_template", "whisper_preview", "language", "style"],
+        ),
+        (
+            "Ringing the agent",
+            ["strategy", "destination", "hunt_numbers", "ring_seconds", "require_accept", "accept_prompt"],
+        ),
+        ("When nobody answers", ["max_wait_seconds", "fallback", "fallback_message", "voicemail_prompt"]),
+        ("Opening hours", ["timezone", "starts_on", "ends_on", "closed_action", "closed_message"]),
+    ]
+    body = response.content.decode()
+    assert "further destinations" in body.lower()
+    assert "press 1 to accept" in body.lower()
+    numbers, hours = response.context["inline_admin_formsets"]
+    assert numbers.formset.prefix == "numbers"
+    assert hours.formset.prefix == "opening_hours"
+    assert [f["name"] for f in hours.fields()] == ["weekday", "opens", "closes"]
+
+
+def test_every_editable_campaign_field_is_on_the_form(admin_client: Client) -> None:
+    response = admin_client.get(ADD)
+
+    form = response.context["adminform"].form
+    expected = {f.name for f in Campaign._meta.concrete_fields if f.editable and not f.primary_key}
+    assert expected <= set(form.fields)
+
+
+def test_whisper_preview_reads_sample_caller_values_and_the_speaking_time(
+    admin_client: Client, summer_number: TrackingNumber
+) -> None:
+    campaign = summer_number.campaign
+    campaign.whisper_template = "{topic}. Caller {caller}, {calls_before} calls before"
+    campaign.save()
+
+    body = admin_client.get(change_url(campaign)).content.decode()
+
+    text = "the summer offer. Caller 4 4 7 9 4 6 0 0 0 1 2 3, 2 calls before"
+    assert f"“{text}”" in body
+    assert f"About {speaking_seconds(text):g} seconds to say" in body
+
+
+def test_whisper_preview_times_the_accept_prompt_too(admin_client: Client) -> None:
+    campaign = CampaignFactory.create(topic="the autumn offer", require_accept=True, accept_prompt="Press 1 now.")
+
+    body = admin_client.get(change_url(campaign)).content.decode()
+
+    with_prompt = speaking_seconds("Incoming call regarding the autumn offer Press 1 now.")
+    assert f"({with_prompt:g} seconds with the accept prompt)" in body
+
+
 def test_whisper_preview_without_numbers_says_how_to_complete_it(admin_client: Client) -> None:
     campaign = CampaignFactory.create(topic="the autumn offer")
 
@@ -219,6 +300,120 @@ def test_creating_a_campaign_with_a_number_stores_it_normalised(admin_client: Cl
     campaign = Campaign.objects.get(name="Spring sale")
     assert campaign.destination == "442079460000"
     assert [(n.number, n.source, n.is_active) for n in campaign.numbers.all()] == [("447700900001", "Bus stop", True)]
+
+
+def test_creating_a_campaign_with_its_flow_and_opening_hours(admin_client: Client) -> None:
+    data = new_campaign_data(
+        admin_client,
+        strategy=Strategy.CONNECT,
+        hunt_numbers="+44 20 7946 0001\n\n0044 20 7946 0002, 442079460001",
+        ring_seconds="30",
+        require_accept="on",
+        accept_prompt="Press 1 for the spring sale.",
+        max_wait_seconds="90",
+        fallback=Fallback.MESSAGE,
+        language="de-DE",
+        style="2",
+        timezone="Europe/Berlin",
+        starts_on="2025-03-01",
+        ends_on="2025-05-31",
+        closed_action=ClosedAction.VOICEMAIL,
+    )
+    add_hours(data, Weekday.MONDAY, "09:00", "17:30")
+    add_hours(data, Weekday.SATURDAY, "10:00", "13:00")
+
+    response = admin_client.post(ADD, data)
+
+    assert response.status_code == 302, errors_of(response)
+    campaign = Campaign.objects.get(name="Spring sale")
+    assert campaign.strategy == Strategy.CONNECT
+    assert campaign.hunt_numbers == "442079460001\n442079460002"  # normalised, each once
+    assert (campaign.ring_seconds, campaign.max_wait_seconds, campaign.require_accept) == (30, 90, True)
+    assert (campaign.fallback, campaign.closed_action) == (Fallback.MESSAGE, ClosedAction.VOICEMAIL)
+    assert (campaign.language, campaign.style, campaign.timezone) == ("de-DE", 2, "Europe/Berlin")
+    assert (campaign.starts_on, campaign.ends_on) == (date(2025, 3, 1), date(2025, 5, 31))
+    assert [(h.weekday, h.opens, h.closes) for h in campaign.opening_hours.all()] == [
+        (Weekday.MONDAY, time(9), time(17, 30)),
+        (Weekday.SATURDAY, time(10), time(13)),
+    ]
+
+
+def test_opening_hours_are_edited_on_the_campaign(admin_client: Client, summer_campaign: Campaign) -> None:
+    OpeningHours.objects.create(campaign=summer_campaign, weekday=Weekday.MONDAY, opens=time(9), closes=time(17))
+
+    response = admin_client.get(change_url(summer_campaign))
+    assert 'value="09:00"' in response.content.decode()  # hours and minutes, as people write them
+    data = form_data(response, **{"opening_hours-0-closes": "18:00"})
+    add_hours(data, Weekday.TUESDAY, "08:00", "12:00")
+    saved = admin_client.post(change_url(summer_campaign), data)
+
+    assert saved.status_code == 302, errors_of(saved)
+    assert [(h.weekday, h.opens, h.closes) for h in summer_campaign.opening_hours.all()] == [
+        (Weekday.MONDAY, time(9), time(18)),
+        (Weekday.TUESDAY, time(8), time(12)),
+    ]
+
+
+def _refused(response: Any) -> str:
+    assert response.status_code == 200
+    assert not Campaign.objects.filter(name="Spring sale").exists()
+    return errors_of(response)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "message"),
+    [
+        pytest.param(
+            {"hunt_numbers": "+44 20 7946 0001\n0800 CALL NOW"},
+            "hunt_numbers",
+            "“0800 CALL NOW” is not a phone number in international format",
+            id="bad-further-destination",
+        ),
+        pytest.param(
+            {"greeting": "Hello from {campaing}"},
+            "greeting",
+            "Unknown variable {campaing}",
+            id="unknown-greeting-variable",
+        ),
+        pytest.param({"ring_seconds": "3"}, "ring_seconds", "Ring each destination for 5 to 120 seconds", id="ring-3"),
+        pytest.param({"ring_seconds": "121"}, "ring_seconds", "5 to 120 seconds", id="ring-121"),
+        pytest.param({"max_wait_seconds": "5"}, "max_wait_seconds", "between 10 and 3,600 seconds", id="wait-5"),
+        pytest.param(
+            {"timezone": "Europe/Londres"}, "timezone", "“Europe/Londres” is not a time zone", id="bad-time-zone"
+        ),
+        pytest.param(
+            {"starts_on": "2025-06-01", "ends_on": "2025-05-31"},
+            "ends_on",
+            "The campaign ends before it starts.",
+            id="ends-before-it-starts",
+        ),
+        pytest.param(
+            {"fallback_message": "x" * 1501}, "fallback_message", "at most 1500 characters", id="long-message"
+        ),
+    ],
+)
+def test_flow_settings_errors_name_the_problem(
+    admin_client: Client, changes: dict[str, str], field: str, message: str
+) -> None:
+    response = admin_client.post(ADD, new_campaign_data(admin_client, **changes))
+
+    _refused(response)
+    errors = response.context["adminform"].form.errors
+    assert list(errors) == [field]
+    assert message in str(errors[field])
+    assert "Constraint" not in str(errors)  # the sentence, not the database's constraint name
+
+
+@pytest.mark.parametrize(("opens", "closes"), [("17:00", "09:00"), ("09:00", "09:00")])
+def test_opening_hours_must_open_before_they_close(admin_client: Client, opens: str, closes: str) -> None:
+    data = new_campaign_data(admin_client)
+    add_hours(data, Weekday.FRIDAY, opens, closes)
+
+    errors = _refused(admin_client.post(ADD, data))
+
+    assert f"It closes at {closes}, which is not after it opens at {opens}." in errors
+    assert "Constraint" not in errors
+    assert not OpeningHours.objects.exists()
 
 
 def test_unknown_whisper_variable_is_a_form_error_naming_it(admin_client: Client) -> None:

@@ -2,7 +2,7 @@
 
 import io
 import json
-from datetime import timedelta
+from datetime import date, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +11,21 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from campaigns.models import DEFAULT_GREETING, DEFAULT_WHISPER, Campaign, TrackingNumber
+from campaigns.models import (
+    DEFAULT_ACCEPT_PROMPT,
+    DEFAULT_CLOSED_MESSAGE,
+    DEFAULT_FALLBACK_MESSAGE,
+    DEFAULT_GREETING,
+    DEFAULT_VOICEMAIL_PROMPT,
+    DEFAULT_WHISPER,
+    Campaign,
+    ClosedAction,
+    Fallback,
+    OpeningHours,
+    Strategy,
+    TrackingNumber,
+    Weekday,
+)
 from campaigns.services import campaigns_export, campaigns_import
 from tests.factories import CampaignFactory, TrackingNumberFactory
 
@@ -59,7 +73,37 @@ def export_text(**options: Any) -> str:
 def database_state() -> list[tuple[Any, ...]]:
     campaigns = list(Campaign.objects.order_by("pk").values_list())
     numbers = list(TrackingNumber.objects.order_by("pk").values_list())
-    return [*campaigns, *numbers]
+    hours = list(OpeningHours.objects.order_by("pk").values_list())
+    return [*campaigns, *numbers, *hours]
+
+
+def week(campaign: Campaign) -> list[tuple[int, time, time]]:
+    return [(h.weekday, h.opens, h.closes) for h in campaign.opening_hours.all()]
+
+
+# Every optional key a campaign has for how its calls are handled, none at its default.
+FLOW: dict[str, Any] = {
+    "strategy": "connect",
+    "further_destinations": ["447700900998", "447700900997"],
+    "ring_seconds": 25,
+    "require_accept": True,
+    "accept_prompt": "Press 1 to take the summer offer call.",
+    "max_wait_seconds": 90,
+    "fallback": "message",
+    "fallback_message": "Nobody is free. Goodbye.",
+    "voicemail_prompt": "Leave a message after the tone.",
+    "language": "de-DE",
+    "style": 2,
+    "timezone": "Europe/Berlin",
+    "starts_on": "2025-06-01",
+    "ends_on": "2025-08-31",
+    "closed_action": "voicemail",
+    "closed_message": "We are closed.",
+    "opening_hours": [
+        {"day": "monday", "opens": "09:00", "closes": "17:30"},
+        {"day": "saturday", "opens": "10:00", "closes": "13:00"},
+    ],
+}
 
 
 # --- importing -------------------------------------------------------------------------
@@ -150,6 +194,88 @@ def test_optional_keys_are_imported(tmp_path: Path) -> None:
     assert campaign.numbers.get().is_active is False
 
 
+def test_the_flow_keys_are_imported(tmp_path: Path) -> None:
+    flow = {
+        **FLOW,
+        "further_destinations": ["+44 7700 900998", "0044 7700 900997", "447700900998"],
+        "opening_hours": [
+            {"day": "Saturday", "opens": "10:00", "closes": "13:00"},
+            {"day": "monday", "opens": "9:00", "closes": "17:30"},
+        ],
+    }
+    import_file(tmp_path, [summer(**flow)])
+
+    campaign = Campaign.objects.get()
+    assert campaign.strategy == Strategy.CONNECT
+    assert campaign.hunt_numbers == "447700900998\n447700900997"  # normalised, in order, each once
+    assert (campaign.ring_seconds, campaign.max_wait_seconds) == (25, 90)
+    assert (campaign.require_accept, campaign.accept_prompt) == (True, "Press 1 to take the summer offer call.")
+    assert (campaign.fallback, campaign.fallback_message) == (Fallback.MESSAGE, "Nobody is free. Goodbye.")
+    assert campaign.voicemail_prompt == "Leave a message after the tone."
+    assert (campaign.language, campaign.style, campaign.timezone) == ("de-DE", 2, "Europe/Berlin")
+    assert (campaign.starts_on, campaign.ends_on) == (date(2025, 6, 1), date(2025, 8, 31))
+    assert (campaign.closed_action, campaign.closed_message) == (ClosedAction.VOICEMAIL, "We are closed.")
+    assert week(campaign) == [(Weekday.MONDAY, time(9), time(17, 30)), (Weekday.SATURDAY, time(10), time(13))]
+
+
+def test_a_minimal_file_keeps_the_flow_settings_staff_made(tmp_path: Path) -> None:
+    import_file(tmp_path, [summer(**FLOW)])
+    before = database_state()
+
+    out = import_file(tmp_path, [summer()])
+
+    assert database_state() == before
+    assert "Campaigns: 0 created, 0 updated, 1 unchanged." in out
+
+
+def test_the_files_opening_hours_replace_the_campaigns(tmp_path: Path) -> None:
+    import_file(tmp_path, [summer(**FLOW)])
+    campaign = Campaign.objects.get()
+    Campaign.objects.filter(pk=campaign.pk).update(updated_at=timezone.now() - timedelta(days=1))
+
+    out = import_file(tmp_path, [summer(opening_hours=[{"day": "sunday", "opens": "12:00", "closes": "14:00"}])])
+
+    updated = Campaign.objects.get()
+    assert week(updated) == [(Weekday.SUNDAY, time(12), time(14))]
+    assert updated.updated_at > timezone.now() - timedelta(hours=1)
+    assert "Updated campaign “Summer offer”: opening_hours." in out
+
+    cleared = import_file(tmp_path, [summer(opening_hours=[], ring_seconds=30)])
+
+    assert week(Campaign.objects.get()) == []  # open around the clock
+    assert "Updated campaign “Summer offer”: ring_seconds, opening_hours." in cleared
+
+
+def test_the_same_hours_in_another_order_change_nothing(tmp_path: Path) -> None:
+    import_file(tmp_path, [summer(**FLOW)])
+    before = database_state()
+
+    out = import_file(tmp_path, [summer(**{**FLOW, "opening_hours": FLOW["opening_hours"][::-1]})])
+
+    assert database_state() == before  # the hours were not rewritten
+    assert "Campaigns: 0 created, 0 updated, 1 unchanged." in out
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"ends_on": "2025-06-30"}, "ends_on: The campaign would end (2025-06-30) before it starts (2025-07-01)."),
+        ({"starts_on": "2025-09-01"}, "starts_on: The campaign would end (2025-08-31) before it starts (2025-09-01)."),
+    ],
+)
+def test_one_date_must_fit_the_other_as_stored(tmp_path: Path, given: dict[str, str], message: str) -> None:
+    CampaignFactory(
+        name="Summer offer", topic="the summer offer", starts_on=date(2025, 7, 1), ends_on=date(2025, 8, 31)
+    )
+    before = database_state()
+
+    with pytest.raises(CommandError) as error:
+        import_file(tmp_path, [winter(), summer(topic="changed", **given)])
+
+    assert f'campaign 2 ("Summer offer"), {message}' in str(error.value)
+    assert database_state() == before
+
+
 def test_a_number_on_another_campaign_moves_to_the_campaign_the_file_puts_it_on(tmp_path: Path) -> None:
     summer_offer = CampaignFactory(name="Summer offer", topic="the summer offer", destination="447700900999")
     TrackingNumberFactory(number="447700900003", campaign=summer_offer, source="Newspaper advert")
@@ -220,8 +346,98 @@ BAD_FILES = [
     ),
     pytest.param(
         [{"name": "Summer offer", "topik": "the summer offer"}],
-        'campaign 1 ("Summer offer"): A campaign has no key “topik”. Its keys are: active, destination,',
+        'campaign 1 ("Summer offer"): A campaign has no key “topik”. Its keys are: accept_prompt, active,',
         id="unknown-campaign-key",
+    ),
+    pytest.param(
+        [summer(further_destinations=["447700900998", "12ab"])],
+        'campaign 1 ("Summer offer"), further destination 2: “12ab” is not a phone number in international format',
+        id="bad-further-destination",
+    ),
+    pytest.param(
+        [summer(further_destinations="447700900998")],
+        'campaign 1 ("Summer offer"), further_destinations: Expected a list of items',
+        id="further-destinations-not-a-list",
+    ),
+    pytest.param(
+        [summer(ring_seconds=3)],
+        'campaign 1 ("Summer offer"), ring_seconds: Ring each destination for 5 to 120 seconds',
+        id="ring-seconds-out-of-range",
+    ),
+    pytest.param(
+        [summer(ring_seconds="20")],
+        'campaign 1 ("Summer offer"), ring_seconds: Must be a whole number.',
+        id="ring-seconds-a-string",
+    ),
+    pytest.param(
+        [summer(max_wait_seconds=5000)],
+        'campaign 1 ("Summer offer"), max_wait_seconds: The longest wait must be between 10 and 3,600 seconds.',
+        id="max-wait-out-of-range",
+    ),
+    pytest.param(
+        [summer(style=-1)],
+        'campaign 1 ("Summer offer"), style: Ensure this value is greater than or equal to 0.',
+        id="negative-style",
+    ),
+    pytest.param(
+        [summer(strategy="ring")],
+        'campaign 1 ("Summer offer"), strategy: “ring” is not one of “conference”, “connect”.',
+        id="unknown-strategy",
+    ),
+    pytest.param(
+        [summer(fallback="email")],
+        'campaign 1 ("Summer offer"), fallback: “email” is not one of “voicemail”, “message”, “hangup”.',
+        id="unknown-fallback",
+    ),
+    pytest.param(
+        [summer(require_accept="yes")],
+        'campaign 1 ("Summer offer"), require_accept: Must be true or false.',
+        id="require-accept-not-a-boolean",
+    ),
+    pytest.param(
+        [summer(timezone="Europe/Londres")],
+        'campaign 1 ("Summer offer"), timezone: “Europe/Londres” is not a time zone',
+        id="bad-time-zone",
+    ),
+    pytest.param(
+        [summer(starts_on="2025-09-01", ends_on="2025-08-31")],
+        'campaign 1 ("Summer offer"), ends_on: The campaign ends before it starts.',
+        id="ends-before-it-starts",
+    ),
+    pytest.param(
+        [summer(starts_on="01/06/2025")],
+        'campaign 1 ("Summer offer"), starts_on: Date has wrong format. Use one of these formats instead: YYYY-MM-DD.',
+        id="date-not-iso",
+    ),
+    pytest.param(
+        [summer(accept_prompt="x" * 1501)],
+        'campaign 1 ("Summer offer"), accept_prompt: Vonage speaks at most 1500 characters.',
+        id="accept-prompt-too-long",
+    ),
+    pytest.param(
+        [summer(opening_hours=[{"day": "monday", "opens": "09:00", "closes": "17:00"}, {"day": "mon"}])],
+        'campaign 1 ("Summer offer"), opening hours 2, day: Must be the name of a day: monday, tuesday,',
+        id="bad-day",
+    ),
+    pytest.param(
+        [summer(opening_hours=[{"day": "monday", "opens": "9am", "closes": "17:00"}])],
+        'campaign 1 ("Summer offer"), opening hours 1, opens: Must be a time of day as HH:MM',
+        id="bad-time",
+    ),
+    pytest.param(
+        [summer(opening_hours=[{"day": "friday", "opens": "17:00", "closes": "09:00"}])],
+        'campaign 1 ("Summer offer"), opening hours 1, closes: 09:00 is not after opens (17:00).',
+        id="closes-before-it-opens",
+    ),
+    pytest.param(
+        [summer(opening_hours=[{"day": "friday", "open": "09:00", "closes": "17:00"}])],
+        'campaign 1 ("Summer offer"), opening hours 1: An opening period has no key “open”.',
+        id="unknown-opening-hours-key",
+    ),
+    pytest.param(
+        [summer(opening_hours={"monday": ["09:00", "17:00"]})],
+        'campaign 1 ("Summer offer"), opening_hours: Expected a list of items',
+        id="opening-hours-not-a-list",
     ),
     pytest.param(
         [summer(numbers=[{"number": "447700900001", "sauce": "M4"}])],
@@ -320,37 +536,65 @@ def test_a_failure_while_writing_rolls_everything_back(monkeypatch: pytest.Monke
 
 
 def test_the_export_has_every_key_in_a_stable_order() -> None:
-    winter_offer = CampaignFactory(name="Winter offer", topic="the winter offer", destination="447700900999")
+    winter_offer = CampaignFactory.create(name="Winter offer", topic="the winter offer", destination="447700900999")
     summer_offer = CampaignFactory(name="Summer offer", topic="the summer offer", destination="447700900999")
     TrackingNumberFactory(number="447700900002", campaign=summer_offer, source="Radio advert")
     TrackingNumberFactory(number="447700900001", campaign=summer_offer, source="M4 billboard")
     TrackingNumberFactory(number="447700900003", campaign=winter_offer, source="Newspaper advert", is_active=False)
 
+    OpeningHours.objects.create(campaign=winter_offer, weekday=Weekday.SUNDAY, opens=time(12), closes=time(14))
+    OpeningHours.objects.create(campaign=winter_offer, weekday=Weekday.MONDAY, opens=time(9), closes=time(17, 30))
+    Campaign.objects.filter(pk=winter_offer.pk).update(
+        hunt_numbers="447700900998\n447700900997", starts_on=date(2025, 12, 1)
+    )
+    defaults = {
+        "accept_prompt": DEFAULT_ACCEPT_PROMPT,
+        "active": True,
+        "closed_action": "message",
+        "closed_message": DEFAULT_CLOSED_MESSAGE,
+        "destination": "447700900999",
+        "ends_on": None,
+        "fallback": "voicemail",
+        "fallback_message": DEFAULT_FALLBACK_MESSAGE,
+        "further_destinations": [],
+        "greeting": DEFAULT_GREETING,
+        "hold_music_url": "",
+        "language": "en-GB",
+        "max_wait_seconds": 120,
+        "opening_hours": [],
+        "require_accept": False,
+        "ring_seconds": 20,
+        "starts_on": None,
+        "strategy": "conference",
+        "style": 0,
+        "timezone": "Europe/London",
+        "voicemail_prompt": DEFAULT_VOICEMAIL_PROMPT,
+        "whisper_template": DEFAULT_WHISPER,
+    }
+
     exported = json.loads(export_text())
 
     assert exported == [
         {
-            "active": True,
-            "destination": "447700900999",
-            "greeting": DEFAULT_GREETING,
-            "hold_music_url": "",
+            **defaults,
             "name": "Summer offer",
             "numbers": [
                 {"active": True, "number": "447700900001", "source": "M4 billboard"},
                 {"active": True, "number": "447700900002", "source": "Radio advert"},
             ],
             "topic": "the summer offer",
-            "whisper_template": DEFAULT_WHISPER,
         },
         {
-            "active": True,
-            "destination": "447700900999",
-            "greeting": DEFAULT_GREETING,
-            "hold_music_url": "",
+            **defaults,
+            "further_destinations": ["447700900998", "447700900997"],
             "name": "Winter offer",
             "numbers": [{"active": False, "number": "447700900003", "source": "Newspaper advert"}],
+            "opening_hours": [
+                {"closes": "17:30", "day": "monday", "opens": "09:00"},
+                {"closes": "14:00", "day": "sunday", "opens": "12:00"},
+            ],
+            "starts_on": "2025-12-01",
             "topic": "the winter offer",
-            "whisper_template": DEFAULT_WHISPER,
         },
     ]
     assert export_text() == json.dumps(exported, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
@@ -384,7 +628,10 @@ def test_export_then_import_into_an_empty_database_then_export_gives_the_same_fi
     TrackingNumberFactory(number="447700900001", campaign=summer_offer, source="M4 billboard")
     TrackingNumberFactory(number="447700900002", campaign=summer_offer, source="", is_active=False)
     CampaignFactory(name="Winter offer", topic="the winter offer", destination="", is_active=False)
+    # Every flow setting away from its default, hours included, through the file itself.
+    campaigns_import(data=[{"name": "Summer offer", "topic": "the summer offer", **FLOW}])
     first = export_text()
+    assert json.loads(first)[0]["opening_hours"] == FLOW["opening_hours"]
 
     TrackingNumber.objects.all().delete()
     Campaign.objects.all().delete()
