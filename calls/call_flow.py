@@ -176,7 +176,23 @@ def agent_ring(*, call: Call, attempt: int) -> CallLeg | None:
         },
     )
     logger.info("flow.agent_rung call=%s attempt=%s agent_uuid=%s", call.pk, attempt, placed.uuid)
+    _early_events_adopt(call_id=call.pk, leg=leg, attempt=attempt)
     return leg
+
+
+def _early_events_adopt(*, call_id: int, leg: CallLeg, attempt: int) -> None:
+    """Vonage posts a new leg's first events (``failed`` for a number that cannot be
+    rung) as soon as it creates the call, often before ``create_call`` answers us: they
+    were stored unmatched. Apply them now, and move on if this agent already gave up."""
+    from .events import events_adopt
+
+    with transaction.atomic():
+        events_adopt(call_id=call_id, leg_uuids=[leg.uuid])
+        call = _locked(call_id)
+        leg.refresh_from_db()
+        gave_up = call is not None and agent_leg_gives_up(call, leg)
+    if gave_up:
+        advance(call_id=call_id, from_attempt=attempt, reason=f"agent {leg.status}")
 
 
 def caller_to_fallback(*, call_id: int, reason: str) -> bool:
@@ -239,10 +255,10 @@ def leg_end(*, leg: CallLeg, why: str) -> None:
         return
     try:
         if leg.answered_at is not None:
+            # An agent who declined is told the caller is passed on, not that they hung up.
+            told = nccos.agent_declined() if leg.declined_at is not None else nccos.agent_hears_caller_left()
             _with_retry_on_400(
-                lambda: vonage_adapter.transfer_to_ncco(
-                    uuid=leg.uuid, ncco=nccos.agent_hears_caller_left(), region_url=leg.region_url
-                )
+                lambda: vonage_adapter.transfer_to_ncco(uuid=leg.uuid, ncco=told, region_url=leg.region_url)
             )
         else:
             _with_retry_on_400(lambda: vonage_adapter.hang_up(uuid=leg.uuid, region_url=leg.region_url))
@@ -318,13 +334,16 @@ def connect_next_ncco(*, call_id: int, failed_attempt: int) -> nccos.Ncco:
             return nccos.caller_hears_message(text=DEFAULT_FALLBACK_MESSAGE)
         destinations = destinations_for(call)
         next_attempt = failed_attempt + 1
-        if call.attempt < next_attempt:
+        # A caller who hung up (the agent's leg is then reported cancelled) is not moved on:
+        # the answer is harmless, but the call must not be marked as at the fallback.
+        waiting = _caller_waiting(call)
+        if waiting and call.attempt < next_attempt:
             call.attempt = next_attempt
             call.save(update_fields=["attempt"])
         if next_attempt < len(destinations):
             logger.info("flow.connect_next call=%s attempt=%s", call_id, next_attempt)
             return connect_attempt_ncco(call, next_attempt)
-        if call.fallback_at is None:
+        if waiting and call.fallback_at is None:
             call.fallback_at = timezone.now()
             call.state = CallState.FALLBACK
             call.save(update_fields=["fallback_at", "state"])
