@@ -254,7 +254,8 @@ def leg_end(*, leg: CallLeg, why: str) -> None:
         logger.info("vonage.dry_run hangup uuid=%s why=%s", leg.uuid, why)
         return
     try:
-        if leg.answered_at is not None:
+        # A person who answered hears why; a ringing phone or an answering machine is hung up.
+        if leg.answered_at is not None and leg.machine_detected != "machine":
             # An agent who declined is told the caller is passed on, not that they hung up.
             told = nccos.agent_declined() if leg.declined_at is not None else nccos.agent_hears_caller_left()
             _with_retry_on_400(

@@ -333,6 +333,35 @@ class FakeVonageAPI:
         with self._lock:
             return self._calls[uuid]
 
+    def add_call(
+        self,
+        *,
+        uuid: str,
+        conversation_uuid: str,
+        to: str,
+        from_: str,
+        direction: str = "inbound",
+        status: str = "started",
+    ) -> FakeCall:
+        """Know a call Vonage made itself, not through this API: an inbound call, or the
+        leg a ``connect`` action rings. The simulator adds them so that a transfer or a
+        hang-up of such a leg, and ``GET``, are answered as Vonage answers them. They are
+        listed by :meth:`created_calls` too, with no ``answer_url`` or ``ncco``."""
+        call = FakeCall(
+            uuid=uuid,
+            conversation_uuid=conversation_uuid,
+            to={"type": "phone", "number": to},
+            from_={"type": "phone", "number": from_},
+            answer_url=None,
+            ncco=None,
+            event_url=None,
+            status=status,
+            direction=direction,
+        )
+        with self._lock:
+            self._calls[uuid] = call
+        return call
+
     def set_call_status(self, uuid: str, status: str, **fields: Any) -> None:
         """Shape what ``GET /v1/calls/{uuid}`` reports: the status, with plausible times and
         charges for ``answered``/``completed``; ``fields`` override any of them."""

@@ -539,7 +539,8 @@ def test_connect_strategy_decline_moves_the_caller_and_ends_the_agent_leg(
     ((caller_uuid, moved_to),) = vonage.transfers[:1]
     assert caller_uuid == CALLER_UUID
     assert moved_to[0]["endpoint"][0]["number"] == "447700900998"
-    assert vonage.transfers[1] == ("connect-1", [{"action": "talk", "text": "The caller has hung up."}])
+    # The agent who declined is told the caller is passed on, not that the caller hung up.
+    assert vonage.transfers[1] == ("connect-1", [{"action": "talk", "text": "The caller will be passed on. Goodbye."}])
 
 
 # --- opening hours and dates --------------------------------------------------------------------

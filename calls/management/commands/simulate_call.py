@@ -1,37 +1,84 @@
-"""``manage.py simulate_call --to 447700900001 --from 447946000123``"""
+"""``manage.py simulate_call --scenario agent-busy --strategy connect``
+
+Plays Vonage's side of a whole call against the app, in-process, and prints what the
+caller and the agent hear at each step, then the call's record and a verdict. The app's
+requests to Vonage's REST API go through the real SDK to a local TLS fake of the API,
+with throwaway credentials: nothing leaves the machine, whatever the environment says.
+"""
 
 import logging
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
-from django.test import override_settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from calls.simulator import run_answered_call
+from calls.simulator import SCENARIOS, local_vonage, run_scenario
+from calls.simulator.scenarios import CALLER_NUMBER
+from campaigns.models import Strategy
 from campaigns.phone import InvalidNumber, normalize_number
 
 
 class Command(BaseCommand):
     help = (
-        "Play Vonage's part in a whole call, in-process: prints what the caller and the agent "
-        "hear and the events, and leaves the call in the admin. Nothing is sent to Vonage."
+        "Play Vonage's part in a whole call, in-process: prints what the caller and the agent hear, "
+        "the events and REST requests, and the call's record; exits non-zero when the scenario's "
+        "outcome is not the expected one. Nothing is sent to Vonage."
     )
 
-    def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("--to", required=True, help="The number dialled (a campaign number).")
-        parser.add_argument("--from", dest="from_", default="447946000123", help="The caller's number.")
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="answered", help="What happens.")
+        parser.add_argument(
+            "--strategy",
+            choices=Strategy.values,
+            help="Conference or connect (default: the scenario campaign's own, conference when new).",
+        )
+        parser.add_argument(
+            "--to",
+            help="Dial this number as configured in the admin instead of the scenario's own campaign.",
+        )
+        parser.add_argument("--from", dest="from_", default=CALLER_NUMBER, help="The caller's number.")
         parser.add_argument("--talk-seconds", type=int, default=45, help="How long caller and agent talk.")
+        parser.add_argument("--list", action="store_true", help="List the scenarios and exit.")
 
-    def handle(self, *args: Any, to: str, from_: str, talk_seconds: int, **options: Any) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["list"]:
+            width = max(len(name) for name in SCENARIOS)
+            for scenario in SCENARIOS.values():
+                self.stdout.write(f"{scenario.name:<{width}}  {scenario.story} (expected: {scenario.expected})")
+            return
+        scenario = SCENARIOS[options["scenario"]]
         try:
-            to = normalize_number(to)
-            from_ = normalize_number(from_) if from_ else ""
+            to = normalize_number(options["to"]) if options["to"] else None
+            from_ = normalize_number(options["from_"]) if options["from_"] else ""
         except InvalidNumber as exc:
             raise CommandError(str(exc)) from exc
-        if options["verbosity"] < 2:
-            # The narration says what happens; the app's log lines are for -v 2.
-            logging.getLogger("calls").setLevel(logging.WARNING)
-        # The simulator plays Vonage: never place a real call, whatever the environment says.
-        with override_settings(VONAGE_APPLICATION_ID="", VONAGE_PRIVATE_KEY=""):
-            call = run_answered_call(to=to, from_=from_, talk_seconds=talk_seconds, narrate=self.stdout.write)
-        if call is None:
-            raise CommandError("The app recorded no call; see the log lines above.")
+        if to and options["strategy"]:
+            raise CommandError(
+                "--strategy applies to a scenario's own campaign; with --to the number's campaign "
+                "keeps its own strategy (change it in the admin)."
+            )
+
+        quiet = options["verbosity"] < 2
+        loggers = [logging.getLogger(name) for name in ("calls", "campaigns", "vonage", "vonage_http_client")]
+        levels = [logger.level for logger in loggers]
+        if quiet:
+            # The narration says what happens; the app's log lines are for -v 2. Errors stay.
+            for logger in loggers:
+                logger.setLevel(logging.ERROR)
+        try:
+            with local_vonage() as fake:
+                result = run_scenario(
+                    scenario,
+                    fake=fake,
+                    narrate=self.stdout.write,
+                    strategy=options["strategy"],
+                    to=to,
+                    from_=from_,
+                    talk_seconds=options["talk_seconds"],
+                )
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        finally:
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)
+        if not result.ok:
+            raise CommandError(f"Scenario {scenario.name}: {result.verdict}")
