@@ -1,31 +1,76 @@
 """Where marketing staff edit campaigns, their numbers and the whisper text.
 
 Nothing here is cached: the whisper is rendered from the campaign row when the agent
-answers, so a saved edit applies to the very next call.
+answers, so a saved edit applies to the very next call. Every change to a campaign, its
+numbers and its opening hours is recorded (django-simple-history) and listed, with who
+made it, on the campaign's History page.
 """
 
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import widgets
 from django.contrib.admin.utils import flatten_fieldsets
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.db import models
-from django.db.models import Count, Field, QuerySet
-from django.http import HttpRequest
+from django.db.models import (
+    Count,
+    Exists,
+    F,
+    Field,
+    FilteredRelation,
+    FloatField,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
+from django.db.models.functions import Cast, Coalesce, NullIf
+from django.http import HttpRequest, JsonResponse
+from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
+from django.views.decorators.http import require_GET
+from simple_history.admin import SimpleHistoryAdmin
+from simple_history.models import ModelChange
+from simple_history.template_utils import HistoricalRecordContextHelper
+from simple_history.utils import bulk_update_with_history
+
+from calls.models import Call, NumberStatus, Outcome
+from calls.reports import ReportPeriod, ReportRow
 
 from .models import Campaign, OpeningHours, TrackingNumber
 from .phone import InvalidNumber, normalize_number, spoken_digits
-from .whisper import render_template, speaking_seconds
+from .whisper import TemplateError, render_template, speaking_seconds, validate_template
 
 # What the preview says for the variables only a real call knows.
 PREVIEW_CALLER = "4 4 7 9 4 6 0 0 0 1 2 3"
 PREVIEW_CALLS_BEFORE = "2"
+# ...and for the number's, before the campaign has one.
+PREVIEW_SOURCE = "M4 billboard"
+PREVIEW_NUMBER = "447700900123"
+
+# A whisper longer than this is flagged on the form: the caller waits through every second
+# of it, and agents still listening to it miss what the caller says first.
+WHISPER_WARNING_SECONDS = 5.0
+WHISPER_WARNING = "Agents lose the caller's first words when whispers run long."
+
+# The campaign list's call columns count the calls of the last RECENT_DAYS whole days
+# (today included, in the site's time zone): the same period as the report's "last 7 days".
+RECENT_DAYS = 7
 
 
 class NumberSearchMixin:
@@ -115,9 +160,215 @@ class OpeningHoursInline(admin.TabularInline):
     formfield_overrides = {models.TimeField: {"widget": widgets.AdminTimeWidget(format="%H:%M")}}
 
 
+# --- whisper preview ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WhisperPreview:
+    """The whisper as an agent would hear it, with sample values for what only a call knows."""
+
+    text: str
+    error: str
+    note: str
+    seconds: float | None
+    seconds_with_accept_prompt: float | None = None
+
+    @property
+    def warning(self) -> bool:
+        return self.seconds is not None and self.seconds > WHISPER_WARNING_SECONDS
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "error": self.error,
+            "note": self.note,
+            "seconds": self.seconds,
+            "seconds_with_accept_prompt": self.seconds_with_accept_prompt,
+            "warning": self.warning,
+            "warning_text": WHISPER_WARNING if self.warning else "",
+        }
+
+
+def preview_whisper(
+    *,
+    template: str,
+    topic: str,
+    name: str,
+    number: str | None = None,
+    source: str | None = None,
+    accept_prompt: str | None = None,
+) -> WhisperPreview:
+    """Render ``template`` as a call to ``number`` would: the form's preview and its endpoint.
+
+    ``number`` and ``source`` are the campaign's first number's; without a number, samples
+    stand in for both. An invalid template gives the form's own validation message.
+    """
+    try:
+        validate_template(template)
+    except TemplateError as exc:
+        return WhisperPreview(text="", error=str(exc), note="", seconds=None)
+    digits = _preview_digits(number)
+    if digits is None:
+        digits, source = PREVIEW_NUMBER, PREVIEW_SOURCE
+        note = (
+            f"The campaign has no number yet: {{number}} is read as a sample number and {{source}} as "
+            f"“{PREVIEW_SOURCE}”."
+        )
+    else:
+        note = f"As heard for a call to {formatted_number(digits)}."
+    note += f" {{caller}} is read as “{PREVIEW_CALLER}” and {{calls_before}} as “{PREVIEW_CALLS_BEFORE}”."
+    text = render_template(
+        template,
+        {
+            "topic": topic,
+            "campaign": name,
+            "source": source or "",
+            "number": spoken_digits(digits),
+            "caller": PREVIEW_CALLER,
+            "calls_before": PREVIEW_CALLS_BEFORE,
+        },
+    )
+    # The agent hears the accept prompt right after the whisper.
+    with_prompt = speaking_seconds(f"{text} {accept_prompt}") if accept_prompt else None
+    return WhisperPreview(
+        text=text, error="", note=note, seconds=speaking_seconds(text), seconds_with_accept_prompt=with_prompt
+    )
+
+
+def _preview_digits(number: str | None) -> str | None:
+    """A typed number as the digits a call would carry; None when there is none yet."""
+    if not number or not number.strip():
+        return None
+    try:
+        return normalize_number(number.strip())
+    except InvalidNumber:
+        # Half typed: read the digits there are, as the agent would hear them.
+        return "".join(ch for ch in number if ch.isdigit()) or None
+
+
+# --- numbers that rang without a campaign ---------------------------------------------------
+
+
+@dataclass
+class NumberWithoutCampaign:
+    """A dialled number whose calls reached no active campaign."""
+
+    number: str
+    calls: int
+    last_call_at: datetime
+    tracking_number: TrackingNumber | None = None
+
+    @property
+    def display(self) -> str:
+        return formatted_number(self.number)
+
+    @property
+    def can_be_tracked(self) -> bool:
+        """Only a number in international format can become a tracking number."""
+        try:
+            return normalize_number(self.number) == self.number
+        except InvalidNumber:
+            return False
+
+    @property
+    def create_url(self) -> str:
+        """The campaign add form, filled in with a name and this number."""
+        query = urlencode({"name": f"Campaign for {self.display}", "number": self.display})
+        return f"{reverse('admin:campaigns_campaign_add')}?{query}"
+
+
+def numbers_without_campaign() -> QuerySet[Any, Any]:
+    """Called numbers with calls that found no active campaign, most recent call first.
+
+    A number drops out as soon as it is routable again (an active number in an active
+    campaign), whatever its old calls say. One row per number: ``called_number``,
+    ``calls``, ``last_call_at``.
+    """
+    routable = TrackingNumber.objects.routable().filter(number=OuterRef("called_number"))
+    return (
+        Call.objects.filter(number_status__in=[NumberStatus.UNKNOWN, NumberStatus.INACTIVE])
+        .filter(~Exists(routable))
+        .values("called_number")
+        .annotate(calls=Count("id"), last_call_at=Max("started_at"))
+        .order_by("-last_call_at", "called_number")
+    )
+
+
+def with_tracking_numbers(rows: Iterable[dict[str, Any]]) -> list[NumberWithoutCampaign]:
+    """The rows as objects, each with the tracking number it already is (inactive), if any."""
+    numbers = [
+        NumberWithoutCampaign(number=row["called_number"], calls=row["calls"], last_call_at=row["last_call_at"])
+        for row in rows
+    ]
+    known = TrackingNumber.objects.select_related("campaign").in_bulk([n.number for n in numbers], field_name="number")
+    for number in numbers:
+        number.tracking_number = known.get(number.number)
+    return numbers
+
+
+# --- change history -------------------------------------------------------------------------
+
+
+class ChoiceLabelsContextHelper(HistoricalRecordContextHelper):
+    """History's old → new values with choices as people read them: "Monday", not "0"."""
+
+    def prepare_delta_change_value(self, change: ModelChange, value: Any) -> Any:
+        model_field = self.model._meta.get_field(change.field)
+        if getattr(model_field, "flatchoices", None):
+            return dict(model_field.flatchoices).get(value, value)  # type: ignore[union-attr]
+        return super().prepare_delta_change_value(change, value)
+
+
+@dataclass
+class RelatedChange:
+    """One change to a campaign's number or opening period, for the campaign's History page."""
+
+    kind: str
+    record: Any
+    changes: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def row(self) -> str:
+        return str(self.record.instance)
+
+
+def related_changes(campaign_id: int, *, limit: int = 100) -> list[RelatedChange]:
+    """The latest changes to the campaign's numbers and opening hours, newest first.
+
+    Two queries, whatever the number of records: each model's history for the campaign,
+    diffed record by record in memory (``prev_record`` would query once per record).
+    """
+    found: list[RelatedChange] = []
+    for kind, model in (("Number", TrackingNumber), ("Opening hours", OpeningHours)):
+        by_object: dict[int, list[Any]] = defaultdict(list)
+        records = model.history.filter(campaign_id=campaign_id).select_related("history_user")  # type: ignore[attr-defined]
+        for record in records.order_by("history_date", "history_id"):
+            by_object[record.id].append(record)
+        for versions in by_object.values():
+            previous = None
+            for record in versions:
+                change = RelatedChange(kind=kind, record=record)
+                if previous is not None and record.history_type == "~":
+                    delta = record.diff_against(previous, excluded_fields=["campaign"], foreign_keys_are_objs=False)
+                    change.changes = ChoiceLabelsContextHelper(model, record).context_for_delta_changes(delta)
+                found.append(change)
+                previous = record
+    found.sort(key=lambda c: (c.record.history_date, c.record.history_id), reverse=True)
+    return found[:limit]
+
+
 @admin.register(Campaign)
-class CampaignAdmin(PhoneNumberFieldsMixin, NumberSearchMixin, admin.ModelAdmin):
-    list_display = ("name", "topic", "destination_display", "strategy", "number_count", "is_active")
+class CampaignAdmin(PhoneNumberFieldsMixin, NumberSearchMixin, SimpleHistoryAdmin):
+    list_display = (
+        "name",
+        "topic",
+        "destination_display",
+        "strategy",
+        "number_count",
+        "recent_calls",
+        "recent_answer_rate",
+        "is_active",
+    )
     list_editable = ("is_active",)
     list_filter = ("is_active", "strategy")
     search_fields = ("name", "topic", "numbers__number", "numbers__source")
@@ -127,6 +378,7 @@ class CampaignAdmin(PhoneNumberFieldsMixin, NumberSearchMixin, admin.ModelAdmin)
     # Vonage fetches hold music over the internet: a bare host means HTTPS.
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     actions = ["activate", "deactivate"]
+    object_history_template = "admin/campaigns/campaign/object_history.html"
     campaign_fieldsets: Any = (
         ("Campaign", {"fields": ("name", "topic", "is_active")}),
         (
@@ -156,8 +408,62 @@ class CampaignAdmin(PhoneNumberFieldsMixin, NumberSearchMixin, admin.ModelAdmin)
     # Short lists of numbers and spoken sentences: a few lines each, not the admin's ten.
     short_text_fields = ("hunt_numbers", "accept_prompt", "fallback_message", "voicemail_prompt", "closed_message")
 
+    class Media:
+        css = {"all": ["campaigns/whisper_preview.css"]}
+        js = ["campaigns/whisper_preview.js"]
+
+    def get_urls(self) -> list[URLPattern]:
+        info = self.opts.app_label, self.opts.model_name
+        own = [
+            path(
+                "preview/",
+                self.admin_site.admin_view(require_GET(self.preview_view)),
+                name="{}_{}_preview".format(*info),
+            ),
+            path(
+                "numbers-without-campaign/",
+                self.admin_site.admin_view(require_GET(self.numbers_without_campaign_view)),
+                name="{}_{}_numbers_without_campaign".format(*info),
+            ),
+        ]
+        # Before the admin's own "<path:object_id>/" catch-all.
+        return [*own, *super().get_urls()]
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[Campaign]:
-        return super().get_queryset(request).annotate(number_count=Count("numbers"))
+        period = ReportPeriod.last_days(RECENT_DAYS)
+        numbers = (
+            TrackingNumber.objects.filter(campaign=OuterRef("pk"))
+            .order_by()
+            .values("campaign")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
+
+        def recent(**outcome: Any) -> Count:
+            return Count("recent_calls_rel", filter=Q(**{f"recent_calls_rel__{k}": v for k, v in outcome.items()}))
+
+        # The numbers are counted in a subquery and the calls through a join limited to the
+        # period (index campaign, started_at): joining both would multiply the rows.
+        queryset = (
+            super()
+            .get_queryset(request)
+            .annotate(
+                recent_calls_rel=FilteredRelation(
+                    "calls",
+                    condition=Q(calls__started_at__gte=period.since, calls__started_at__lt=period.until),
+                ),
+                number_count=Coalesce(Subquery(numbers), 0),
+                recent_call_count=Count("recent_calls_rel"),
+                recent_answered=recent(outcome=Outcome.ANSWERED),
+                recent_closed=recent(outcome=Outcome.CLOSED),
+                recent_in_progress=recent(outcome=Outcome.IN_PROGRESS),
+            )
+        )
+        # Only for sorting the column; the figure shown comes from ReportRow.answer_rate.
+        settled = F("recent_call_count") - F("recent_closed") - F("recent_in_progress")
+        return queryset.annotate(
+            recent_rate=Cast("recent_answered", FloatField()) / NullIf(settled, Value(0)),
+        )
 
     def get_fieldsets(self, request: HttpRequest, obj: Campaign | None = None) -> Any:
         # A field added to the model later is still shown, under "More", until it is
@@ -173,6 +479,28 @@ class CampaignAdmin(PhoneNumberFieldsMixin, NumberSearchMixin, admin.ModelAdmin)
             kwargs["widget"] = widgets.AdminTextareaWidget(attrs={"rows": 3})
         return super().formfield_for_dbfield(db_field, request, **kwargs)
 
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        # "Create a campaign" from the numbers without one: ?name=…&number=…; the number
+        # goes to the tracking-number inline (get_formset_kwargs), not the campaign.
+        initial = super().get_changeform_initial_data(request)
+        initial.pop("number", None)
+        return initial
+
+    def get_formset_kwargs(
+        self, request: HttpRequest, obj: Campaign, inline: admin.options.InlineModelAdmin, prefix: str
+    ) -> dict[str, Any]:
+        kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
+        number = request.GET.get("number", "").strip()
+        # Only on the empty add form: a form posted with an initial value it did not
+        # change would count as unchanged, and its row would not be saved.
+        if isinstance(inline, TrackingNumberInline) and request.method == "GET" and obj.pk is None and number:
+            try:
+                number = formatted_number(normalize_number(number))
+            except InvalidNumber:
+                pass
+            kwargs["initial"] = [{"number": number, "is_active": True}]
+        return kwargs
+
     @admin.display(description="destination", ordering="destination")
     def destination_display(self, campaign: Campaign) -> str:
         if campaign.destination:
@@ -184,35 +512,115 @@ class CampaignAdmin(PhoneNumberFieldsMixin, NumberSearchMixin, admin.ModelAdmin)
     def number_count(self, campaign: Campaign) -> int:
         return campaign.number_count  # type: ignore[attr-defined]
 
-    @admin.display(description="Whisper preview")
-    def whisper_preview(self, campaign: Campaign) -> SafeString | str:
-        if campaign is None or campaign.pk is None:
-            return "Save the campaign to preview its whisper here."
-        # An active number is what a real call would most likely come in on.
-        number = campaign.numbers.order_by("-is_active", "number").first()
-        text = render_template(
-            campaign.whisper_template,
+    @admin.display(description=f"calls ({RECENT_DAYS} days)", ordering="recent_call_count")
+    def recent_calls(self, campaign: Campaign) -> SafeString | int:
+        count: int = campaign.recent_call_count  # type: ignore[attr-defined]
+        if not count:
+            return 0
+        period = ReportPeriod.last_days(RECENT_DAYS)
+        query = urlencode(
             {
-                "topic": campaign.topic,
-                "campaign": campaign.name,
-                "source": number.source if number else "",
-                "number": spoken_digits(number.number) if number else "",
-                "caller": PREVIEW_CALLER,
-                "calls_before": PREVIEW_CALLS_BEFORE,
+                "campaign__id__exact": campaign.pk,
+                "started_at__gte": period.since.isoformat(),
+                "started_at__lt": period.until.isoformat(),
+            }
+        )
+        return format_html('<a href="{}?{}">{}</a>', reverse("admin:calls_call_changelist"), query, count)
+
+    @admin.display(description=f"answer rate ({RECENT_DAYS} days)", ordering="recent_rate")
+    def recent_answer_rate(self, campaign: Campaign) -> str:
+        rate = recent_report_row(campaign).answer_rate
+        return "–" if rate is None else f"{rate:.0%}"
+
+    @admin.display(description="Whisper preview")
+    def whisper_preview(self, campaign: Campaign) -> SafeString:
+        number = None
+        if campaign.pk is not None:
+            # An active number is what a real call would most likely come in on.
+            number = campaign.numbers.order_by("-is_active", "number").first()
+        preview = preview_whisper(
+            template=campaign.whisper_template,
+            topic=campaign.topic,
+            name=campaign.name,
+            number=number.number if number else None,
+            source=number.source if number else None,
+            accept_prompt=campaign.accept_prompt if campaign.require_accept else None,
+        )
+        return render_to_string(
+            "admin/campaigns/campaign/whisper_preview.html",
+            {
+                "preview": preview,
+                "preview_url": reverse("admin:campaigns_campaign_preview"),
+                "language": campaign.language,
+                "warning_text": WHISPER_WARNING,
             },
         )
-        if number is None:
-            note = "As heard before the campaign has a number: add one to hear {source} and {number}."
-        else:
-            note = f"As heard for a call to {number}."
-        note += f" {{caller}} is read as “{PREVIEW_CALLER}” and {{calls_before}} as “{PREVIEW_CALLS_BEFORE}”."
-        timing = f"About {speaking_seconds(text):g} seconds to say"
-        if campaign.require_accept:
-            # The agent hears the accept prompt right after the whisper.
-            timing += f" ({speaking_seconds(f'{text} {campaign.accept_prompt}'):g} seconds with the accept prompt)"
-        return format_html(
-            '<p><strong>“{}”</strong></p><p class="help">{}</p><p class="help">{}.</p>', text, note, timing
+
+    # --- the whisper preview's endpoint ---------------------------------------------------
+
+    def preview_view(self, request: HttpRequest) -> JsonResponse:
+        """The preview for what the form says now: the campaign form's script asks as the
+        marketer types. Rendered here, with the renderer calls use, so there is one."""
+        if not (self.has_view_or_change_permission(request) or self.has_add_permission(request)):
+            raise PermissionDenied
+        query = request.GET
+        preview = preview_whisper(
+            template=query.get("template", ""),
+            topic=query.get("topic", ""),
+            name=query.get("name", ""),
+            number=query.get("number"),
+            source=query.get("source"),
+            accept_prompt=query.get("accept_prompt") or None,
         )
+        return JsonResponse({**preview.as_json(), "language": query.get("language", "")})
+
+    # --- numbers that rang without a campaign -----------------------------------------------
+
+    def numbers_without_campaign_view(self, request: HttpRequest) -> TemplateResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        page = Paginator(numbers_without_campaign(), 100).get_page(request.GET.get("p"))
+        rows = with_tracking_numbers(page.object_list)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Numbers without a campaign",
+            "opts": self.opts,
+            "page": page,
+            "rows": rows,
+            "can_add": self.has_add_permission(request),
+            "can_change": self.has_change_permission(request),
+            "can_view_calls": request.user.has_perm("calls.view_call"),
+            "calls_url": reverse("admin:calls_call_changelist"),
+        }
+        return TemplateResponse(request, "admin/campaigns/campaign/numbers_without_campaign.html", context)
+
+    # --- history ------------------------------------------------------------------------
+
+    def save_model(self, request: HttpRequest, obj: Campaign, form: forms.ModelForm, change: bool) -> None:
+        if change and not form.has_changed():
+            # Saved with only its numbers or hours changed, or nothing at all: no empty entry
+            # in the campaign's history (the rows' own changes are recorded with them).
+            obj.save_without_historical_record()  # type: ignore[attr-defined]
+            return
+        super().save_model(request, obj, form, change)
+
+    def get_history_queryset(self, request: HttpRequest, history_manager: Any, pk_name: str, object_id: Any) -> Any:
+        # django-simple-history ends with select_related() of the tracked foreign keys;
+        # a campaign has none, and a bare select_related() drops the nullable user: one
+        # query per entry. The campaign's own entries need only their author.
+        return history_manager.filter(**{pk_name: object_id}).select_related("history_user")
+
+    def get_historical_record_context_helper(self, request: HttpRequest, historical_record: Any) -> Any:
+        return ChoiceLabelsContextHelper(self.model, historical_record)
+
+    def render_history_view(self, request: HttpRequest, template: str, context: dict[str, Any], **kwargs: Any) -> Any:
+        # The campaign's History page lists its numbers' and opening hours' changes too.
+        campaign = context.get("object")
+        if template == self.object_history_template and campaign is not None:
+            context["related_changes"] = related_changes(campaign.pk)
+        return super().render_history_view(request, template, context, **kwargs)
+
+    # --- actions ----------------------------------------------------------------------
 
     @admin.action(description="Activate the selected campaigns", permissions=["change"])
     def activate(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
@@ -223,15 +631,36 @@ class CampaignAdmin(PhoneNumberFieldsMixin, NumberSearchMixin, admin.ModelAdmin)
         self._set_active(request, queryset, active=False)
 
     def _set_active(self, request: HttpRequest, queryset: QuerySet[Campaign], *, active: bool) -> None:
-        # update() skips auto_now, so the edit time is set here.
-        count = queryset.update(is_active=active, updated_at=timezone.now())
+        # One UPDATE and one INSERT of history records, with who did it: a plain update()
+        # would leave the change out of the campaigns' history.
+        campaigns = list(Campaign.objects.filter(pk__in=queryset.values("pk")))
+        now = timezone.now()
+        for campaign in campaigns:
+            campaign.is_active = active
+            campaign.updated_at = now
+        bulk_update_with_history(campaigns, Campaign, ["is_active", "updated_at"], default_user=request.user)
         state = "active" if active else "inactive"
-        noun = "campaign is" if count == 1 else "campaigns are"
-        self.message_user(request, f"{count} {noun} now {state}.", messages.SUCCESS)
+        noun = "campaign is" if len(campaigns) == 1 else "campaigns are"
+        self.message_user(request, f"{len(campaigns)} {noun} now {state}.", messages.SUCCESS)
+
+
+def recent_report_row(campaign: Campaign) -> ReportRow:
+    """The campaign list's annotated counts as the report's row, for its answer rate."""
+    return ReportRow(
+        key=campaign.pk,
+        label=campaign.name,
+        campaign_id=campaign.pk,
+        calls=campaign.recent_call_count,  # type: ignore[attr-defined]
+        outcomes={
+            Outcome.ANSWERED: campaign.recent_answered,  # type: ignore[attr-defined]
+            Outcome.CLOSED: campaign.recent_closed,  # type: ignore[attr-defined]
+            Outcome.IN_PROGRESS: campaign.recent_in_progress,  # type: ignore[attr-defined]
+        },
+    )
 
 
 @admin.register(TrackingNumber)
-class TrackingNumberAdmin(PhoneNumberFieldsMixin, NumberSearchMixin, admin.ModelAdmin):
+class TrackingNumberAdmin(PhoneNumberFieldsMixin, NumberSearchMixin, SimpleHistoryAdmin):
     phone_number_fields = ("number",)
     list_display = ("number", "campaign", "source", "is_active")
     list_filter = ("campaign", "is_active")

@@ -5,10 +5,11 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
+from simple_history.models import HistoricalRecords
 
 from .phone import E164_DIGITS_REGEX, InvalidNumber, normalize_number
 from .schedule import WeeklyHours, is_open
-from .whisper import MAX_TALK_CHARS, TemplateError, validate_template
+from .whisper import MAX_TALK_CHARS, WHISPER_VARIABLES, TemplateError, validate_template
 
 DEFAULT_WHISPER = "Incoming call regarding {topic}"
 DEFAULT_GREETING = "Please wait while we connect you."
@@ -16,6 +17,12 @@ DEFAULT_FALLBACK_MESSAGE = "Sorry, nobody is available to take your call. Please
 DEFAULT_VOICEMAIL_PROMPT = "Sorry, nobody can take your call right now. Please leave a message after the tone."
 DEFAULT_CLOSED_MESSAGE = "Thank you for calling. We are closed right now. Please call again during opening hours."
 DEFAULT_ACCEPT_PROMPT = "Press 1 to take this call."
+
+# Built from the variables the renderer knows, so the form's help lists every one; the
+# text is stable (WHISPER_VARIABLES keeps its order), so it migrates only when they change.
+WHISPER_TEMPLATE_HELP = "Spoken to the agent before the caller is connected. Variables: {}.".format(
+    "; ".join(f"{{{name}}} ({meaning})" for name, meaning in WHISPER_VARIABLES.items())
+)
 
 
 class Strategy(models.TextChoices):
@@ -50,9 +57,7 @@ class Campaign(models.Model):
     )
     whisper_template = models.TextField(
         default=DEFAULT_WHISPER,
-        help_text=(
-            "Spoken to the agent before the caller is connected. Variables: {topic}, {campaign}, {source}, {number}."
-        ),
+        help_text=WHISPER_TEMPLATE_HELP,
     )
     greeting = models.TextField(default=DEFAULT_GREETING, help_text="Spoken to the caller while the agent is rung.")
     hold_music_url = models.URLField(
@@ -103,6 +108,10 @@ class Campaign(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = CampaignQuerySet.as_manager()
+    # Who changed which field, and when: the campaign's History page in the admin.
+    # updated_at is left out: every record has its own time, and it would show as a
+    # change in every entry.
+    history = HistoricalRecords(excluded_fields=["updated_at"])
 
     class Meta:
         ordering = ["name"]
@@ -208,6 +217,8 @@ class OpeningHours(models.Model):
     opens = models.TimeField()
     closes = models.TimeField()
 
+    history = HistoricalRecords()
+
     class Meta:
         ordering = ["weekday", "opens"]
         verbose_name_plural = "opening hours"
@@ -236,6 +247,7 @@ class TrackingNumber(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = TrackingNumberQuerySet.as_manager()
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["number"]

@@ -1,17 +1,23 @@
 """The campaign admin, as marketing staff use it."""
 
-from datetime import date, time
+import html
+import re
+from datetime import date, time, timedelta
+from html.parser import HTMLParser
 from typing import Any
 
 import pytest
 from django import forms
+from django.contrib.auth.models import Group, User
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
-from calls.models import Call, LegRole
+from calls.models import Call, LegRole, Outcome
+from calls.reports import ReportPeriod, campaign_rows
 from campaigns.models import Campaign, ClosedAction, Fallback, OpeningHours, Strategy, TrackingNumber, Weekday
-from campaigns.whisper import speaking_seconds
-from tests.factories import CampaignFactory, TrackingNumberFactory
+from campaigns.whisper import WHISPER_VARIABLES, speaking_seconds
+from tests.factories import CallFactory, CampaignFactory, TrackingNumberFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -79,6 +85,57 @@ def new_campaign_data(admin_client: Client, **changes: Any) -> dict[str, Any]:
     return form_data(admin_client.get(ADD), **fields)
 
 
+def member(group: str, username: str | None = None) -> User:
+    """A staff user in one of the roles calls.roles defines ("Marketing", "Supervisors")."""
+    user = User.objects.create_user(username=username or group.lower(), password="x", is_staff=True)
+    user.groups.add(Group.objects.get(name=group))
+    return user
+
+
+def logged_in(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+class _ElementText(HTMLParser):
+    """The text inside the element with one id, and whether it carries ``hidden``."""
+
+    def __init__(self, element_id: str) -> None:
+        super().__init__()
+        self.element_id = element_id
+        self.depth = 0
+        self.found = False
+        self.hidden = False
+        self.parts: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self.depth:
+            self.depth += 1
+        elif dict(attrs).get("id") == self.element_id:
+            self.depth, self.found, self.hidden = 1, True, "hidden" in dict(attrs)
+
+    def handle_endtag(self, tag: str) -> None:
+        if self.depth:
+            self.depth -= 1
+
+    def handle_data(self, data: str) -> None:
+        if self.depth:
+            self.parts.append(data)
+
+
+def element(body: str, element_id: str) -> tuple[str, bool]:
+    """``(text, hidden)`` of the element with ``element_id`` in a page; fails if there is none."""
+    parser = _ElementText(element_id)
+    parser.feed(body)
+    assert parser.found, f"no element #{element_id}"
+    return "".join(parser.parts).strip(), parser.hidden
+
+
+def element_text(body: str, element_id: str) -> str:
+    return element(body, element_id)[0]
+
+
 def errors_of(response: Any) -> str:
     """Every error the admin page shows, main form and inlines, as one string."""
     parts = [str(response.context["adminform"].form.errors)]
@@ -107,19 +164,100 @@ def test_changelist_shows_campaigns_with_their_number_count(admin_client: Client
     assert "Call centre (+447700900999)" in body  # no destination: the configured default
 
 
-@pytest.mark.parametrize("campaigns", [1, 30])
+@pytest.mark.parametrize("campaigns", [1, 20])
 def test_changelist_query_count_does_not_grow_with_campaigns(
     admin_client: Client, django_assert_num_queries: Any, campaigns: int
 ) -> None:
     for campaign in CampaignFactory.create_batch(campaigns):
-        TrackingNumberFactory.create_batch(2, campaign=campaign)
+        numbers = TrackingNumberFactory.create_batch(2, campaign=campaign)
         OpeningHours.objects.create(campaign=campaign, weekday=Weekday.MONDAY, opens=time(9), closes=time(17))
+        for outcome in (Outcome.ANSWERED, Outcome.MISSED, Outcome.CLOSED):
+            CallFactory.create(tracking_number=numbers[0], outcome=outcome)
+        CallFactory.create(tracking_number=numbers[1], started_at=timezone.now() - timedelta(days=30))
     admin_client.get(CHANGELIST)  # the session is warmed up
 
-    # session, user, count, total count, page of campaigns with their number counts
+    # session, user, count, total count, page of campaigns with their number and call counts
     with django_assert_num_queries(5):
         response = admin_client.get(CHANGELIST)
     assert len(response.context["cl"].result_list) == campaigns
+    assert {c.recent_call_count for c in response.context["cl"].result_list} == {3}
+
+
+def _calls(campaign: Campaign, *outcomes: str, days_ago: int = 0) -> None:
+    number = campaign.numbers.first() or TrackingNumberFactory.create(campaign=campaign)
+    for outcome in outcomes:
+        CallFactory.create(
+            tracking_number=number, outcome=outcome, started_at=timezone.now() - timedelta(days=days_ago)
+        )
+
+
+def test_changelist_shows_calls_and_answer_rate_of_the_last_7_days(admin_client: Client) -> None:
+    busy = CampaignFactory.create(name="Busy")
+    _calls(busy, Outcome.ANSWERED, Outcome.ANSWERED, Outcome.ANSWERED, Outcome.MISSED)
+    _calls(busy, Outcome.CLOSED, Outcome.IN_PROGRESS)  # not counted in the rate: nobody was rung (yet)
+    _calls(busy, Outcome.MISSED, Outcome.MISSED, days_ago=10)  # before the period
+    closed_only = CampaignFactory.create(name="Closed only")
+    _calls(closed_only, Outcome.CLOSED)
+    CampaignFactory.create(name="Quiet")
+
+    response = admin_client.get(CHANGELIST)
+
+    rows = {c.name: c for c in response.context["cl"].result_list}
+    assert rows["Busy"].recent_call_count == 6
+    assert rows["Quiet"].recent_call_count == 0
+    admin = response.context["cl"].model_admin
+    assert admin.recent_answer_rate(rows["Busy"]) == "75%"
+    assert admin.recent_answer_rate(rows["Closed only"]) == "–"
+    assert admin.recent_answer_rate(rows["Quiet"]) == "–"
+    body = response.content.decode()
+    assert "calls (7 days)" in body.lower()
+    assert "answer rate (7 days)" in body.lower()
+    assert "75%" in body
+
+
+def test_changelist_answer_rate_is_the_reports_answer_rate(admin_client: Client) -> None:
+    for name, outcomes in {
+        "A": [Outcome.ANSWERED, Outcome.BUSY, Outcome.DECLINED, Outcome.VOICEMAIL, Outcome.CLOSED],
+        "B": [Outcome.ANSWERED, Outcome.ANSWERED, Outcome.ABANDONED, Outcome.IN_PROGRESS, Outcome.FAILED],
+        "C": [Outcome.MISSED],
+    }.items():
+        _calls(CampaignFactory.create(name=name), *outcomes)
+
+    response = admin_client.get(CHANGELIST)
+
+    admin = response.context["cl"].model_admin
+    report = {row.label: row for row in campaign_rows(ReportPeriod.last_days(7))}
+    for campaign in response.context["cl"].result_list:
+        row = report[campaign.name]
+        assert campaign.recent_call_count == row.calls
+        assert row.answer_rate is not None
+        assert admin.recent_answer_rate(campaign) == f"{row.answer_rate:.0%}"
+
+
+def test_changelist_sorts_by_answer_rate(admin_client: Client) -> None:
+    _calls(CampaignFactory.create(name="Half"), Outcome.ANSWERED, Outcome.MISSED)
+    _calls(CampaignFactory.create(name="All"), Outcome.ANSWERED)
+    _calls(CampaignFactory.create(name="None"), Outcome.MISSED, Outcome.MISSED, Outcome.MISSED)
+
+    columns = list(admin_client.get(CHANGELIST).context["cl"].list_display)
+    rate = columns.index("recent_answer_rate")
+    response = admin_client.get(CHANGELIST, {"o": f"-{rate}"})
+
+    assert [c.name for c in response.context["cl"].result_list] == ["All", "Half", "None"]
+
+
+def test_changelist_links_the_call_count_to_the_campaigns_calls(admin_client: Client) -> None:
+    campaign = CampaignFactory.create(name="Linked")
+    _calls(campaign, Outcome.ANSWERED, Outcome.MISSED)
+    _calls(campaign, Outcome.MISSED, days_ago=10)
+
+    body = admin_client.get(CHANGELIST).content.decode()
+
+    link = re.search(rf'href="([^"]*campaign__id__exact={campaign.pk}&[^"]*)">2<', body)
+    assert link is not None
+    calls = admin_client.get(html.unescape(link.group(1)))
+    assert calls.status_code == 200
+    assert calls.context["cl"].result_count == 2
 
 
 @pytest.mark.parametrize("term", ["+44 7700 900001", "447700900001", "M4 billboard", "summer", "Summer offer"])
@@ -260,8 +398,12 @@ def test_whisper_preview_reads_sample_caller_values_and_the_speaking_time(
     body = admin_client.get(change_url(campaign)).content.decode()
 
     text = "the summer offer. Caller 4 4 7 9 4 6 0 0 0 1 2 3, 2 calls before"
-    assert f"“{text}”" in body
-    assert f"About {speaking_seconds(text):g} seconds to say" in body
+    assert element_text(body, "whisper-preview-text") == text
+    assert element_text(body, "whisper-preview-seconds") == f"{speaking_seconds(text):g}"
+    assert "As heard for a call to +447700900001." in element_text(body, "whisper-preview-note")
+    assert element(body, "whisper-preview-accept")[1]  # hidden: no accept prompt
+    assert not element(body, "whisper-preview-warning")[1]  # twelve digits take a while to say
+    assert element(body, "whisper-preview-error") == ("", True)
 
 
 def test_whisper_preview_times_the_accept_prompt_too(admin_client: Client) -> None:
@@ -270,24 +412,71 @@ def test_whisper_preview_times_the_accept_prompt_too(admin_client: Client) -> No
     body = admin_client.get(change_url(campaign)).content.decode()
 
     with_prompt = speaking_seconds("Incoming call regarding the autumn offer Press 1 now.")
-    assert f"({with_prompt:g} seconds with the accept prompt)" in body
+    text, hidden = element(body, "whisper-preview-accept")
+    assert not hidden
+    assert text == f"({with_prompt:g} seconds with the accept prompt)"
+    assert element(body, "whisper-preview-warning")[1]  # hidden: the whisper alone is short
 
 
-def test_whisper_preview_without_numbers_says_how_to_complete_it(admin_client: Client) -> None:
-    campaign = CampaignFactory.create(topic="the autumn offer")
+def test_whisper_preview_warns_when_the_whisper_runs_long(admin_client: Client) -> None:
+    campaign = CampaignFactory.create(
+        topic="the extended summer weekend offer for new customers in the south west", name="Summer weekend"
+    )
+    campaign.whisper_template = "Incoming call regarding {topic}, campaign {campaign}, from {source} on {number}"
+    campaign.save()
 
-    response = admin_client.get(change_url(campaign))
+    body = admin_client.get(change_url(campaign)).content.decode()
 
-    body = response.content.decode()
-    assert "Incoming call regarding the autumn offer" in body
-    assert "add one to hear" in body
+    text, hidden = element(body, "whisper-preview-warning")
+    assert float(element_text(body, "whisper-preview-seconds")) > 5
+    assert not hidden
+    assert text == "Agents lose the caller's first words when whispers run long."
 
 
-def test_add_form_renders(admin_client: Client) -> None:
+def test_whisper_preview_without_numbers_uses_a_sample_number(admin_client: Client) -> None:
+    campaign = CampaignFactory.create(topic="the autumn offer", whisper_template="{topic} from {source} on {number}")
+
+    body = admin_client.get(change_url(campaign)).content.decode()
+
+    assert element_text(body, "whisper-preview-text") == "the autumn offer from M4 billboard on 4 4 7 7 0 0 9 0 0 1 2 3"
+    assert "no number yet" in element_text(body, "whisper-preview-note")
+
+
+def test_whisper_preview_of_a_number_without_a_source_reads_no_source(admin_client: Client) -> None:
+    campaign = CampaignFactory.create(topic="the autumn offer", whisper_template="{topic} from {source}.")
+    TrackingNumberFactory.create(campaign=campaign, source="")
+
+    body = admin_client.get(change_url(campaign)).content.decode()
+
+    assert element_text(body, "whisper-preview-text") == "the autumn offer from ."  # as a real call would
+
+
+def test_whisper_preview_is_live_on_the_form(admin_client: Client, summer_number: TrackingNumber) -> None:
+    body = admin_client.get(change_url(summer_number.campaign)).content.decode()
+
+    assert "campaigns/whisper_preview.js" in body
+    assert "campaigns/whisper_preview.css" in body
+    assert f'data-preview-url="{reverse("admin:campaigns_campaign_preview")}"' in body
+    assert 'data-language="en-GB"' in body
+    assert element(body, "whisper-preview-listen") == ("Listen", True)  # shown by the script where it can speak
+
+
+def test_add_form_renders_the_preview(admin_client: Client) -> None:
     response = admin_client.get(ADD)
 
     assert response.status_code == 200
-    assert "Save the campaign to preview its whisper here." in response.content.decode()
+    body = response.content.decode()
+    assert element_text(body, "whisper-preview-text") == "Incoming call regarding"
+    assert "campaigns/whisper_preview.js" in body
+
+
+def test_whisper_template_help_lists_every_variable(admin_client: Client) -> None:
+    body = admin_client.get(ADD).content.decode()
+
+    help_text = Campaign._meta.get_field("whisper_template").help_text
+    for name in WHISPER_VARIABLES:
+        assert f"{{{name}}}" in help_text
+    assert help_text in body
 
 
 def test_creating_a_campaign_with_a_number_stores_it_normalised(admin_client: Client) -> None:
