@@ -30,6 +30,7 @@ from .leg_progress import (
     apply_status,
     is_terminal,
 )
+from .logging import call_context_set
 from .models import Call, CallEvent, CallLeg, LegRole, Outcome
 from .outcomes import summarize
 
@@ -67,6 +68,7 @@ def _event_apply(*, payload: dict[str, Any], call_id: int | None, attempt: int |
         leg = _leg_for_event(payload, leg_uuid, kind, call_id=call_id, attempt=attempt)
         owner = leg.call_id if leg else call_id
         call = Call.objects.select_for_update(of=("self",)).filter(pk=owner).first() if owner else None
+        call_context_set(call.pk if call else None)
         try:
             with transaction.atomic():
                 CallEvent.objects.create(
@@ -169,7 +171,7 @@ def _recording_store(call: Call, payload: dict[str, Any]) -> None:
     start, end = StatusEvent.from_payload({"timestamp": payload.get("start_time")}).timestamp, None
     end = StatusEvent.from_payload({"timestamp": payload.get("end_time")}).timestamp
     call.recording_url = url
-    call.recording_seconds = round((end - start).total_seconds()) if start and end and end >= start else None
+    call.recording_seconds = round((end - start).total_seconds()) if start and end and (end - start).days == 0 else None
     if call.resolution != Outcome.CLOSED:
         call.resolution = Outcome.VOICEMAIL
     call.save(update_fields=["recording_url", "recording_seconds", "resolution"])

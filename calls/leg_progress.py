@@ -125,6 +125,12 @@ def _datetime(value: Any) -> datetime | None:
         return None
     if parsed is not None and parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
+    if parsed is not None:
+        try:
+            # Stored in UTC: an offset that pushes year 1 or 9999 out of range is not a time.
+            parsed.astimezone(UTC)
+        except OverflowError:
+            return None
     return parsed
 
 
@@ -133,7 +139,8 @@ def _int(value: Any) -> int | None:
         number = int(str(value))
     except (TypeError, ValueError):
         return None
-    return number if number >= 0 else None
+    # Stored in a PositiveIntegerField (PostgreSQL's integer).
+    return number if 0 <= number <= 2_147_483_647 else None
 
 
 def _decimal(value: Any) -> Decimal | None:

@@ -5,6 +5,7 @@ Numbers arrive as E.164 digits without ``+``; ``from`` may be absent (in-app cal
 Vonage never breaks a call.
 """
 
+import math
 from typing import Any
 
 from rest_framework import serializers
@@ -20,6 +21,8 @@ class _WithFrom(serializers.Serializer):
 
 
 class AnswerInboundSerializer(_WithFrom):
+    """Vonage's answer request for a caller's leg: who called which number."""
+
     to = serializers.CharField(max_length=64)
     uuid = serializers.CharField(max_length=64)
     conversation_uuid = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
@@ -32,6 +35,8 @@ class AnswerInboundSerializer(_WithFrom):
 
 
 class AnswerOutboundSerializer(AnswerInboundSerializer):
+    """Vonage's answer request for an agent's leg; ``call`` is ours, from the answer URL."""
+
     call = serializers.IntegerField(min_value=1)
     attempt = serializers.IntegerField(min_value=0, max_value=50, required=False)
     to = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
@@ -63,7 +68,27 @@ class EventSerializer(serializers.Serializer):
             raise serializers.ValidationError(
                 "An event must name its call: uuid, call_uuid, conversation_uuid or recording_uuid."
             )
+        if not _storable(self.initial_data):
+            # The whole event is kept (CallEvent.payload); PostgreSQL's jsonb refuses these.
+            raise serializers.ValidationError(
+                "An event may not contain NUL characters, unpaired surrogates or numbers that are not finite."
+            )
         return attrs
+
+
+def _storable(value: Any, depth: int = 0) -> bool:
+    """Whether ``value`` can be stored as JSON by every database we run on."""
+    if depth > 100:
+        return False
+    if isinstance(value, str):
+        return "\x00" not in value and not any("\ud800" <= ch <= "\udfff" for ch in value)
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_storable(k, depth + 1) and _storable(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return all(_storable(item, depth + 1) for item in value)
+    return True
 
 
 class EventContextSerializer(serializers.Serializer):

@@ -24,6 +24,7 @@ from . import call_flow, vonage_adapter
 from . import ncco as nccos
 from .events import events_adopt
 from .leg_progress import is_terminal
+from .logging import call_context_set
 from .models import Call, CallLeg, CallState, LegRole, NumberStatus, Outcome
 from .selectors import Route, caller_leg, route_for
 
@@ -49,6 +50,7 @@ def call_answer_inbound(
     """
     existing = caller_leg(uuid)
     if existing is not None:
+        call_context_set(existing.call_id)
         logger.info("answer_inbound.retry call=%s uuid=%s", existing.call_id, uuid)
         return _stored_caller_ncco(existing.call)
 
@@ -70,6 +72,7 @@ def call_answer_inbound(
         # A concurrent delivery of the same webhook won the insert; answer as it does.
         logger.info("answer_inbound.concurrent uuid=%s", uuid)
         return _wait_for_caller_ncco(uuid)
+    call_context_set(call.pk)
 
     greeting = render_template(route.greeting, whisper_values(call))
     if closed:
@@ -224,6 +227,7 @@ def call_answer_agent(
     The whisper is rendered from the campaign as it is now (an edit in the admin
     applies to the very next call) and stored as spoken; a retry replays it.
     """
+    call_context_set(call_id)
     with transaction.atomic():
         call = (
             # PostgreSQL cannot lock the nullable side of an outer join: lock the call only.
@@ -345,6 +349,7 @@ def call_answer_fallback(*, uuid: str, to: str, from_: str, reason: str = "") ->
     rung); otherwise the caller is connected straight to the call centre.
     """
     leg = caller_leg(uuid) if uuid else None
+    call_context_set(leg.call_id if leg else None)
     if leg is not None and leg.call.caller_ncco:
         logger.warning("fallback.replay call=%s reason=%s", leg.call_id, reason)
         return list(leg.call.caller_ncco)
@@ -360,6 +365,7 @@ def call_answer_fallback(*, uuid: str, to: str, from_: str, reason: str = "") ->
             call = _call_create(route=route, uuid=uuid, from_=from_, conversation_uuid="", region_url="")
         except IntegrityError:
             return ncco
+        call_context_set(call.pk)
         with transaction.atomic():
             Call.objects.filter(pk=call.pk).update(
                 caller_ncco=ncco,

@@ -1,12 +1,14 @@
 """DRF plumbing for the webhooks: signature authentication, body limit, error answers."""
 
 import logging
-from typing import Any
+from collections.abc import Mapping
+from typing import IO, Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from rest_framework import exceptions, status
 from rest_framework.authentication import BaseAuthentication
+from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -43,6 +45,19 @@ class VonageSignatureAuthentication(BaseAuthentication):
     def authenticate_header(self, request: Request) -> str:
         # A value here makes DRF answer 401 rather than 403.
         return 'Bearer realm="vonage-webhooks"'
+
+
+class WebhookJSONParser(JSONParser):
+    """DRF's JSON parser, with a body nested too deeply for Python's decoder (a few
+    thousand brackets fit in 64 KiB) refused as malformed instead of crashing."""
+
+    def parse(
+        self, stream: IO[Any], media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
+    ) -> Any:
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise exceptions.ParseError("JSON parse error - the body is nested too deeply.") from None
 
 
 def webhook_body(request: Request) -> bytes:

@@ -9,14 +9,17 @@ centre, directly; the agent with a sentence saying the call could not be connect
 import logging
 from typing import Any
 
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import exceptions, serializers
-from rest_framework.parsers import FormParser, JSONParser
+from rest_framework.parsers import FormParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from . import events, services
 from . import ncco as nccos
+from . import openapi as api
+from .logging import call_context
 from .ncco import Ncco
 from .serializers import (
     AnswerInboundSerializer,
@@ -25,7 +28,7 @@ from .serializers import (
     EventSerializer,
     FallbackSerializer,
 )
-from .webhook_auth import VonageSignatureAuthentication, webhook_body
+from .webhook_auth import VonageSignatureAuthentication, WebhookJSONParser, webhook_body
 
 logger = logging.getLogger(__name__)
 
@@ -33,10 +36,15 @@ logger = logging.getLogger(__name__)
 class VonageWebhook(APIView):
     authentication_classes = [VonageSignatureAuthentication]
     permission_classes: list[Any] = []
-    parser_classes = [JSONParser, FormParser]
+    parser_classes = [WebhookJSONParser, FormParser]
     input_serializer: type[serializers.Serializer]
     # The request's fields (query and body), once parsed: for answering after an error.
     payload: dict[str, Any]
+
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        # Log lines carry the call's id once a service has looked the call up.
+        with call_context():
+            return super().dispatch(request, *args, **kwargs)
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         webhook_body(request)  # 413 before anything else reads it
@@ -50,11 +58,11 @@ class VonageWebhook(APIView):
 
     def post(self, request: Request) -> Response:
         data = request.data
+        if hasattr(data, "dict"):
+            # A form body: a QueryDict is a dict of lists; take each field's value.
+            data = data.dict()
         if not isinstance(data, dict):
-            if hasattr(data, "dict"):
-                data = data.dict()
-            else:
-                raise exceptions.ParseError("The body must be a JSON object.")
+            raise exceptions.ParseError("The body must be a JSON object.")
         self.payload = {**_flat(request.query_params), **data}
         return self.handle(request, self.payload)
 
@@ -87,6 +95,25 @@ class AnswerWebhook(VonageWebhook):
         return services.safe_default_ncco(to=str(payload.get("to") or ""))
 
 
+_TAGS = ["Vonage webhooks"]
+
+
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="answer_inbound_get",
+        tags=_TAGS,
+        summary="A caller dialled a campaign number (Vonage's default GET)",
+        parameters=[AnswerInboundSerializer],
+        responses={200: api.CALLER_NCCO, 400: api.BAD_REQUEST, 401: api.UNSIGNED, 413: api.TOO_LARGE},
+    ),
+    post=extend_schema(
+        operation_id="answer_inbound_post",
+        tags=_TAGS,
+        summary="A caller dialled a campaign number (answer method POST)",
+        request=AnswerInboundSerializer,
+        responses={200: api.CALLER_NCCO, 400: api.BAD_REQUEST, 401: api.UNSIGNED, 413: api.TOO_LARGE},
+    ),
+)
 class AnswerInboundView(AnswerWebhook):
     input_serializer = AnswerInboundSerializer
     log_name = "answer_inbound"
@@ -103,6 +130,35 @@ class AnswerInboundView(AnswerWebhook):
         return Response(ncco)
 
 
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="answer_outbound_get",
+        tags=_TAGS,
+        summary="The agent answered the call we placed",
+        parameters=[AnswerOutboundSerializer],
+        responses={
+            200: api.AGENT_NCCO,
+            400: api.BAD_REQUEST,
+            401: api.UNSIGNED,
+            404: api.NO_SUCH_CALL,
+            413: api.TOO_LARGE,
+        },
+    ),
+    post=extend_schema(
+        operation_id="answer_outbound_post",
+        tags=_TAGS,
+        summary="The agent answered the call we placed (answer method POST)",
+        parameters=[api.AnswerOutboundQuerySerializer],
+        request=api.AnswerOutboundBodySerializer,
+        responses={
+            200: api.AGENT_NCCO,
+            400: api.BAD_REQUEST,
+            401: api.UNSIGNED,
+            404: api.NO_SUCH_CALL,
+            413: api.TOO_LARGE,
+        },
+    ),
+)
 class AnswerOutboundView(AnswerWebhook):
     input_serializer = AnswerOutboundSerializer
     log_name = "answer_outbound"
@@ -128,6 +184,22 @@ class AnswerOutboundView(AnswerWebhook):
         return Response(ncco)
 
 
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="fallback_get",
+        tags=_TAGS,
+        summary="Vonage could not use the answer URL: the caller's call must go on",
+        parameters=[FallbackSerializer],
+        responses={200: api.CALLER_NCCO, 400: api.BAD_REQUEST, 401: api.UNSIGNED, 413: api.TOO_LARGE},
+    ),
+    post=extend_schema(
+        operation_id="fallback_post",
+        tags=_TAGS,
+        summary="Vonage could not use the answer URL (answer method POST)",
+        request=FallbackSerializer,
+        responses={200: api.CALLER_NCCO, 400: api.BAD_REQUEST, 401: api.UNSIGNED, 413: api.TOO_LARGE},
+    ),
+)
 class FallbackView(AnswerWebhook):
     input_serializer = FallbackSerializer
     log_name = "fallback"
@@ -141,6 +213,35 @@ class FallbackView(AnswerWebhook):
         )
 
 
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="event_get",
+        tags=_TAGS,
+        summary="Something happened on a leg (event method GET)",
+        parameters=[EventSerializer, EventContextSerializer],
+        responses={
+            200: api.EVENT_ANSWER,
+            400: api.BAD_REQUEST,
+            401: api.UNSIGNED,
+            413: api.TOO_LARGE,
+            503: api.RETRY_LATER,
+        },
+    ),
+    post=extend_schema(
+        operation_id="event_post",
+        tags=_TAGS,
+        summary="Something happened on a leg: every status, key press, recording and error",
+        parameters=[EventContextSerializer],
+        request=EventSerializer,
+        responses={
+            200: api.EVENT_ANSWER,
+            400: api.BAD_REQUEST,
+            401: api.UNSIGNED,
+            413: api.TOO_LARGE,
+            503: api.RETRY_LATER,
+        },
+    ),
+)
 class EventView(VonageWebhook):
     """Every event Vonage posts. Answered 200 with a small receipt, except where
     Vonage runs our answer as an NCCO: an agent's key press (press 1 to accept) and
@@ -155,10 +256,10 @@ class EventView(VonageWebhook):
 
     def post(self, request: Request) -> Response:
         data = request.data
+        if hasattr(data, "dict"):
+            data = data.dict()  # a form body: see VonageWebhook.post
         if not isinstance(data, dict):
-            if not hasattr(data, "dict"):
-                raise exceptions.ParseError("The body must be a JSON object.")
-            data = data.dict()
+            raise exceptions.ParseError("The body must be a JSON object.")
         self.payload = dict(data)
         return self.handle(request, self.payload)
 

@@ -5,9 +5,11 @@ no production default: only with ``DEBUG`` on does the app fall back to developm
 values, so a production process without ``SECRET_KEY`` refuses to start.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -33,6 +35,10 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "axes",
+    "simple_history",
     "campaigns",
     "calls",
 ]
@@ -44,8 +50,18 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Records who made each change to a campaign (django-simple-history's history_user).
+    "simple_history.middleware.HistoryRequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
+]
+
+# django-axes first: it refuses a locked-out login before the password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "whisper_project.urls"
@@ -111,12 +127,25 @@ SECURE_PROXY_SSL_HEADER = (
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
 # Vonage does not follow redirects on POST: keep the webhook routes reachable over HTTP
 # when a redirect is enabled for the admin.
-SECURE_REDIRECT_EXEMPT = [r"^answer_inbound/?$", r"^answer_outbound/?$", r"^event/?$", r"^fallback/?$"]
+SECURE_REDIRECT_EXEMPT = [r"^answer_inbound/?$", r"^answer_outbound/?$", r"^event/?$", r"^fallback/?$", r"^healthz/?$"]
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# How many proxies in front of the app append to X-Forwarded-For; 0 (the default) ignores
+# the header, which anyone can send. The client is the address the outermost trusted
+# proxy saw: the entry this many places from the right.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+
+# Admin logins are throttled (django-axes): after AXES_FAILURE_LIMIT wrong passwords for
+# one username from one address, that pair is refused for AXES_COOLOFF_MINUTES, even with
+# the right password; other users and other addresses are not affected.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "whisper_project.client_ip.client_ip"
 
 # The largest webhook body we read; Vonage's are a few hundred bytes.
 WEBHOOK_MAX_BODY_BYTES = 64 * 1024
@@ -128,6 +157,24 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "calls.webhook_auth.webhook_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# The OpenAPI description of the webhooks, at /api/schema/ (Swagger UI at /api/docs/,
+# its assets served locally by drf-spectacular-sidecar).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Call Whisper webhooks",
+    "DESCRIPTION": (
+        "The routes Vonage's Voice API calls: answer webhooks that return an NCCO (a JSON array of "
+        "actions), the event webhook, and the fallback answer URL. With VONAGE_SIGNATURE_SECRET set, "
+        "every request must carry Vonage's signed JWT in `Authorization: Bearer …`."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Request components of their own, so required strings say minLength 1 as DRF does.
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
 
 # --- Call Whisper -----------------------------------------------------------------
@@ -153,13 +200,31 @@ AGENT_CALL_DEADLINE_SECONDS = env.float("AGENT_CALL_DEADLINE_SECONDS", default=3
 CALL_RETENTION_DAYS = env.int("CALL_RETENTION_DAYS", default=365)
 
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
+# "plain" lines for people, or "json": one object a line with timestamp, level, logger,
+# message and, when known, call_id, for a log collector.
+LOG_FORMAT = env("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f'LOG_FORMAT must be "plain" or "json", not "{LOG_FORMAT}".')
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {
+        # The call a line is about (calls.logging.call_context), and secrets removed from
+        # every line, the SDK's DEBUG request headers included.
+        "call_id": {"()": "calls.logging.CallIdFilter"},
+        "redact_secrets": {"()": "calls.logging.RedactSecretsFilter"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "calls.logging.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["call_id", "redact_secrets"],
+        }
+    },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
         "calls": {"level": LOG_LEVEL},

@@ -1,0 +1,98 @@
+"""The webhooks' OpenAPI description (drf-spectacular, served at ``/api/schema/``).
+
+What Vonage may send comes from the input serializers in ``serializers.py``; this module
+holds what they cannot say: the answers (an NCCO, the event receipt, the error bodies),
+the query-string half of a POSTed answer webhook, and the signature scheme.
+"""
+
+from typing import Any
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import serializers
+
+from .serializers import AnswerOutboundSerializer
+
+
+class AnswerOutboundQuerySerializer(serializers.Serializer):
+    """The agent leg's answer URL names the call (``?call=&attempt=``) when Vonage POSTs
+    the leg's own fields as the body; the same limits as ``AnswerOutboundSerializer``."""
+
+    call = serializers.IntegerField(min_value=1)
+    attempt = serializers.IntegerField(min_value=0, max_value=50, required=False)
+
+
+class AnswerOutboundBodySerializer(AnswerOutboundSerializer):
+    """A POSTed agent answer's body: the leg's fields; the call is in the query string."""
+
+    # DRF's way to drop an inherited field.
+    call = None  # type: ignore[assignment]
+    attempt = None  # type: ignore[assignment]
+
+
+NCCO = {
+    "type": "array",
+    "description": "An NCCO: the actions Vonage runs on the call, in order (Vonage's NCCO reference).",
+    "minItems": 1,
+    "items": {
+        "type": "object",
+        "properties": {"action": {"type": "string", "example": "talk"}},
+        "required": ["action"],
+        "additionalProperties": True,
+    },
+}
+
+EVENT_RECEIPT = {
+    "type": "object",
+    "properties": {
+        "stored": {"type": "boolean", "description": "False for a redelivery of an event already stored."},
+        "kind": {
+            "type": "string",
+            "enum": ["status", "detection", "record", "input", "transfer", "error", "other"],
+        },
+    },
+    "required": ["stored", "kind"],
+}
+
+_DETAIL = {"type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]}
+_FIELD_ERRORS = {
+    "type": "object",
+    "description": "Each field (or non_field_errors) with its messages; `detail` for a body that is not JSON.",
+    "additionalProperties": {"oneOf": [{"type": "array", "items": {"type": "string"}}, {"type": "string"}]},
+}
+
+BAD_REQUEST = OpenApiResponse(_FIELD_ERRORS, description="Malformed input: a required field missing or invalid.")
+UNSIGNED = OpenApiResponse(_DETAIL, description="No valid Vonage signature (only when VONAGE_SIGNATURE_SECRET is set).")
+TOO_LARGE = OpenApiResponse(_DETAIL, description="A body over WEBHOOK_MAX_BODY_BYTES (64 KiB).")
+NO_SUCH_CALL = OpenApiResponse(_DETAIL, description="The answer URL names a call that does not exist.")
+RETRY_LATER = OpenApiResponse(
+    _DETAIL, description="The event could not be stored (database unavailable): Vonage sends it again."
+)
+CALLER_NCCO = OpenApiResponse(
+    NCCO,
+    description="What the caller hears: never a 500, whatever fails (the call centre, directly, at worst).",
+)
+AGENT_NCCO = OpenApiResponse(NCCO, description="What the agent hears: the whisper, then the caller.")
+EVENT_ANSWER = OpenApiResponse(
+    {"oneOf": [EVENT_RECEIPT, NCCO]},
+    description=(
+        "A receipt; or, for an agent's key press and the connect strategy's synchronous events "
+        "(`?call=&attempt=`), the NCCO Vonage runs next."
+    ),
+)
+
+
+class VonageSignatureScheme(OpenApiAuthenticationExtension):
+    target_class = "calls.webhook_auth.VonageSignatureAuthentication"
+    name = "vonageSignature"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": (
+                "Vonage's signed webhooks: an HS256 JWT signed with the account's signature secret, "
+                "whose payload_hash is the SHA-256 of the body. Required when VONAGE_SIGNATURE_SECRET is set."
+            ),
+        }
