@@ -2,28 +2,53 @@
 
 Calls, legs and events are records of what Vonage did, so nobody adds or edits them
 here (view permission is enough to read them); only superusers may delete a call.
+
+The reports page (``calls.view_report``) and the CSV downloads (``calls.export_calls``)
+live here too. Every number on the report links to the call list filtered to exactly
+the calls it counts: the list's filters below use the same definitions as
+:mod:`calls.reports` (the period, the first-time caller), so the two always agree.
 """
 
+import csv
+import io
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
+from django import forms
+from django.conf import settings
 from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import flatten_fieldsets, unquote
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, Model, OuterRef, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseNotAllowed,
+    QueryDict,
+    StreamingHttpResponse,
+)
+from django.http.response import HttpResponseBase
+from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import dateformat, timezone
 from django.utils.html import format_html
-from django.utils.safestring import SafeString
+from django.utils.http import urlencode
+from django.utils.safestring import SafeString, mark_safe
 
 from campaigns.admin import NumberSearchMixin, formatted_number
+from campaigns.models import Campaign, TrackingNumber
 
-from . import vonage_adapter
-from .models import Call, CallEvent, CallLeg
+from . import reports, vonage_adapter
+from .charts import stacked_bars_svg
+from .models import Call, CallEvent, CallLeg, Outcome
+from .reports import OUTCOME_COLORS, REPORT_OUTCOMES, ReportPeriod, ReportRow
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +87,255 @@ def time_column(field: str, description: str, *, milliseconds: bool = False) -> 
         return exact_time(getattr(obj, field), milliseconds=milliseconds)
 
     return show
+
+
+def period_label(period: ReportPeriod) -> str:
+    return f"{dateformat.format(period.start, 'j M Y')} to {dateformat.format(period.end, 'j M Y')}"
+
+
+# --- the call list's filters that the report's links use ---------------------------------
+
+
+class ReportPeriodFilter(admin.SimpleListFilter):
+    """Calls started in a report's period (``?period=2026-11-01..2026-11-30``): whole
+    days in the site's time zone, as the report counts them. Shown only when set; the
+    "started at" filter is the one for choosing dates by hand."""
+
+    title = "report period"
+    parameter_name = "period"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        value = self.value()
+        if value is None:
+            return []
+        try:
+            return [(value, period_label(ReportPeriod.from_param(value)))]
+        except ValueError:
+            return [(value, value)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Call]) -> QuerySet[Call]:
+        value = self.value()
+        if value is None:
+            return queryset
+        try:
+            period = ReportPeriod.from_param(value)
+        except ValueError as exc:
+            raise IncorrectLookupParameters(exc) from exc
+        return queryset.filter(period.contains())
+
+
+NO_NUMBER = "none"
+
+
+class CampaignNumberFilter(admin.ListFilter):
+    """Calls to one campaign number under one source label, as a row of the report's
+    per-source table counts them (``?number=<id>&source=<label>``; ``number=none`` for
+    calls to unknown numbers). A number's label can change, and the report keeps the
+    label each call came in under, so the source is part of the filter. Shown only
+    when set."""
+
+    title = "campaign number"
+    parameters = ("number", "source")
+
+    def __init__(self, request: HttpRequest, params: dict[str, Any], model: Any, model_admin: Any) -> None:
+        super().__init__(request, params, model, model_admin)
+        self.values: dict[str, str] = {}
+        for name in self.parameters:
+            if name in params:
+                self.values[name] = self.used_parameters[name] = params.pop(name)[-1]
+
+    def has_output(self) -> bool:
+        return bool(self.values)
+
+    def expected_parameters(self) -> list[str | None]:
+        return list(self.parameters)
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Call]) -> QuerySet[Call]:
+        number = self.values.get("number")
+        if number == NO_NUMBER:
+            queryset = queryset.filter(tracking_number__isnull=True)
+        elif number is not None:
+            if not number.isdigit():
+                raise IncorrectLookupParameters(f"{number!r} is not a campaign number's id.")
+            queryset = queryset.filter(tracking_number_id=int(number))
+        if "source" in self.values:
+            queryset = queryset.filter(source=self.values["source"])
+        return queryset
+
+    def choices(self, changelist: ChangeList) -> Iterator[dict[str, Any]]:
+        yield {
+            "selected": False,
+            "query_string": changelist.get_query_string(remove=list(self.parameters)),
+            "display": "All",
+        }
+        yield {"selected": True, "query_string": changelist.get_query_string(), "display": self._label()}
+
+    def _label(self) -> str:
+        number = self.values.get("number")
+        source = self.values.get("source")
+        if number == NO_NUMBER:
+            text = "Unknown numbers"
+        elif number is not None and number.isdigit():
+            found = TrackingNumber.objects.filter(pk=int(number)).values_list("number", flat=True).first()
+            text = formatted_number(found) if found else "A deleted number"
+        else:
+            text = "Any number"
+        return f"{text} ({source})" if source else text
+
+
+class CallerFilter(admin.SimpleListFilter):
+    """First-time or returning callers, by the report's definition (an earlier call by
+    the same number to the same campaign, at any time)."""
+
+    title = "caller"
+    parameter_name = "caller"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("first", "First-time callers"), ("returning", "Returning callers")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Call]) -> QuerySet[Call]:
+        if self.value() == "first":
+            return reports.first_time_calls(queryset)
+        if self.value() == "returning":
+            return reports.returning_calls(queryset)
+        return queryset
+
+
+class ExportChangeList(ChangeList):
+    """The call list's calls for a request (filters, search, ordering), for the CSV:
+    every page, so nothing is counted and no page is cut."""
+
+    def get_results(self, request: HttpRequest) -> None:
+        self.result_count = self.full_result_count = 0  # not counted
+        self.result_list = self.queryset.none()
+        self.can_show_all = self.multi_page = False
+        self.show_admin_actions = False
+        self.paginator = None
+
+
+# --- the report page ---------------------------------------------------------------------
+
+# The chart has a bar for every day; beyond a year the bars are too thin to read.
+MAX_REPORT_DAYS = 366
+DEFAULT_REPORT_DAYS = 30
+
+
+class ReportForm(forms.Form):
+    """The report's period and campaign, from the query string (``start``, ``end`` as
+    ISO dates, ``campaign`` an id). Without dates, the last 30 days."""
+
+    start = forms.DateField(
+        label="From", input_formats=["%Y-%m-%d"], widget=forms.DateInput(format="%Y-%m-%d", attrs={"type": "date"})
+    )
+    end = forms.DateField(
+        label="To (inclusive)",
+        input_formats=["%Y-%m-%d"],
+        widget=forms.DateInput(format="%Y-%m-%d", attrs={"type": "date"}),
+    )
+    campaign = forms.ModelChoiceField(
+        queryset=Campaign.objects.order_by("name"), required=False, empty_label="All campaigns"
+    )
+
+    def __init__(self, query: QueryDict) -> None:
+        data = query.copy()
+        if not data.get("start") and not data.get("end"):
+            default = ReportPeriod.last_days(DEFAULT_REPORT_DAYS)
+            data["start"], data["end"] = default.start.isoformat(), default.end.isoformat()
+        super().__init__(data)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        start, end = cleaned.get("start"), cleaned.get("end")
+        if start and end:
+            if end < start:
+                self.add_error("end", f"The period ends ({end:%Y-%m-%d}) before it starts ({start:%Y-%m-%d}).")
+            elif (end - start).days + 1 > MAX_REPORT_DAYS:
+                self.add_error(
+                    "end", f"Choose at most {MAX_REPORT_DAYS} days: the chart has a bar for every day of the period."
+                )
+        return cleaned
+
+    @property
+    def period(self) -> ReportPeriod:
+        return ReportPeriod(start=self.cleaned_data["start"], end=self.cleaned_data["end"])
+
+    @property
+    def campaign_id(self) -> int | None:
+        campaign = self.cleaned_data.get("campaign")
+        return campaign.pk if campaign else None
+
+
+def calls_url(params: dict[str, Any]) -> str:
+    """The call list filtered by ``params`` (the list's own filter parameters)."""
+    return f"{reverse('admin:calls_call_changelist')}?{urlencode(params)}"
+
+
+RowKind = Literal["campaign", "source", "total"]
+
+
+def row_filters(row: ReportRow, *, period: ReportPeriod, kind: RowKind, campaign_id: int | None) -> dict[str, Any]:
+    """The call list parameters that select exactly the calls ``row`` counts."""
+    params: dict[str, Any] = {"period": period.param}
+    if kind == "total":
+        if campaign_id is not None:
+            params["campaign__id__exact"] = campaign_id
+        return params
+    if row.campaign_id is None:
+        params["campaign__isnull"] = "True"
+    else:
+        params["campaign__id__exact"] = row.campaign_id
+    if kind == "source":
+        params["number"] = row.tracking_number_id if row.tracking_number_id is not None else NO_NUMBER
+        params["source"] = row.source or ""
+    return params
+
+
+def seconds(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f} s"
+
+
+def report_cells(row: ReportRow, filters: dict[str, Any]) -> list[dict[str, Any]]:
+    """The figures of a row, each with the link to the calls it counts."""
+    answered = {**filters, "outcome__exact": Outcome.ANSWERED}
+    from_answered = f"Of the {row.answered} answered call{'' if row.answered == 1 else 's'}."
+    rate = row.answer_rate
+    cells = [{"text": row.calls, "url": calls_url(filters), "title": f"Open these {row.calls} calls."}]
+    for outcome in REPORT_OUTCOMES:
+        n = row.outcomes.get(outcome, 0)
+        cells.append(
+            {
+                "text": n,
+                "url": calls_url({**filters, "outcome__exact": outcome}),
+                "title": f"Open these {n} calls: {Outcome(outcome).label.lower()}.",
+            }
+        )
+    cells += [
+        {
+            "text": "–" if rate is None else f"{rate:.0%}",
+            "url": calls_url(answered),
+            "title": "Answered, of the calls that rang an agent (closed and in-progress calls are left out).",
+        },
+        {"text": seconds(row.median_wait), "url": calls_url(answered), "title": from_answered},
+        {"text": seconds(row.mean_wait), "url": calls_url(answered), "title": from_answered},
+        {"text": seconds(row.mean_talk), "url": calls_url(answered), "title": from_answered},
+        {
+            "text": row.first_time_callers,
+            "url": calls_url({**filters, "caller": "first"}),
+            "title": "Callers who had not called this campaign before (withheld numbers are not counted).",
+        },
+    ]
+    return cells
+
+
+REPORT_COLUMNS: tuple[str, ...] = (
+    "Calls",
+    *[Outcome(o).label for o in REPORT_OUTCOMES],
+    "Answer rate",
+    "Median wait to answer",
+    "Mean wait to answer",
+    "Mean talk time",
+    "First-time callers",
+)
 
 
 class VonageRecordInline(admin.TabularInline):
@@ -156,7 +430,16 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
         "state",
         "number_status",
     )
-    list_filter = ("campaign", "outcome", "number_status", "state", "started_at")
+    list_filter = (
+        "campaign",
+        CampaignNumberFilter,
+        "outcome",
+        CallerFilter,
+        "number_status",
+        "state",
+        "started_at",
+        ReportPeriodFilter,
+    )
     date_hierarchy = "started_at"
     search_fields = ("caller_number", "called_number")
     list_select_related = ("campaign",)
@@ -175,6 +458,7 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
                     "called_number",
                     "source",
                     "caller_number",
+                    "redacted_at",
                     "destination",
                 )
             },
@@ -226,8 +510,124 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
             self.admin_site.admin_view(self.recording_view),
             name="{}_{}_recording".format(*info),
         )
+        own = [
+            path("report/", self.admin_site.admin_view(self.report_view), name="{}_{}_report".format(*info)),
+            path(
+                "report/csv/",
+                self.admin_site.admin_view(self.report_csv_view),
+                name="{}_{}_report_csv".format(*info),
+            ),
+            path("csv/", self.admin_site.admin_view(self.export_view), name="{}_{}_export".format(*info)),
+            recording,
+        ]
         # Before the admin's own "<path:object_id>/" catch-all.
-        return [recording, *super().get_urls()]
+        return [*own, *super().get_urls()]
+
+    # --- the report ---
+
+    def report_view(self, request: HttpRequest) -> TemplateResponse:
+        """Calls per campaign and per source over a period, with a chart by day."""
+        if not request.user.has_perm("calls.view_report"):
+            raise PermissionDenied
+        form = ReportForm(request.GET)
+        context: dict[str, Any] = {
+            **self.admin_site.each_context(request),
+            "title": "Call reports",
+            "opts": self.opts,
+            "form": form,
+            "columns": REPORT_COLUMNS,
+            "can_export": request.user.has_perm("calls.export_calls"),
+            "time_zone": settings.TIME_ZONE,
+        }
+        if form.is_valid():
+            context.update(self._report_context(form.period, form.campaign_id))
+        return TemplateResponse(request, "admin/calls/report.html", context)
+
+    def _report_context(self, period: ReportPeriod, campaign_id: int | None) -> dict[str, Any]:
+        campaigns = reports.campaign_rows(period, campaign_id=campaign_id)
+        sources = reports.source_rows(period, campaign_id=campaign_id)
+        total = reports.total_row(period, campaigns, campaign_id=campaign_id)
+        daily = reports.daily_outcomes(period, campaign_id=campaign_id)
+        names = {row.campaign_id: row.label for row in campaigns}
+
+        def table(rows: Iterable[ReportRow], kind: RowKind) -> list[dict[str, Any]]:
+            lines = []
+            for row in rows:
+                filters = row_filters(row, period=period, kind=kind, campaign_id=campaign_id)
+                lines.append(
+                    {
+                        "label": row.label,
+                        "campaign": names.get(row.campaign_id, ""),
+                        "cells": report_cells(row, filters),
+                    }
+                )
+            return lines
+
+        total_filters = row_filters(total, period=period, kind="total", campaign_id=campaign_id)
+        labels = {o: Outcome(o).label for o in REPORT_OUTCOMES}
+        chart = stacked_bars_svg(
+            [day for day, _ in daily],
+            {labels[o]: [counts[o] for _, counts in daily] for o in REPORT_OUTCOMES},
+            {labels[o]: OUTCOME_COLORS[o] for o in REPORT_OUTCOMES},
+        )
+        query = {"start": period.start.isoformat(), "end": period.end.isoformat()}
+        if campaign_id is not None:
+            query["campaign"] = str(campaign_id)
+        return {
+            "period": period,
+            "period_label": period_label(period),
+            "campaign_table": table(campaigns, "campaign"),
+            "source_table": table(sources, "source"),
+            "total": {"label": total.label, "cells": report_cells(total, total_filters)},
+            # Built by calls.charts from numbers and escaped labels only.
+            "chart": mark_safe(chart),  # noqa: S308
+            "csv_url": f"{reverse('admin:calls_call_report_csv')}?{urlencode(query)}",
+        }
+
+    def report_csv_view(self, request: HttpRequest) -> HttpResponseBase:
+        """Both of the report's tables as one CSV: a first column says which table."""
+        if not request.user.has_perms(["calls.view_report", "calls.export_calls"]):
+            raise PermissionDenied
+        form = ReportForm(request.GET)
+        if not form.is_valid():
+            errors = " ".join(str(e) for errors in form.errors.values() for e in errors)
+            return HttpResponseBadRequest(errors, content_type="text/plain; charset=utf-8")
+        period, campaign_id = form.period, form.campaign_id
+
+        def lines() -> Iterator[list[Any]]:
+            campaigns = reports.campaign_rows(period, campaign_id=campaign_id)
+            header, *rows = reports.csv_rows(campaigns)
+            yield ["table", *header]
+            yield from (["campaign", *row] for row in rows)
+            _, total = reports.csv_rows([reports.total_row(period, campaigns, campaign_id=campaign_id)])
+            yield ["total", *total]
+            _, *rows = reports.csv_rows(reports.source_rows(period, campaign_id=campaign_id))
+            yield from (["source", *row] for row in rows)
+
+        name = f"call-report-{period.start:%Y-%m-%d}-to-{period.end:%Y-%m-%d}.csv"
+        return csv_response(_csv_text(lines()), filename=name)
+
+    # --- the call list as CSV ---
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        match = getattr(request, "resolver_match", None)
+        if match is not None and match.url_name == "calls_call_export":
+            return ExportChangeList
+        return super().get_changelist(request, **kwargs)
+
+    def export_view(self, request: HttpRequest) -> HttpResponseBase:
+        """Every call the list shows with the same query string (filters, search,
+        ordering), all pages, as CSV streamed in constant memory."""
+        if not (self.has_view_permission(request) and request.user.has_perm("calls.export_calls")):
+            raise PermissionDenied
+        try:
+            calls = self.get_changelist_instance(request).queryset
+        except IncorrectLookupParameters as exc:
+            return HttpResponseBadRequest(
+                f"These filters cannot be applied to the call list: {exc}", content_type="text/plain; charset=utf-8"
+            )
+        name = f"calls-{timezone.localdate():%Y-%m-%d}.csv"
+        return csv_response(reports.calls_csv(calls), filename=name)
 
     def recording_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """The call's voicemail, fetched from Vonage through the adapter.
@@ -307,6 +707,22 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
             url,
             recording_length(call.recording_seconds),
         )
+
+
+def _csv_text(rows: Iterable[list[Any]]) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    for row in rows:
+        writer.writerow(row)
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+
+
+def csv_response(pieces: Iterable[str], *, filename: str) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(pieces, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
 
 
 @admin.register(CallEvent)

@@ -9,6 +9,8 @@ count the same calls. The queries use the ``(campaign, started_at)`` and
 
 from __future__ import annotations
 
+import csv
+import io
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -19,8 +21,9 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Avg, Count, Exists, FloatField, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, FloatField, OuterRef, Q, QuerySet, Sum
 from django.db.models.aggregates import Aggregate
+from django.db.models.expressions import Combinable
 from django.db.models.functions import TruncDate
 
 from .models import Call, Outcome
@@ -37,6 +40,21 @@ REPORT_OUTCOMES: tuple[str, ...] = (
     Outcome.CLOSED,
     Outcome.IN_PROGRESS,
 )
+
+# One fixed colour per outcome, so a colour means the same thing on every chart. The
+# Okabe–Ito palette: the nine stay distinguishable with the common colour blindnesses
+# (its black made dark grey, to show on the admin's dark theme too).
+OUTCOME_COLORS: dict[str, str] = {
+    Outcome.ANSWERED: "#009E73",  # bluish green
+    Outcome.MISSED: "#D55E00",  # vermilion
+    Outcome.BUSY: "#E69F00",  # orange
+    Outcome.DECLINED: "#CC79A7",  # reddish purple
+    Outcome.FAILED: "#5F5F5F",  # dark grey
+    Outcome.VOICEMAIL: "#0072B2",  # blue
+    Outcome.ABANDONED: "#F0E442",  # yellow
+    Outcome.CLOSED: "#999999",  # grey
+    Outcome.IN_PROGRESS: "#56B4E9",  # sky blue
+}
 
 
 class Median(Aggregate):
@@ -71,6 +89,27 @@ class ReportPeriod:
     def days(self) -> list[date]:
         return [self.start + timedelta(days=n) for n in range((self.end - self.start).days + 1)]
 
+    @property
+    def param(self) -> str:
+        """The period in a URL: ``2026-11-01..2026-11-30`` (read back by :meth:`from_param`)."""
+        return f"{self.start.isoformat()}..{self.end.isoformat()}"
+
+    @classmethod
+    def from_param(cls, text: str) -> ReportPeriod:
+        """The period :attr:`param` wrote; ``ValueError`` for anything else."""
+        start, separator, end = text.partition("..")
+        if not separator:
+            raise ValueError(f"{text!r} is not a period written as start..end.")
+        period = cls(start=date.fromisoformat(start), end=date.fromisoformat(end))
+        if period.end < period.start:
+            raise ValueError(f"The period {text!r} ends before it starts.")
+        return period
+
+    def contains(self) -> Q:
+        """The calls started in the period: the one definition the report, the call
+        list's period filter and the CSV export all use."""
+        return Q(started_at__gte=self.since, started_at__lt=self.until)
+
 
 @dataclass
 class ReportRow:
@@ -80,12 +119,19 @@ class ReportRow:
     label: str
     campaign_id: int | None
     tracking_number_id: int | None = None
+    # The number's label when the calls came in (source rows only).
+    source: str | None = None
     calls: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
     median_wait: float | None = None
     mean_wait: float | None = None
     mean_talk: float | None = None
     first_time_callers: int = 0
+    # The sums and counts behind the means, so a total can be worked out from its rows.
+    wait_sum: int = 0
+    waits: int = 0
+    talk_sum: int = 0
+    talks: int = 0
 
     @property
     def answered(self) -> int:
@@ -101,10 +147,33 @@ class ReportRow:
 
 def calls_in(period: ReportPeriod, *, campaign_id: int | None = None) -> QuerySet[Call]:
     """The calls a report over ``period`` counts: what "every number links to" filters."""
-    calls = Call.objects.filter(started_at__gte=period.since, started_at__lt=period.until)
+    calls = Call.objects.filter(period.contains())
     if campaign_id is not None:
         calls = calls.filter(campaign_id=campaign_id)
     return calls
+
+
+def is_first_call() -> Combinable:
+    """True for a call whose caller had not called the campaign before (any time before,
+    not only in the period). Negated ``Exists``: as cheap in a filter as in a count."""
+    return ~Exists(
+        Call.objects.filter(
+            campaign_id=OuterRef("campaign_id"),
+            caller_number=OuterRef("caller_number"),
+            started_at__lt=OuterRef("started_at"),
+        )
+    )
+
+
+def first_time_calls(calls: QuerySet[Call]) -> QuerySet[Call]:
+    """The calls the report counts as first-time callers. A withheld number cannot be
+    told apart from others, so it is never a first-time caller (nor a returning one)."""
+    return calls.filter(is_first_call()).exclude(caller_number="")
+
+
+def returning_calls(calls: QuerySet[Call]) -> QuerySet[Call]:
+    """Calls from a number that had called the campaign before."""
+    return calls.exclude(is_first_call()).exclude(caller_number="")
 
 
 def campaign_rows(period: ReportPeriod, *, campaign_id: int | None = None) -> list[ReportRow]:
@@ -142,54 +211,95 @@ def daily_outcomes(period: ReportPeriod, *, campaign_id: int | None = None) -> l
 
 
 def totals(rows: Iterable[ReportRow]) -> ReportRow:
-    """The whole report's line (medians are not additive: only counts are summed here)."""
+    """The whole report's line: counts and means, from the rows (medians are not
+    additive: :func:`total_row` adds the median)."""
     total = ReportRow(key="total", label="All calls", campaign_id=None)
     for row in rows:
         total.calls += row.calls
         total.first_time_callers += row.first_time_callers
+        total.wait_sum += row.wait_sum
+        total.waits += row.waits
+        total.talk_sum += row.talk_sum
+        total.talks += row.talks
         for outcome, n in row.outcomes.items():
             total.outcomes[outcome] = total.outcomes.get(outcome, 0) + n
+    _means(total)
     return total
 
 
-def _rows(calls: QuerySet[Call], *, group: tuple[str, ...]) -> list[ReportRow]:
-    earlier_call = Call.objects.filter(
-        campaign_id=OuterRef("campaign_id"),
-        caller_number=OuterRef("caller_number"),
-        started_at__lt=OuterRef("started_at"),
-    )
+def _aggregates() -> dict[str, Any]:
+    """The figures of one report row, for ``annotate`` (per group) or ``aggregate``."""
     counts: dict[str, Any] = {f"n_{o}": Count("id", filter=Q(outcome=o)) for o in REPORT_OUTCOMES}
     answered = Q(outcome=Outcome.ANSWERED)
     aggregates: dict[str, Any] = {
         "calls": Count("id"),
         **counts,
-        "mean_wait": Avg("wait_seconds", filter=answered),
-        "mean_talk": Avg("talk_seconds", filter=answered),
+        "wait_sum": Sum("wait_seconds", filter=answered, default=0),
+        "waits": Count("wait_seconds", filter=answered),
+        "talk_sum": Sum("talk_seconds", filter=answered, default=0),
+        "talks": Count("talk_seconds", filter=answered),
         # A withheld number cannot be told apart from others: not counted as first-time.
-        "first_time": Count("id", filter=Q(first_time=True) & ~Q(caller_number="")),
+        "first_time": Count("id", filter=is_first_call() & ~Q(caller_number="")),
     }
-    postgres = connection.vendor == "postgresql"
-    if postgres:
+    if connection.vendor == "postgresql":
         aggregates["median_wait"] = Median("wait_seconds", filter=answered)
-    grouped = calls.annotate(first_time=~Exists(earlier_call)).values(*group).annotate(**aggregates).order_by(*group)
-    rows: list[ReportRow] = []
-    for values in grouped:
-        row = ReportRow(
+    return aggregates
+
+
+def _row(values: dict[str, Any], **fields: Any) -> ReportRow:
+    row = ReportRow(
+        calls=values["calls"],
+        outcomes={o: values[f"n_{o}"] for o in REPORT_OUTCOMES},
+        median_wait=values.get("median_wait"),
+        first_time_callers=values["first_time"],
+        wait_sum=values["wait_sum"],
+        waits=values["waits"],
+        talk_sum=values["talk_sum"],
+        talks=values["talks"],
+        **fields,
+    )
+    _means(row)
+    return row
+
+
+def _means(row: ReportRow) -> None:
+    row.mean_wait = row.wait_sum / row.waits if row.waits else None
+    row.mean_talk = row.talk_sum / row.talks if row.talks else None
+
+
+def _rows(calls: QuerySet[Call], *, group: tuple[str, ...]) -> list[ReportRow]:
+    grouped = calls.values(*group).annotate(**_aggregates()).order_by(*group)
+    rows = [
+        _row(
+            values,
             key=tuple(values[g] for g in group),
             label=_label(values),
             campaign_id=values.get("campaign_id"),
             tracking_number_id=values.get("tracking_number_id"),
-            calls=values["calls"],
-            outcomes={o: values[f"n_{o}"] for o in REPORT_OUTCOMES},
-            median_wait=values.get("median_wait"),
-            mean_wait=values["mean_wait"],
-            mean_talk=values["mean_talk"],
-            first_time_callers=values["first_time"],
+            source=values.get("source"),
         )
-        rows.append(row)
-    if not postgres:
+        for values in grouped
+    ]
+    if connection.vendor != "postgresql":
         _medians_in_python(calls, group, rows)
     return rows
+
+
+def total_row(period: ReportPeriod, rows: Iterable[ReportRow], *, campaign_id: int | None = None) -> ReportRow:
+    """The whole report's line from its campaign ``rows``, with every figure: counts
+    and means add up from the rows; the median is not additive, so it costs one query
+    over the period's answered calls (a light one: no first-time check)."""
+    total = totals(rows)
+    total.campaign_id = campaign_id
+    calls = calls_in(period, campaign_id=campaign_id)
+    if connection.vendor == "postgresql":
+        answered = Q(outcome=Outcome.ANSWERED)
+        total.median_wait = calls.aggregate(median=Median("wait_seconds", filter=answered))["median"]
+    else:
+        total.key = ()
+        _medians_in_python(calls, (), [total])
+        total.key = "total"
+    return total
 
 
 def _medians_in_python(calls: QuerySet[Call], group: tuple[str, ...], rows: list[ReportRow]) -> None:
@@ -238,18 +348,99 @@ def csv_rows(rows: Iterable[ReportRow]) -> Iterator[list[Any]]:
         ]
 
 
+# The call list as CSV: one line a call, the columns people asked for, in this order.
+CALLS_CSV_HEADER: tuple[str, ...] = (
+    "start time",
+    "campaign",
+    "source",
+    "called number",
+    "caller",
+    "outcome",
+    "state",
+    "wait (s)",
+    "talk (s)",
+    "whisper, as spoken",
+)
+_CALLS_CSV_FIELDS = (
+    "started_at",
+    "campaign__name",
+    "source",
+    "called_number",
+    "caller_number",
+    "outcome",
+    "state",
+    "wait_seconds",
+    "talk_seconds",
+    "whisper_text",
+)
+# Rows fetched from the database at a time, and written out as one piece.
+CALLS_CSV_CHUNK = 2000
+# A spreadsheet runs a cell that starts with one of these as a formula.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def calls_csv(calls: QuerySet[Call]) -> Iterator[str]:
+    """``calls`` as CSV text, in pieces of :data:`CALLS_CSV_CHUNK` lines.
+
+    Memory stays the same whatever the number of calls: the rows are read as tuples
+    (``values_list``, no model instances) through a database cursor that fetches a
+    chunk at a time (``iterator``; a server-side cursor on PostgreSQL), and each piece
+    is handed on before the next is read. Times are ISO 8601 in the site's time zone;
+    the caller is the number as stored, so empty once redacted.
+    """
+    zone = ZoneInfo(settings.TIME_ZONE)
+    outcome_labels = dict(Outcome.choices)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CALLS_CSV_HEADER)
+    rows = calls.values_list(*_CALLS_CSV_FIELDS).iterator(chunk_size=CALLS_CSV_CHUNK)
+    for n, (started, campaign, source, called, caller, outcome, state, wait, talk, whisper) in enumerate(rows, 1):
+        writer.writerow(
+            (
+                started.astimezone(zone).isoformat(timespec="seconds"),
+                _text_cell(campaign or ""),
+                _text_cell(source),
+                called,
+                caller,
+                outcome_labels.get(outcome, outcome),
+                state,
+                wait,
+                talk,
+                _text_cell(whisper),
+            )
+        )
+        if n % CALLS_CSV_CHUNK == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def _text_cell(text: str) -> str:
+    """Text staff typed (campaign names, sources, whispers), kept from being run as a
+    spreadsheet formula when it happens to start like one (OWASP's CSV injection)."""
+    return f"'{text}" if text.startswith(_FORMULA_STARTS) else text
+
+
 def _number(value: float | None) -> str:
     return "" if value is None else f"{value:.1f}"
 
 
 __all__ = [
+    "CALLS_CSV_HEADER",
+    "OUTCOME_COLORS",
     "REPORT_OUTCOMES",
     "ReportPeriod",
     "ReportRow",
+    "calls_csv",
     "calls_in",
     "campaign_rows",
     "csv_rows",
     "daily_outcomes",
+    "first_time_calls",
+    "is_first_call",
+    "returning_calls",
     "source_rows",
+    "total_row",
     "totals",
 ]
