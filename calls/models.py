@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -76,6 +78,11 @@ class Call(models.Model):
     redacted_at = models.DateTimeField(
         null=True, blank=True, help_text="When the caller's number was removed (CALL_RETENTION_DAYS)."
     )
+    first_call = models.BooleanField(
+        null=True,
+        blank=True,
+        help_text="The caller's first call to this campaign (never for a withheld number); set when recorded.",
+    )
     agent_call_error = models.TextField(
         blank=True, help_text="Why the agent call could not be placed, when it could not."
     )
@@ -107,6 +114,17 @@ class Call(models.Model):
 
     def __str__(self) -> str:
         return f"Call {self.pk} to +{self.called_number}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self._state.adding and self.first_call is None:
+            # Kept on the call so the reports count first-time callers without
+            # looking back through the whole history for every call.
+            self.first_call = bool(self.caller_number) and not (
+                Call.objects.filter(
+                    campaign_id=self.campaign_id, caller_number=self.caller_number, started_at__lt=self.started_at
+                ).exists()
+            )
+        super().save(*args, **kwargs)
 
 
 class LegRole(models.TextChoices):

@@ -78,3 +78,25 @@ def seed_calls(
             batch = []
     if batch:
         yield batch
+
+
+def mark_first_calls() -> int:
+    """Set ``Call.first_call`` on calls created without ``save()`` (``bulk_create``):
+    the same rule as ``Call.save`` and migration 0007, in one statement."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE calls_call SET first_call = (
+                caller_number <> '' AND NOT EXISTS (
+                    SELECT 1 FROM calls_call AS earlier
+                    WHERE earlier.campaign_id = calls_call.campaign_id
+                      AND earlier.caller_number = calls_call.caller_number
+                      AND earlier.started_at < calls_call.started_at
+                )
+            )
+            WHERE first_call IS NULL
+            """
+        )
+        return cursor.rowcount

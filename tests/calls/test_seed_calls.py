@@ -20,6 +20,11 @@ def test_seed_calls_adds_realistic_history_to_the_campaign_numbers(summer_number
     assert not answered.filter(talk_seconds__isnull=True).exists()
     # Some callers call more than once: "first-time callers" is not every call.
     assert calls.values("caller_number").distinct().count() < 1200
+    # Each caller's earliest call, and only that one, is marked as a first call.
+    identified = calls.exclude(caller_number="")
+    assert identified.filter(first_call=True).count() == identified.values("caller_number").distinct().count()
+    assert not calls.filter(caller_number="", first_call=True).exists()
+    assert not calls.filter(first_call__isnull=True).exists()
 
 
 def test_same_seed_gives_the_same_calls(summer_number: TrackingNumber) -> None:

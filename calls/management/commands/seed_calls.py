@@ -7,7 +7,7 @@ from django.db import transaction
 from tqdm import tqdm
 
 from calls.models import Call
-from calls.seeding import seed_calls
+from calls.seeding import mark_first_calls, seed_calls
 from campaigns.models import TrackingNumber
 
 
@@ -30,4 +30,5 @@ class Command(BaseCommand):
                 with transaction.atomic():
                     Call.objects.bulk_create(batch)
                 progress.update(len(batch))
+        mark_first_calls()
         self.stdout.write(f"Added {count} calls over {days} days to {len(numbers)} numbers.")
