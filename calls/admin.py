@@ -24,6 +24,8 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import flatten_fieldsets, unquote
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db import connection
 from django.db.models import Exists, Model, OuterRef, QuerySet
 from django.http import (
     Http404,
@@ -38,6 +40,7 @@ from django.http.response import HttpResponseBase
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import dateformat, timezone
+from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.safestring import SafeString, mark_safe
@@ -199,6 +202,25 @@ class CallerFilter(admin.SimpleListFilter):
         if self.value() == "returning":
             return reports.returning_calls(queryset)
         return queryset
+
+
+class EstimatedCountPaginator(Paginator):
+    """Exact counts for filtered lists; for the whole table on PostgreSQL, the planner's
+    row estimate (``pg_class.reltuples``, kept by autovacuum) once it is large: the
+    pager then reads "about" that many calls instead of scanning them all."""
+
+    ESTIMATE_ABOVE = 100_000
+
+    @cached_property
+    def count(self) -> int:
+        queryset = self.object_list
+        if connection.vendor == "postgresql" and isinstance(queryset, QuerySet) and not queryset.query.where:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [Call._meta.db_table])
+                row = cursor.fetchone()
+            if row and row[0] >= self.ESTIMATE_ABOVE:
+                return int(row[0])
+        return super().count
 
 
 class ExportChangeList(ChangeList):
@@ -445,6 +467,10 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
     list_select_related = ("campaign",)
     ordering = ("-started_at", "-id")
     list_per_page = 50
+    # Counting a million calls twice per page costs 120 ms each: count the list once,
+    # and the unfiltered list from the planner's statistics.
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
     inlines = [CallLegInline, CallEventInline]
     call_fieldsets: Any = (
         (

@@ -220,62 +220,68 @@ def totals(rows: Iterable[ReportRow]) -> ReportRow:
     return total
 
 
-def _aggregates() -> dict[str, Any]:
-    """The figures of one report row, for ``annotate`` (per group) or ``aggregate``."""
-    counts: dict[str, Any] = {f"n_{o}": Count("id", filter=Q(outcome=o)) for o in REPORT_OUTCOMES}
-    answered = Q(outcome=Outcome.ANSWERED)
-    aggregates: dict[str, Any] = {
-        "calls": Count("id"),
-        **counts,
-        "wait_sum": Sum("wait_seconds", filter=answered, default=0),
-        "waits": Count("wait_seconds", filter=answered),
-        "talk_sum": Sum("talk_seconds", filter=answered, default=0),
-        "talks": Count("talk_seconds", filter=answered),
-        # A withheld number cannot be told apart from others: not counted as first-time.
-        "first_time": Count("id", filter=is_first_call() & ~Q(caller_number="")),
-    }
-    if connection.vendor == "postgresql":
-        aggregates["median_wait"] = Median("wait_seconds", filter=answered)
-    return aggregates
-
-
-def _row(values: dict[str, Any], **fields: Any) -> ReportRow:
-    row = ReportRow(
-        calls=values["calls"],
-        outcomes={o: values[f"n_{o}"] for o in REPORT_OUTCOMES},
-        median_wait=values.get("median_wait"),
-        first_time_callers=values["first_time"],
-        wait_sum=values["wait_sum"],
-        waits=values["waits"],
-        talk_sum=values["talk_sum"],
-        talks=values["talks"],
-        **fields,
-    )
-    _means(row)
-    return row
-
-
 def _means(row: ReportRow) -> None:
     row.mean_wait = row.wait_sum / row.waits if row.waits else None
     row.mean_talk = row.talk_sum / row.talks if row.talks else None
 
 
 def _rows(calls: QuerySet[Call], *, group: tuple[str, ...]) -> list[ReportRow]:
-    grouped = calls.values(*group).annotate(**_aggregates()).order_by(*group)
-    rows = [
-        _row(
-            values,
-            key=tuple(values[g] for g in group),
-            label=_label(values),
-            campaign_id=values.get("campaign_id"),
-            tracking_number_id=values.get("tracking_number_id"),
-            source=values.get("source"),
+    """The rows for ``group``: one narrow grouped query by group *and outcome* (five
+    plain aggregates, pivoted here), then the medians of the answered calls. On a
+    million calls this is several times faster than one query computing fifteen
+    filtered aggregates per group."""
+    answered = Outcome.ANSWERED
+    grouped = (
+        calls.values(*group, "outcome")
+        .annotate(
+            n=Count("id"),
+            wait_sum=Sum("wait_seconds", default=0),
+            waits=Count("wait_seconds"),
+            talk_sum=Sum("talk_seconds", default=0),
+            talks=Count("talk_seconds"),
+            # A withheld number cannot be told apart from others: not counted as first-time.
+            first_time=Count("id", filter=is_first_call() & ~Q(caller_number="")),
         )
-        for values in grouped
-    ]
-    if connection.vendor != "postgresql":
-        _medians_in_python(calls, group, rows)
-    return rows
+        # No ORDER BY: PostgreSQL can hash the groups; the rows are sorted below.
+        .order_by()
+    )
+    rows: dict[tuple[Any, ...], ReportRow] = {}
+    for values in grouped:
+        key = tuple(values[g] for g in group)
+        row = rows.get(key)
+        if row is None:
+            row = rows[key] = ReportRow(
+                key=key,
+                label=_label(values),
+                campaign_id=values.get("campaign_id"),
+                tracking_number_id=values.get("tracking_number_id"),
+                source=values.get("source"),
+                outcomes=dict.fromkeys(REPORT_OUTCOMES, 0),
+            )
+        row.calls += values["n"]
+        row.outcomes[values["outcome"]] = row.outcomes.get(values["outcome"], 0) + values["n"]
+        row.first_time_callers += values["first_time"]
+        if values["outcome"] == answered:
+            row.wait_sum += values["wait_sum"]
+            row.waits += values["waits"]
+            row.talk_sum += values["talk_sum"]
+            row.talks += values["talks"]
+    result = sorted(rows.values(), key=lambda row: (row.label == "", row.label))
+    for row in result:
+        _means(row)
+    if connection.vendor == "postgresql":
+        medians = (
+            calls.filter(outcome=answered, wait_seconds__isnull=False)
+            .values(*group)
+            .annotate(median=Median("wait_seconds"))
+            .order_by()
+        )
+        found = {tuple(values[g] for g in group): values["median"] for values in medians}
+        for row in result:
+            row.median_wait = found.get(row.key)
+    else:
+        _medians_in_python(calls, group, result)
+    return result
 
 
 def total_row(period: ReportPeriod, rows: Iterable[ReportRow], *, campaign_id: int | None = None) -> ReportRow:

@@ -87,6 +87,12 @@ ASGI_APPLICATION = "whisper_project.asgi.application"
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # The reports group tens of thousands of calls; PostgreSQL's default 4 MB of sort
+    # memory makes them spill to disk (benchmarks/admin_pages.py measures the effect).
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "options", f"-c work_mem={env('DATABASE_WORK_MEM', default='32MB')}"
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Webhooks for both legs of a call arrive at once; wait for SQLite's write lock
     # instead of failing with "database is locked".

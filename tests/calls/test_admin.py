@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import Permission, User
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -234,9 +235,11 @@ def test_call_list_query_count_does_not_grow_with_calls(
         answered_call()
     admin_client.get(CALLS)
 
-    # session, user, campaigns for the filter, count, total count, page of calls with
-    # their campaigns, first and last start and the dates in between for the date hierarchy
-    with django_assert_num_queries(8):
+    # session, user, campaigns for the filter, count (once: no "total" count), page of
+    # calls with their campaigns, first and last start and the days between for the
+    # date hierarchy (years and months come from first and last: no scan of every call);
+    # on PostgreSQL the pager first reads the table's size estimate
+    with django_assert_num_queries(7 + (connection.vendor == "postgresql")):
         response = admin_client.get(CALLS)
     assert len(response.context["cl"].result_list) == calls
 
@@ -252,7 +255,7 @@ def test_filtered_call_list_query_count_does_not_grow_with_calls(
 
     # as above, plus the user's and groups' permissions for a staff user who is not a
     # superuser
-    with django_assert_num_queries(10):
+    with django_assert_num_queries(9):
         response = supervisor_client.get(CALLS, params)
     assert len(response.context["cl"].result_list) == calls
 
