@@ -570,9 +570,8 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
         return TemplateResponse(request, "admin/calls/report.html", context)
 
     def _report_context(self, period: ReportPeriod, campaign_id: int | None) -> dict[str, Any]:
-        campaigns = reports.campaign_rows(period, campaign_id=campaign_id)
-        sources = reports.source_rows(period, campaign_id=campaign_id)
-        total = reports.total_row(period, campaigns, campaign_id=campaign_id)
+        tables = reports.report_tables(period, campaign_id=campaign_id)
+        campaigns, sources, total = tables.campaigns, tables.sources, tables.total
         daily = reports.daily_outcomes(period, campaign_id=campaign_id)
         names = {row.campaign_id: row.label for row in campaigns}
 
@@ -621,13 +620,13 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
         period, campaign_id = form.period, form.campaign_id
 
         def lines() -> Iterator[list[Any]]:
-            campaigns = reports.campaign_rows(period, campaign_id=campaign_id)
-            header, *rows = reports.csv_rows(campaigns)
+            tables = reports.report_tables(period, campaign_id=campaign_id)
+            header, *rows = reports.csv_rows(tables.campaigns)
             yield ["table", *header]
             yield from (["campaign", *row] for row in rows)
-            _, total = reports.csv_rows([reports.total_row(period, campaigns, campaign_id=campaign_id)])
+            _, total = reports.csv_rows([tables.total])
             yield ["total", *total]
-            _, *rows = reports.csv_rows(reports.source_rows(period, campaign_id=campaign_id))
+            _, *rows = reports.csv_rows(tables.sources)
             yield from (["source", *row] for row in rows)
 
         name = f"call-report-{period.start:%Y-%m-%d}-to-{period.end:%Y-%m-%d}.csv"

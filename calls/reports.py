@@ -144,6 +144,11 @@ class ReportRow:
         return self.answered / settled if settled else None
 
 
+# How the two tables group the calls.
+CAMPAIGN_GROUP = ("campaign_id", "campaign__name")
+SOURCE_GROUP = ("tracking_number_id", "tracking_number__number", "source", "campaign_id")
+
+
 def calls_in(period: ReportPeriod, *, campaign_id: int | None = None) -> QuerySet[Call]:
     """The calls a report over ``period`` counts: what "every number links to" filters."""
     calls = Call.objects.filter(period.contains())
@@ -171,7 +176,7 @@ def returning_calls(calls: QuerySet[Call]) -> QuerySet[Call]:
 
 def campaign_rows(period: ReportPeriod, *, campaign_id: int | None = None) -> list[ReportRow]:
     """One row per campaign (calls to unknown numbers together under "No campaign")."""
-    rows = _rows(calls_in(period, campaign_id=campaign_id), group=("campaign_id", "campaign__name"))
+    rows = _rows(calls_in(period, campaign_id=campaign_id), group=CAMPAIGN_GROUP)
     for row in rows:
         row.key = row.campaign_id
         row.label = row.label or "No campaign (unknown numbers)"
@@ -182,7 +187,7 @@ def source_rows(period: ReportPeriod, *, campaign_id: int | None = None) -> list
     """One row per tracking number: which advert made the phone ring."""
     rows = _rows(
         calls_in(period, campaign_id=campaign_id),
-        group=("tracking_number_id", "tracking_number__number", "source", "campaign_id"),
+        group=SOURCE_GROUP,
     )
     return rows
 
@@ -225,7 +230,7 @@ def _means(row: ReportRow) -> None:
     row.mean_talk = row.talk_sum / row.talks if row.talks else None
 
 
-def _rows(calls: QuerySet[Call], *, group: tuple[str, ...]) -> list[ReportRow]:
+def _rows(calls: QuerySet[Call], *, group: tuple[str, ...], medians: bool = True) -> list[ReportRow]:
     """The rows for ``group``: one narrow grouped query by group *and outcome* (five
     plain aggregates, pivoted here), then the medians of the answered calls. On a
     million calls this is several times faster than one query computing fifteen
@@ -269,19 +274,63 @@ def _rows(calls: QuerySet[Call], *, group: tuple[str, ...]) -> list[ReportRow]:
     result = sorted(rows.values(), key=lambda row: (row.label == "", row.label))
     for row in result:
         _means(row)
+    if not medians:
+        return result
     if connection.vendor == "postgresql":
-        medians = (
+        per_group = (
             calls.filter(outcome=answered, wait_seconds__isnull=False)
             .values(*group)
             .annotate(median=Median("wait_seconds"))
             .order_by()
         )
-        found = {tuple(values[g] for g in group): values["median"] for values in medians}
+        found = {tuple(values[g] for g in group): values["median"] for values in per_group}
         for row in result:
             row.median_wait = found.get(row.key)
     else:
         _medians_in_python(calls, group, result)
     return result
+
+
+@dataclass
+class ReportTables:
+    """Everything the report page and its CSV show, from four queries."""
+
+    campaigns: list[ReportRow]
+    sources: list[ReportRow]
+    total: ReportRow
+
+
+def report_tables(period: ReportPeriod, *, campaign_id: int | None = None) -> ReportTables:
+    """Both tables and the total line. The medians of all three come from one read of
+    the answered calls' waits, grouped here: cheaper than a ``percentile_cont`` query
+    per table once the period holds tens of thousands of calls."""
+    calls = calls_in(period, campaign_id=campaign_id)
+    campaigns = _rows(calls, group=CAMPAIGN_GROUP, medians=False)
+    for row in campaigns:
+        row.label = row.label or "No campaign (unknown numbers)"
+    sources = _rows(calls, group=SOURCE_GROUP, medians=False)
+    total = totals(campaigns)
+    total.campaign_id = campaign_id
+    by_campaign: dict[int | None, list[int]] = defaultdict(list)
+    by_source: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+    every: list[int] = []
+    answered = calls.filter(outcome=Outcome.ANSWERED, wait_seconds__isnull=False).order_by()
+    for campaign, number, source, wait in answered.values_list(
+        "campaign_id", "tracking_number_id", "source", "wait_seconds"
+    ).iterator(chunk_size=10_000):
+        by_campaign[campaign].append(wait)
+        by_source[(number, source, campaign)].append(wait)
+        every.append(wait)
+    for row in campaigns:
+        row.median_wait = _median(by_campaign.get(row.campaign_id))
+    for row in sources:
+        row.median_wait = _median(by_source.get((row.tracking_number_id, row.source, row.campaign_id)))
+    total.median_wait = _median(every)
+    return ReportTables(campaigns=campaigns, sources=sources, total=total)
+
+
+def _median(values: list[int] | None) -> float | None:
+    return float(statistics.median(values)) if values else None
 
 
 def total_row(period: ReportPeriod, rows: Iterable[ReportRow], *, campaign_id: int | None = None) -> ReportRow:
