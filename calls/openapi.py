@@ -8,7 +8,7 @@ the query-string half of a POSTed answer webhook, and the signature scheme.
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers
 
 from .serializers import AnswerOutboundSerializer
@@ -96,3 +96,27 @@ class VonageSignatureScheme(OpenApiAuthenticationExtension):
                 "whose payload_hash is the SHA-256 of the body. Required when VONAGE_SIGNATURE_SECRET is set."
             ),
         }
+
+
+TAGS = ["Vonage webhooks"]
+CALLER_ANSWER_RESPONSES = {200: CALLER_NCCO, 400: BAD_REQUEST, 401: UNSIGNED, 413: TOO_LARGE}
+
+
+def caller_answer_schema(name: str, serializer: type, *, summary: str) -> Any:
+    """GET (query string) and POST (JSON body) of a route that answers the caller with an NCCO."""
+    return extend_schema_view(
+        get=extend_schema(
+            operation_id=f"{name}_get",
+            tags=TAGS,
+            summary=f"{summary} (Vonage's default GET)",
+            parameters=[serializer],
+            responses=CALLER_ANSWER_RESPONSES,
+        ),
+        post=extend_schema(
+            operation_id=f"{name}_post",
+            tags=TAGS,
+            summary=f"{summary} (answer method POST)",
+            request=serializer,
+            responses=CALLER_ANSWER_RESPONSES,
+        ),
+    )

@@ -95,25 +95,7 @@ class AnswerWebhook(VonageWebhook):
         return services.safe_default_ncco(to=str(payload.get("to") or ""))
 
 
-_TAGS = ["Vonage webhooks"]
-
-
-@extend_schema_view(
-    get=extend_schema(
-        operation_id="answer_inbound_get",
-        tags=_TAGS,
-        summary="A caller dialled a campaign number (Vonage's default GET)",
-        parameters=[AnswerInboundSerializer],
-        responses={200: api.CALLER_NCCO, 400: api.BAD_REQUEST, 401: api.UNSIGNED, 413: api.TOO_LARGE},
-    ),
-    post=extend_schema(
-        operation_id="answer_inbound_post",
-        tags=_TAGS,
-        summary="A caller dialled a campaign number (answer method POST)",
-        request=AnswerInboundSerializer,
-        responses={200: api.CALLER_NCCO, 400: api.BAD_REQUEST, 401: api.UNSIGNED, 413: api.TOO_LARGE},
-    ),
-)
+@api.caller_answer_schema("answer_inbound", AnswerInboundSerializer, summary="A caller dialled a campaign number")
 class AnswerInboundView(AnswerWebhook):
     input_serializer = AnswerInboundSerializer
     log_name = "answer_inbound"
@@ -133,7 +115,7 @@ class AnswerInboundView(AnswerWebhook):
 @extend_schema_view(
     get=extend_schema(
         operation_id="answer_outbound_get",
-        tags=_TAGS,
+        tags=api.TAGS,
         summary="The agent answered the call we placed",
         parameters=[AnswerOutboundSerializer],
         responses={
@@ -146,7 +128,7 @@ class AnswerInboundView(AnswerWebhook):
     ),
     post=extend_schema(
         operation_id="answer_outbound_post",
-        tags=_TAGS,
+        tags=api.TAGS,
         summary="The agent answered the call we placed (answer method POST)",
         parameters=[api.AnswerOutboundQuerySerializer],
         request=api.AnswerOutboundBodySerializer,
@@ -184,21 +166,8 @@ class AnswerOutboundView(AnswerWebhook):
         return Response(ncco)
 
 
-@extend_schema_view(
-    get=extend_schema(
-        operation_id="fallback_get",
-        tags=_TAGS,
-        summary="Vonage could not use the answer URL: the caller's call must go on",
-        parameters=[FallbackSerializer],
-        responses={200: api.CALLER_NCCO, 400: api.BAD_REQUEST, 401: api.UNSIGNED, 413: api.TOO_LARGE},
-    ),
-    post=extend_schema(
-        operation_id="fallback_post",
-        tags=_TAGS,
-        summary="Vonage could not use the answer URL (answer method POST)",
-        request=FallbackSerializer,
-        responses={200: api.CALLER_NCCO, 400: api.BAD_REQUEST, 401: api.UNSIGNED, 413: api.TOO_LARGE},
-    ),
+@api.caller_answer_schema(
+    "fallback", FallbackSerializer, summary="Vonage could not use the answer URL: the caller's call must go on"
 )
 class FallbackView(AnswerWebhook):
     input_serializer = FallbackSerializer
@@ -216,7 +185,7 @@ class FallbackView(AnswerWebhook):
 @extend_schema_view(
     get=extend_schema(
         operation_id="event_get",
-        tags=_TAGS,
+        tags=api.TAGS,
         summary="Something happened on a leg (event method GET)",
         parameters=[EventSerializer, EventContextSerializer],
         responses={
@@ -229,7 +198,7 @@ class FallbackView(AnswerWebhook):
     ),
     post=extend_schema(
         operation_id="event_post",
-        tags=_TAGS,
+        tags=api.TAGS,
         summary="Something happened on a leg: every status, key press, recording and error",
         parameters=[EventContextSerializer],
         request=EventSerializer,
