@@ -12,6 +12,20 @@ from tests.factories import CampaignFactory, TrackingNumberFactory
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
+# What Vonage's events set on a leg: compared field by field by the order-proofing tests.
+LEG_FIELDS = (
+    "status",
+    "detail",
+    "machine_detected",
+    "started_at",
+    "answered_at",
+    "ended_at",
+    "duration",
+    "price",
+    "rate",
+    "network",
+)
+
 
 def load_fixture(name: str) -> Any:
     """A recorded payload from ``tests/fixtures/``."""

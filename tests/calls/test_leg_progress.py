@@ -9,20 +9,8 @@ import pytest
 
 from calls.leg_progress import StatusEvent, apply_status, is_terminal
 from calls.models import CallLeg, LegRole, LegStatus
-from tests.conftest import load_fixture
+from tests.conftest import LEG_FIELDS, load_fixture
 
-LEG_FIELDS = (
-    "status",
-    "detail",
-    "machine_detected",
-    "started_at",
-    "answered_at",
-    "ended_at",
-    "duration",
-    "price",
-    "rate",
-    "network",
-)
 FAILURES = ("busy", "cancelled", "timeout", "unanswered", "rejected", "failed")
 
 

@@ -14,7 +14,7 @@ from calls import events, services, vonage_adapter
 from calls.models import Call, CallEvent, CallLeg, CallState, LegRole, LegStatus, NumberStatus, Outcome
 from calls.vonage_adapter import PlacedCall
 from campaigns.models import Campaign, TrackingNumber
-from tests.conftest import load_fixture
+from tests.conftest import LEG_FIELDS, load_fixture
 
 ANSWER = load_fixture("vonage/answer_inbound.json")
 AGENT_ANSWER = load_fixture("vonage/answer_outbound.json")
@@ -24,18 +24,6 @@ STEPS = ("started", "ringing", "answered", "completed")
 # When our answer webhook ran; the fixtures' events follow it.
 CALL_START = datetime(2024, 6, 12, 9, 15, tzinfo=UTC)
 
-LEG_FIELDS = (
-    "status",
-    "detail",
-    "machine_detected",
-    "started_at",
-    "answered_at",
-    "ended_at",
-    "duration",
-    "price",
-    "rate",
-    "network",
-)
 CALL_FIELDS = ("state", "outcome", "agent_answered_at", "ended_at", "wait_seconds", "talk_seconds")
 
 
