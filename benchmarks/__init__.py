@@ -1,0 +1,1 @@
+"""Benchmarks; ``benchmarks.load`` is shared with the end-to-end tests."""

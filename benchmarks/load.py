@@ -1,0 +1,641 @@
+"""Complete calls against real gunicorn servers: the parts the load benchmark
+(``benchmarks/calls.py``) and the two-instance test (``tests/e2e/test_two_instances.py``)
+share.
+
+- a PostgreSQL database created, migrated and filled with the demo campaigns
+  (:func:`database_create`, :func:`database_drop`), through subprocesses so that the
+  calling process's own Django settings (the test settings, in the suite) play no part;
+- a PKCS#8 application key written to a file (:func:`key_file_write`);
+- the TLS fake of Vonage's REST API, indexing the agent calls it creates by our call id
+  (:class:`IndexedFakeVonageAPI`);
+- gunicorn started as in production, not behind anything (:func:`gunicorn_start`), its
+  CPU time and peak memory read from ``/proc`` (:func:`cpu_ms`, :func:`peak_rss_kb`);
+- one complete call, webhook by webhook, as Vonage delivers them (:func:`call_drive`).
+
+Only 127.0.0.1 is used.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid as uuid_lib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = ROOT / ".venv" / "bin" / "python"
+GUNICORN = ROOT / ".venv" / "bin" / "gunicorn"
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+APPLICATION_ID = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"
+CAMPAIGN_NUMBER = "447700900001"  # the summer offer's first number (demo_campaigns.json)
+CALL_CENTER_NUMBER = "447700900999"
+WEBHOOKS = ("answer_inbound", "answer_outbound", "event")
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------
+
+
+def database_url(name: str) -> str:
+    return f"postgres://postgres@127.0.0.1:5432/{name}"
+
+
+def postgres_reachable(timeout: float = 2.0) -> str:
+    """An empty string when PostgreSQL at 127.0.0.1:5432 answers, else why not."""
+    try:
+        import psycopg
+    except ImportError:
+        return "psycopg is not installed"
+    try:
+        with psycopg.connect(PG_ADMIN_URL, connect_timeout=timeout) as connection:
+            connection.execute("SELECT 1")
+    except Exception as exc:  # any failure means "not usable"
+        return f"PostgreSQL at 127.0.0.1:5432 is unreachable ({type(exc).__name__}: {exc})".strip()
+    return ""
+
+
+def database_drop(name: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as connection:
+        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def database_create(name: str) -> str:
+    """Drop and recreate database ``name``, migrate it, import the demo campaigns;
+    return its ``DATABASE_URL``."""
+    import psycopg
+    from psycopg import sql
+
+    database_drop(name)
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as connection:
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = database_url(name)
+    env = django_env(database=url, public_url="http://127.0.0.1:8000")
+    for command in (
+        ["migrate", "--noinput", "-v0"],
+        ["import_campaigns", str(ROOT / "campaigns" / "demo_campaigns.json"), "-v0"],
+    ):
+        subprocess.run(  # noqa: S603 - our own interpreter and manage.py
+            [str(PYTHON), str(ROOT / "manage.py"), *command],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            timeout=120,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+    return url
+
+
+# --- the application's key ------------------------------------------------------------------
+
+
+def key_file_write(directory: Path) -> tuple[Path, bytes]:
+    """A fresh RSA key as PKCS#8 PEM in ``directory/private.key`` (the SDK reads a value
+    ending in a file extension as a path); returns the path and the public key PEM."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path = directory / "private.key"
+    path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    path.chmod(0o600)
+    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return path, public
+
+
+# --- the fake of Vonage's REST API ----------------------------------------------------------
+
+
+def _fake_class() -> type:
+    from calls.fake_vonage_api import FakeVonageAPI
+
+    class IndexedFakeVonageAPI(FakeVonageAPI):
+        """The fake, also indexing each created call by the ``?call=`` of its answer_url."""
+
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self._by_call: dict[int, list[Any]] = {}
+            self._index = threading.Condition()
+
+        def _route_create(self, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
+            status, payload = super()._route_create(path, query, body)
+            if status == 201:
+                answer_url = (body.get("answer_url") or [""])[0]
+                call_id = dict(parse_qsl(urlsplit(answer_url).query)).get("call", "")
+                if call_id.isdigit():
+                    with self._index:
+                        self._by_call.setdefault(int(call_id), []).append(self.call(payload["uuid"]))
+                        self._index.notify_all()
+            return status, payload
+
+        def agent_calls(self, call_id: int, timeout: float = 0.0) -> list[Any]:
+            """The agent calls placed for our call ``call_id`` (waiting up to ``timeout``)."""
+            deadline = time.monotonic() + timeout
+            with self._index:
+                while not self._by_call.get(call_id):
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._index.wait(remaining)
+                return list(self._by_call.get(call_id, []))
+
+    return IndexedFakeVonageAPI
+
+
+def fake_start(*, public_key: bytes | None, latency_ms: int) -> Any:
+    """The TLS fake on a free 127.0.0.1 port, verifying the application's JWTs."""
+    fake = _fake_class()(public_key=public_key, application_id=APPLICATION_ID).start()
+    fake.set_latency(latency_ms)
+    return fake
+
+
+# --- gunicorn ---------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def django_env(*, database: str, public_url: str, **extra: str) -> dict[str, str]:
+    """The production environment (DEBUG off), pointed at 127.0.0.1 only."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "VONAGE_", "DATABASE_")) and key not in ("REQUESTS_CA_BUNDLE",)
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="whisper_project.settings",
+        DEBUG="false",
+        SECRET_KEY="load-benchmark-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",  # noqa: S106
+        ALLOWED_HOSTS="127.0.0.1",
+        DATABASE_URL=database,
+        PUBLIC_URL=public_url,
+        CALL_CENTER_NUMBER=CALL_CENTER_NUMBER,
+        SECURE_SSL_REDIRECT="false",
+        LOG_LEVEL="WARNING",
+        no_proxy="127.0.0.1,localhost",
+        NO_PROXY="127.0.0.1,localhost",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Server:
+    """One gunicorn master (and its workers) on 127.0.0.1:``port``."""
+
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def pids(self) -> list[int]:
+        return [self.process.pid, *_children(self.process.pid)]
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def gunicorn_start(
+    *,
+    port: int,
+    env: dict[str, str],
+    log_dir: Path,
+    workers: int = 2,
+    threads: int = 8,
+    app: str = "whisper_project.wsgi",
+    ready_path: str = "/healthz",
+    timeout: float = 30.0,
+) -> Server:
+    """Start gunicorn as the README deploys it and wait until ``ready_path`` answers 200."""
+    log_path = log_dir / f"gunicorn-{port}.log"
+    log = log_path.open("wb")
+    process = subprocess.Popen(  # noqa: S603 - our own gunicorn
+        [
+            str(GUNICORN),
+            app,
+            "--workers",
+            str(workers),
+            "--threads",
+            str(threads),
+            "--bind",
+            f"127.0.0.1:{port}",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: stopped as one
+    )
+    log.close()
+    server = Server(port=port, process=process, log_path=log_path)
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn on port {port} exited ({process.returncode}):\n{server.log_tail()}")
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            connection.request("GET", ready_path)
+            status = connection.getresponse().status
+            connection.close()
+            if status == 200 and len(server.pids) > workers:  # every worker booted
+                return server
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            server_stop(server)
+            raise RuntimeError(f"gunicorn on port {port} not ready within {timeout:g} s:\n{server.log_tail()}")
+        time.sleep(0.1)
+
+
+def server_stop(server: Server, timeout: float = 10.0) -> None:
+    """SIGTERM the process group (graceful), then SIGKILL; idempotent."""
+    process = server.process
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # workers left behind, if any
+    except (ProcessLookupError, PermissionError):
+        pass
+    if process.poll() is None:
+        process.wait(timeout=5)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        pass
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ms(pids: list[int]) -> dict[int, float]:
+    """utime + stime of each process, in ms (from /proc/<pid>/stat)."""
+    result = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        result[pid] = (int(fields[11]) + int(fields[12])) * 1000 / _TICKS
+    return result
+
+
+def peak_rss_kb(pid: int) -> int:
+    """VmHWM of ``pid``, in kB (0 when gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+@contextmanager
+def running(servers: list[Server]) -> Iterator[list[Server]]:
+    try:
+        yield servers
+    finally:
+        for server in servers:
+            server_stop(server)
+
+
+# --- HTTP, keep-alive per thread ----------------------------------------------------------------
+
+
+class Webhooks:
+    """Plays Vonage's webhooks at servers on 127.0.0.1, one keep-alive connection per
+    thread and port. gunicorn closes an idle keep-alive connection after 2 s: a request
+    that finds its reused connection closed is sent again on a new one (counted in
+    :attr:`reconnects`, not an error)."""
+
+    def __init__(self, timeout: float = 10.0) -> None:
+        self.timeout = timeout
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self.reconnects = 0
+
+    def request(self, port: int, method: str, path: str, payload: Any = None) -> tuple[int, Any, float]:
+        """(status, parsed JSON or None, seconds). Raises on a transport error."""
+        connections = self._local.__dict__.setdefault("connections", {})
+        body = None if payload is None else json.dumps(payload).encode()
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        for attempt in (0, 1):
+            connection = connections.get(port)
+            reused = connection is not None
+            if connection is None:
+                connection = connections[port] = http.client.HTTPConnection("127.0.0.1", port, timeout=self.timeout)
+            started = time.perf_counter()
+            try:
+                connection.request(method, path, body=body, headers=headers)
+                response = connection.getresponse()
+                data = response.read()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                connection.close()
+                connections.pop(port, None)
+                if reused and attempt == 0:
+                    with self._lock:
+                        self.reconnects += 1
+                    continue
+                raise
+            except Exception:
+                connection.close()
+                connections.pop(port, None)
+                raise
+            elapsed = time.perf_counter() - started
+            if response.will_close:
+                connection.close()
+                connections.pop(port, None)
+            try:
+                parsed = json.loads(data) if data else None
+            except ValueError:
+                parsed = None
+            return response.status, parsed, elapsed
+        raise AssertionError("unreachable")
+
+
+class CallIds:
+    """Our call id for a caller leg's uuid, read from the database (one query a call)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url.replace("postgres://", "postgresql://", 1)
+        self._local = threading.local()
+
+    def for_caller(self, uuid: str) -> int | None:
+        import psycopg
+
+        connection = getattr(self._local, "connection", None)
+        if connection is None or connection.closed:
+            connection = self._local.connection = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
+        row = connection.execute("SELECT call_id FROM calls_callleg WHERE uuid = %s", (uuid,)).fetchone()
+        return int(row[0]) if row else None
+
+
+# --- one complete call -------------------------------------------------------------------------
+
+
+def vonage_time(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+@dataclass
+class CallResult:
+    caller_uuid: str
+    call_id: int | None = None
+    agent_uuid: str = ""
+    # (webhook, seconds) for every request answered, whatever its status
+    latencies: list[tuple[str, float]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    # (leg uuid, status) delivered at least once, and how many deliveries in all
+    delivered: set[tuple[str, str]] = field(default_factory=set)
+    deliveries: int = 0
+    duplicates: int = 0
+    completed: bool = False
+
+
+def _leg_event(leg: dict[str, str], status: str, at: datetime, **extra: Any) -> dict[str, Any]:
+    return {
+        "from": leg["from"],
+        "to": leg["to"],
+        "uuid": leg["uuid"],
+        "conversation_uuid": leg["conversation_uuid"],
+        "status": status,
+        "direction": leg["direction"],
+        "timestamp": vonage_time(at),
+        **extra,
+    }
+
+
+def _completed(leg: dict[str, str], start: datetime, end: datetime, price: str) -> dict[str, Any]:
+    return _leg_event(
+        leg,
+        "completed",
+        end,
+        start_time=vonage_time(start),
+        end_time=vonage_time(end),
+        duration=str(round((end - start).total_seconds())),
+        rate="0.00390000",
+        price=price,
+        network="23410",
+    )
+
+
+def call_drive(
+    *,
+    webhooks: Webhooks,
+    ports: list[int],
+    fake: Any,
+    call_ids: CallIds,
+    caller_number: str,
+    rng: random.Random,
+    duplicate_share: float = 0.05,
+    first_port: int = 0,
+) -> CallResult:
+    """One complete call: the caller's answer webhook, the agent call the app placed at
+    the fake, the agent's answer webhook, then every event of both legs (``started`` and
+    ``ringing`` sometimes swapped, ``duplicate_share`` of them delivered twice). Each
+    request goes to the next of ``ports`` in turn, starting at ``ports[first_port]``."""
+    caller = {
+        "from": caller_number,
+        "to": CAMPAIGN_NUMBER,
+        "uuid": str(uuid_lib.uuid4()),
+        "conversation_uuid": f"CON-{uuid_lib.uuid4()}",
+        "direction": "inbound",
+    }
+    result = CallResult(caller_uuid=caller["uuid"])
+    turn = [first_port]
+
+    def send(webhook: str, method: str, path: str, payload: Any = None) -> Any:
+        port = ports[turn[0] % len(ports)]
+        turn[0] += 1
+        try:
+            status, body, elapsed = webhooks.request(port, method, path, payload)
+        except Exception as exc:  # counted, reported
+            result.errors.append(f"{webhook}: {type(exc).__name__}: {exc}")
+            return None
+        result.latencies.append((webhook, elapsed))
+        if not 200 <= status < 300:
+            result.errors.append(f"{webhook}: HTTP {status}")
+            return None
+        return body
+
+    def event(payload: dict[str, Any]) -> None:
+        result.delivered.add((payload["uuid"], payload["status"]))
+        copies = 2 if rng.random() < duplicate_share else 1
+        result.duplicates += copies - 1
+        for _ in range(copies):
+            result.deliveries += 1
+            send("event", "POST", "/event", payload)
+
+    region_url = fake.url
+    query = urlencode({**{k: caller[k] for k in ("to", "from", "uuid", "conversation_uuid")}, "region_url": region_url})
+    caller_ncco = send("answer_inbound", "GET", f"/answer_inbound?{query}")
+    if caller_ncco is None:
+        return result
+    room = next((a.get("name") for a in caller_ncco if isinstance(a, dict) and a.get("action") == "conversation"), None)
+    if room is None:
+        result.errors.append(f"answer_inbound: no conversation in the caller's NCCO: {caller_ncco}")
+        return result
+
+    t0 = datetime.now(UTC)
+    first, second = ("started", "ringing") if rng.random() < 0.5 else ("ringing", "started")
+    for status in (first, second):
+        event(_leg_event(caller, status, t0))
+    event(_leg_event(caller, "answered", t0, start_time=None, rate=None, network=None))
+
+    result.call_id = call_ids.for_caller(caller["uuid"])
+    if result.call_id is None:
+        result.errors.append("answer_inbound: no call recorded for the caller's uuid")
+        return result
+    placed = fake.agent_calls(result.call_id, timeout=5.0)
+    if len(placed) != 1:
+        result.errors.append(f"agent calls placed for call {result.call_id}: {len(placed)}, not 1")
+        if not placed:
+            return result
+    agent_call = placed[0]
+    result.agent_uuid = agent_call.uuid
+    agent = {
+        "from": CAMPAIGN_NUMBER,
+        "to": CALL_CENTER_NUMBER,
+        "uuid": agent_call.uuid,
+        "conversation_uuid": agent_call.conversation_uuid,
+        "direction": "outbound",
+    }
+    t1 = t0 + timedelta(seconds=1)
+    first, second = ("started", "ringing") if rng.random() < 0.5 else ("ringing", "started")
+    for status in (first, second):
+        event(_leg_event(agent, status, t1))
+
+    answer_url = urlsplit(agent_call.answer_url[0])
+    agent_query = urlencode(
+        {
+            **dict(parse_qsl(answer_url.query)),
+            **{k: agent[k] for k in ("to", "from", "uuid", "conversation_uuid")},
+            "region_url": region_url,
+        }
+    )
+    agent_ncco = send("answer_outbound", "GET", f"{answer_url.path}?{agent_query}")
+    if agent_ncco is None:
+        return result
+    agent_room = next(
+        (a.get("name") for a in agent_ncco if isinstance(a, dict) and a.get("action") == "conversation"), None
+    )
+    if agent_room != room:
+        result.errors.append(f"answer_outbound: agent joins {agent_room!r}, the caller waits in {room!r}")
+
+    t2 = t1 + timedelta(seconds=6)
+    event(_leg_event(agent, "answered", t2, start_time=None, rate=None, network=None))
+    t3 = t2 + timedelta(seconds=60)
+    event(_completed(agent, t2, t3, price="0.02700000"))
+    event(_completed(caller, t0, t3 + timedelta(seconds=1), price="0.00448500"))
+    result.completed = not result.errors
+    return result
+
+
+# --- what the database says at the end ------------------------------------------------------------
+
+
+@dataclass
+class Verdict:
+    calls: int
+    answered_and_ended: int
+    wrong: list[tuple[int, str, str]]  # (id, outcome, state) of calls not answered + ended
+    legs: int
+    events_stored: int
+    events_expected: int
+    agent_calls_created: int
+    create_requests: int
+
+    @property
+    def problems(self) -> list[str]:
+        problems = []
+        if self.agent_calls_created != self.calls or self.create_requests != self.calls:
+            problems.append(
+                f"agent calls at the fake: {self.agent_calls_created} created from {self.create_requests} "
+                f"requests for {self.calls} calls"
+            )
+        if self.wrong:
+            problems.append(f"{len(self.wrong)} calls not answered+ended, e.g. {self.wrong[:3]}")
+        if self.legs != 2 * self.calls:
+            problems.append(f"{self.legs} legs for {self.calls} calls")
+        if self.events_stored != self.events_expected:
+            problems.append(f"{self.events_stored} events stored, {self.events_expected} distinct delivered")
+        return problems
+
+
+def verdict(url: str, *, fake: Any, results: list[CallResult]) -> Verdict:
+    import psycopg
+
+    with psycopg.connect(url.replace("postgres://", "postgresql://", 1), connect_timeout=5) as connection:
+        calls = connection.execute("SELECT count(*) FROM calls_call").fetchone()[0]
+        wrong = connection.execute(
+            "SELECT id, outcome, state FROM calls_call WHERE NOT (outcome = 'answered' AND state = 'ended') ORDER BY id"
+        ).fetchall()
+        legs = connection.execute("SELECT count(*) FROM calls_callleg").fetchone()[0]
+        events = connection.execute("SELECT count(*) FROM calls_callevent").fetchone()[0]
+    return Verdict(
+        calls=calls,
+        answered_and_ended=calls - len(wrong),
+        wrong=[tuple(row) for row in wrong],
+        legs=legs,
+        events_stored=events,
+        events_expected=sum(len(result.delivered) for result in results),
+        agent_calls_created=len(fake.created_calls()),
+        create_requests=len(fake.create_requests()),
+    )
+
+
+def percentile(values: list[float], share: float) -> float:
+    """Nearest-rank percentile (``share`` in 0–1); NaN for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(share * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("Import this module; run benchmarks/calls.py.")

@@ -1,0 +1,96 @@
+"""Two gunicorn servers sharing one PostgreSQL database, with calls split between them.
+
+Production runs several processes behind a load balancer (README), so a call's
+webhooks reach different servers: the agent call must still be placed once, the
+events stored once and the call end up answered and ended. Real gunicorn processes
+cannot see pytest-django's test transaction, so this test makes (and drops) its own
+database, ``callwhisper_two_instances_<pid>``; it does not touch pytest-django's.
+"""
+
+import os
+import random
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from benchmarks import load
+
+pytestmark = pytest.mark.e2e
+
+CALLS = 40
+
+
+@pytest.fixture(scope="module")
+def postgres() -> None:
+    problem = load.postgres_reachable()
+    if problem:
+        pytest.skip(f"needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth): {problem}")
+
+
+def test_calls_split_between_two_instances_are_each_recorded_once(postgres: None) -> None:
+    name = f"callwhisper_two_instances_{os.getpid()}"
+    servers: list[load.Server] = []
+    fake = None
+    with tempfile.TemporaryDirectory(prefix="callwhisper-two-instances-") as work:
+        try:
+            url = load.database_create(name)
+            key_path, public_key = load.key_file_write(Path(work))
+            fake = load.fake_start(public_key=public_key, latency_ms=50)
+            for _ in range(2):
+                port = load.free_port()
+                env = load.django_env(
+                    database=url,
+                    public_url=f"http://127.0.0.1:{port}",
+                    VONAGE_APPLICATION_ID=load.APPLICATION_ID,
+                    VONAGE_PRIVATE_KEY=str(key_path),
+                    VONAGE_API_HOST=fake.host,
+                    REQUESTS_CA_BUNDLE=fake.ca_bundle_path,
+                )
+                servers.append(load.gunicorn_start(port=port, env=env, log_dir=Path(work), workers=1, threads=4))
+            ports = [server.port for server in servers]
+            webhooks = load.Webhooks(timeout=10)
+            call_ids = load.CallIds(url)
+
+            def one_call(n: int) -> load.CallResult:
+                return load.call_drive(
+                    webhooks=webhooks,
+                    ports=ports,
+                    fake=fake,
+                    call_ids=call_ids,
+                    caller_number=f"4479460{n:05d}",
+                    rng=random.Random(n),
+                    duplicate_share=0.1,
+                    first_port=n % 2,
+                )
+
+            started = time.monotonic()
+            with ThreadPoolExecutor(max_workers=CALLS) as pool:
+                results = list(pool.map(one_call, range(CALLS), timeout=60))
+            elapsed = time.monotonic() - started
+
+            errors = [error for result in results for error in result.errors]
+            logs = "\n".join(server.log_tail() for server in servers)
+            assert not errors, f"{errors[:5]}\n{logs}"
+            assert all(result.completed for result in results)
+            # Some events were delivered twice (and deduplicated: see the verdict).
+            assert sum(result.duplicates for result in results) > 0
+            verdict = load.verdict(url, fake=fake, results=results)
+            assert verdict.problems == [], f"{verdict}\n{logs}"
+            assert verdict.calls == CALLS
+            assert verdict.answered_and_ended == CALLS
+            assert verdict.events_stored == verdict.events_expected == 8 * CALLS
+            # Nothing else was asked of Vonage: no transfer, no hang-up.
+            assert {request.route for request in fake.requests} == {"create"}
+            assert elapsed < 30
+        finally:
+            for server in servers:
+                load.server_stop(server)
+            if fake is not None:
+                fake.close()
+            try:
+                load.database_drop(name)
+            except Exception:  # noqa: S110 - the database may never have been made
+                pass
