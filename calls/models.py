@@ -121,7 +121,9 @@ class Call(models.Model):
             # looking back through the whole history for every call.
             self.first_call = bool(self.caller_number) and not (
                 Call.objects.filter(
-                    campaign_id=self.campaign_id, caller_number=self.caller_number, started_at__lt=self.started_at
+                    Q(campaign_id=self.campaign_id) if self.campaign_id else Q(campaign__isnull=True),
+                    caller_number=self.caller_number,
+                    started_at__lt=self.started_at,
                 ).exists()
             )
         super().save(*args, **kwargs)

@@ -83,6 +83,8 @@ def summarize(
     joined_at, agent = min(joins, key=lambda pair: pair[0]) if joins else (None, None)
 
     ended_at = caller_end if caller_ended else None
+    outcome: str
+    new_state: str
     if agent is not None:
         outcome = Outcome.ANSWERED
         new_state = CallState.ENDED if caller_ended else CallState.CONNECTED

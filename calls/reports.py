@@ -318,6 +318,8 @@ def report_tables(period: ReportPeriod, *, campaign_id: int | None = None) -> Re
     for campaign, number, source, wait in answered.values_list(
         "campaign_id", "tracking_number_id", "source", "wait_seconds"
     ).iterator(chunk_size=10_000):
+        if wait is None:  # excluded above; for the type checker
+            continue
         by_campaign[campaign].append(wait)
         by_source[(number, source, campaign)].append(wait)
         every.append(wait)

@@ -313,6 +313,8 @@ def whisper_values(call: Call) -> dict[str, Any]:
 class _LazyCount(str):
     """``{calls_before}``: counted only when a template uses it (one query)."""
 
+    call: Call
+
     def __new__(cls, call: Call) -> "_LazyCount":
         instance = super().__new__(cls, "")
         instance.call = call

@@ -642,7 +642,7 @@ class MiniVonage:
             return None
         return answer
 
-    def _signature(self, body: bytes) -> dict[str, str]:
+    def _signature(self, body: bytes) -> dict[str, Any]:
         secret = settings.VONAGE_SIGNATURE_SECRET
         if not secret:
             return {}

@@ -68,7 +68,7 @@ def run_scenario(
     settings are then not applied); otherwise the scenario dials its own campaign.
     """
     own = to is None
-    if own:
+    if to is None:
         campaign = scenario_campaign(scenario, strategy=strategy)
         to = scenario.number
     else:

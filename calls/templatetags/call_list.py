@@ -9,10 +9,11 @@ one month's calls.
 """
 
 import datetime
-from typing import Any
+from typing import Any, cast
 
 from django import template
 from django.contrib.admin.templatetags.admin_list import date_hierarchy
+from django.contrib.admin.views.main import ChangeList
 from django.db.models import Max, Min
 from django.utils import timezone
 
@@ -56,4 +57,4 @@ class _ChangeList:
 
 @register.inclusion_tag("admin/date_hierarchy.html")
 def fast_date_hierarchy(cl: Any) -> dict[str, Any]:
-    return date_hierarchy(_ChangeList(cl)) or {}
+    return date_hierarchy(cast(ChangeList, _ChangeList(cl))) or {}
