@@ -2,9 +2,9 @@
 
 Every figure is computed by the database from ``Call.outcome`` (defined once, in
 ``calls.models.Outcome``), so the report, the call list's filters and the CSV export
-count the same calls. The queries use the ``(campaign, started_at)`` and
-``(tracking_number, started_at)`` indexes; medians are computed by PostgreSQL
-(``percentile_cont``) and, on SQLite, from the wait times of the answered calls.
+count the same calls. The queries scan the period through the ``started_at`` index
+and group by outcome; medians come from one read of the answered calls' waits (on a
+million calls this beat a ``percentile_cont`` per table: benchmarks/admin_pages.py).
 """
 
 from __future__ import annotations
@@ -20,9 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import connection
-from django.db.models import Count, FloatField, Q, QuerySet, Sum
-from django.db.models.aggregates import Aggregate
+from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
 from .models import Call, Outcome
@@ -54,15 +52,6 @@ OUTCOME_COLORS: dict[str, str] = {
     Outcome.CLOSED: "#999999",  # grey
     Outcome.IN_PROGRESS: "#56B4E9",  # sky blue
 }
-
-
-class Median(Aggregate):
-    """PostgreSQL's ``percentile_cont(0.5)``: the median of a column."""
-
-    function = "PERCENTILE_CONT"
-    name = "median"
-    output_field = FloatField()
-    template = "%(function)s(0.5) WITHIN GROUP (ORDER BY %(expressions)s)"
 
 
 @dataclass(frozen=True)
@@ -174,22 +163,17 @@ def returning_calls(calls: QuerySet[Call]) -> QuerySet[Call]:
     return calls.exclude(is_first_call()).exclude(caller_number="")
 
 
-def campaign_rows(period: ReportPeriod, *, campaign_id: int | None = None) -> list[ReportRow]:
+def campaign_rows(period: ReportPeriod, *, campaign_id: int | None = None, medians: bool = True) -> list[ReportRow]:
     """One row per campaign (calls to unknown numbers together under "No campaign")."""
-    rows = _rows(calls_in(period, campaign_id=campaign_id), group=CAMPAIGN_GROUP)
+    rows = _rows(calls_in(period, campaign_id=campaign_id), group=CAMPAIGN_GROUP, medians=medians)
     for row in rows:
-        row.key = row.campaign_id
         row.label = row.label or "No campaign (unknown numbers)"
     return rows
 
 
-def source_rows(period: ReportPeriod, *, campaign_id: int | None = None) -> list[ReportRow]:
+def source_rows(period: ReportPeriod, *, campaign_id: int | None = None, medians: bool = True) -> list[ReportRow]:
     """One row per tracking number: which advert made the phone ring."""
-    rows = _rows(
-        calls_in(period, campaign_id=campaign_id),
-        group=SOURCE_GROUP,
-    )
-    return rows
+    return _rows(calls_in(period, campaign_id=campaign_id), group=SOURCE_GROUP, medians=medians)
 
 
 def daily_outcomes(period: ReportPeriod, *, campaign_id: int | None = None) -> list[tuple[date, dict[str, int]]]:
@@ -210,7 +194,7 @@ def daily_outcomes(period: ReportPeriod, *, campaign_id: int | None = None) -> l
 
 def totals(rows: Iterable[ReportRow]) -> ReportRow:
     """The whole report's line: counts and means, from the rows (medians are not
-    additive: :func:`total_row` adds the median)."""
+    additive: :func:`report_tables` adds the median)."""
     total = ReportRow(key="total", label="All calls", campaign_id=None)
     for row in rows:
         total.calls += row.calls
@@ -274,20 +258,8 @@ def _rows(calls: QuerySet[Call], *, group: tuple[str, ...], medians: bool = True
     result = sorted(rows.values(), key=lambda row: (row.label == "", row.label))
     for row in result:
         _means(row)
-    if not medians:
-        return result
-    if connection.vendor == "postgresql":
-        per_group = (
-            calls.filter(outcome=answered, wait_seconds__isnull=False)
-            .values(*group)
-            .annotate(median=Median("wait_seconds"))
-            .order_by()
-        )
-        found = {tuple(values[g] for g in group): values["median"] for values in per_group}
-        for row in result:
-            row.median_wait = found.get(row.key)
-    else:
-        _medians_in_python(calls, group, result)
+    if medians:
+        _medians(calls, group, result)
     return result
 
 
@@ -304,11 +276,9 @@ def report_tables(period: ReportPeriod, *, campaign_id: int | None = None) -> Re
     """Both tables and the total line. The medians of all three come from one read of
     the answered calls' waits, grouped here: cheaper than a ``percentile_cont`` query
     per table once the period holds tens of thousands of calls."""
+    campaigns = campaign_rows(period, campaign_id=campaign_id, medians=False)
+    sources = source_rows(period, campaign_id=campaign_id, medians=False)
     calls = calls_in(period, campaign_id=campaign_id)
-    campaigns = _rows(calls, group=CAMPAIGN_GROUP, medians=False)
-    for row in campaigns:
-        row.label = row.label or "No campaign (unknown numbers)"
-    sources = _rows(calls, group=SOURCE_GROUP, medians=False)
     total = totals(campaigns)
     total.campaign_id = campaign_id
     by_campaign: dict[int | None, list[int]] = defaultdict(list)
@@ -335,31 +305,13 @@ def _median(values: list[int] | None) -> float | None:
     return float(statistics.median(values)) if values else None
 
 
-def total_row(period: ReportPeriod, rows: Iterable[ReportRow], *, campaign_id: int | None = None) -> ReportRow:
-    """The whole report's line from its campaign ``rows``, with every figure: counts
-    and means add up from the rows; the median is not additive, so it costs one query
-    over the period's answered calls (a light one: no first-time check)."""
-    total = totals(rows)
-    total.campaign_id = campaign_id
-    calls = calls_in(period, campaign_id=campaign_id)
-    if connection.vendor == "postgresql":
-        answered = Q(outcome=Outcome.ANSWERED)
-        total.median_wait = calls.aggregate(median=Median("wait_seconds", filter=answered))["median"]
-    else:
-        total.key = ()
-        _medians_in_python(calls, (), [total])
-        total.key = "total"
-    return total
-
-
-def _medians_in_python(calls: QuerySet[Call], group: tuple[str, ...], rows: list[ReportRow]) -> None:
+def _medians(calls: QuerySet[Call], group: tuple[str, ...], rows: list[ReportRow]) -> None:
     waits: dict[tuple[Any, ...], list[int]] = defaultdict(list)
     answered = calls.filter(outcome=Outcome.ANSWERED, wait_seconds__isnull=False)
     for values in answered.values(*group, "wait_seconds").order_by().iterator(chunk_size=5000):
         waits[tuple(values[g] for g in group)].append(values["wait_seconds"])
     for row in rows:
-        found = waits.get(row.key)
-        row.median_wait = float(statistics.median(found)) if found else None
+        row.median_wait = _median(waits.get(row.key))
 
 
 def _label(values: dict[str, Any]) -> str:
@@ -491,6 +443,5 @@ __all__ = [
     "is_first_call",
     "returning_calls",
     "source_rows",
-    "total_row",
     "totals",
 ]

@@ -3,12 +3,11 @@
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db.models import QuerySet
 
-from campaigns.models import Campaign, TrackingNumber
+from campaigns.models import DEFAULT_GREETING, Campaign, TrackingNumber
 from campaigns.phone import InvalidNumber, normalize_number
 
-from .models import Call, CallEvent, CallLeg, NumberStatus
+from .models import CallLeg, NumberStatus
 
 
 @dataclass(frozen=True)
@@ -39,15 +38,13 @@ def route_for(to: str) -> Route:
         status = NumberStatus.TRACKED
     else:
         status = NumberStatus.INACTIVE
-    from campaigns.models import DEFAULT_GREETING
-
     routed = campaign if status == NumberStatus.TRACKED else None
     return Route(
         called_number=called,
         number_status=status,
         tracking_number=number,
         campaign=campaign,
-        destination=(routed.destination if routed and routed.destination else settings.CALL_CENTER_NUMBER),
+        destination=routed.destinations[0] if routed else settings.CALL_CENTER_NUMBER,
         greeting=routed.greeting if routed else DEFAULT_GREETING,
         hold_music_url=(routed.hold_music_url if routed and routed.hold_music_url else settings.HOLD_MUSIC_URL),
         source=number.source if number else "",
@@ -56,7 +53,3 @@ def route_for(to: str) -> Route:
 
 def caller_leg(uuid: str) -> CallLeg | None:
     return CallLeg.objects.select_related("call").filter(uuid=uuid, role="caller").first()
-
-
-def call_timeline(call: Call) -> QuerySet[CallEvent]:
-    return call.events.select_related("leg").order_by("received_at", "id")

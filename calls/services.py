@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from campaigns.models import Strategy
+from campaigns.models import DEFAULT_GREETING, Strategy
 from campaigns.phone import InvalidNumber, masked, normalize_number, spoken_digits
 from campaigns.whisper import render_template
 
@@ -207,8 +207,6 @@ def safe_default_ncco(*, to: str) -> nccos.Ncco:
 
     Built from settings alone so that it works with the database down.
     """
-    from campaigns.models import DEFAULT_GREETING
-
     return nccos.caller_connects_directly(
         greeting=DEFAULT_GREETING, destination=settings.CALL_CENTER_NUMBER, from_number=str(to or "")
     )
