@@ -136,7 +136,8 @@ def advance(*, call_id: int, from_attempt: int, reason: str) -> None:
             destination=destinations[from_attempt + 1] if from_attempt + 1 < len(destinations) else None,
         )
         call.attempt = step.attempt
-        call.save(update_fields=["attempt"])
+        call.agent_requested_at = timezone.now() if step.destination else call.agent_requested_at
+        call.save(update_fields=["attempt", "agent_requested_at"])
     logger.info("flow.advance call=%s from_attempt=%s reason=%s", call_id, from_attempt, reason)
     if step.destination is None:
         caller_to_fallback(call_id=call_id, reason=f"no destination left after {reason}")
@@ -147,22 +148,33 @@ def advance(*, call_id: int, from_attempt: int, reason: str) -> None:
 def agent_ring(*, call: Call, attempt: int) -> CallLeg | None:
     """Ring destination ``attempt`` for ``call`` (conference strategy); on failure the
     caller goes to the next step."""
-    destination = destinations_for(call)[attempt]
-    campaign = call.campaign if call.number_status == NumberStatus.TRACKED else None
     try:
-        placed = vonage_adapter.place_call(
-            to=destination,
-            from_=call.called_number,
-            answer_url=public_url("calls:answer_outbound", call=call.pk),
-            event_url=public_url("calls:event"),
-            deadline_seconds=settings.AGENT_CALL_DEADLINE_SECONDS,
-            ringing_timer=campaign.ring_seconds if campaign else None,
-            machine_detection="hangup",
-        )
+        placed = agent_call_place(call=call, attempt=attempt)
     except vonage_adapter.VonageUnavailable as exc:
         logger.warning("flow.agent_call_failed call=%s attempt=%s error=%s", call.pk, attempt, exc)
         advance(call_id=call.pk, from_attempt=attempt, reason="agent call not placed")
         return None
+    return agent_leg_record(call=call, attempt=attempt, placed=placed)
+
+
+def agent_call_place(*, call: Call, attempt: int) -> vonage_adapter.PlacedCall:
+    """Ask Vonage to ring destination ``attempt``; raises ``VonageUnavailable``."""
+    campaign = call.campaign if call.number_status == NumberStatus.TRACKED else None
+    return vonage_adapter.place_call(
+        to=destinations_for(call)[attempt],
+        from_=call.called_number,
+        answer_url=public_url("calls:answer_outbound", call=call.pk),
+        event_url=public_url("calls:event"),
+        deadline_seconds=settings.AGENT_CALL_DEADLINE_SECONDS,
+        ringing_timer=campaign.ring_seconds if campaign else None,
+        # An answering machine must not take the whisper, and then the caller.
+        machine_detection="hangup",
+    )
+
+
+def agent_leg_record(*, call: Call, attempt: int, placed: vonage_adapter.PlacedCall) -> CallLeg:
+    """Record the agent leg Vonage created, apply its early events, and stop it if the
+    caller stopped waiting while Vonage was creating it."""
     leg, _ = CallLeg.objects.get_or_create(
         uuid=placed.uuid,
         defaults={
@@ -171,11 +183,11 @@ def agent_ring(*, call: Call, attempt: int) -> CallLeg | None:
             "attempt": attempt,
             "conversation_uuid": placed.conversation_uuid,
             "from_number": call.called_number,
-            "to_number": destination,
+            "to_number": destinations_for(call)[attempt],
             "direction": "outbound",
         },
     )
-    logger.info("flow.agent_rung call=%s attempt=%s agent_uuid=%s", call.pk, attempt, placed.uuid)
+    logger.info("flow.agent_rung call=%s attempt=%s agent_uuid=%s sent=%s", call.pk, attempt, placed.uuid, placed.sent)
     _early_events_adopt(call_id=call.pk, leg=leg, attempt=attempt)
     return leg
 
@@ -183,7 +195,8 @@ def agent_ring(*, call: Call, attempt: int) -> CallLeg | None:
 def _early_events_adopt(*, call_id: int, leg: CallLeg, attempt: int) -> None:
     """Vonage posts a new leg's first events (``failed`` for a number that cannot be
     rung) as soon as it creates the call, often before ``create_call`` answers us: they
-    were stored unmatched. Apply them now, and move on if this agent already gave up."""
+    were stored unmatched. Apply them now, and move on if this agent already gave up.
+    An agent rung for a caller who meanwhile hung up or was moved on is stopped."""
     from .events import events_adopt
 
     with transaction.atomic():
@@ -191,8 +204,16 @@ def _early_events_adopt(*, call_id: int, leg: CallLeg, attempt: int) -> None:
         call = _locked(call_id)
         leg.refresh_from_db()
         gave_up = call is not None and agent_leg_gives_up(call, leg)
+        stale = call is None or (
+            not gave_up
+            and not is_terminal(leg.status)
+            and call.outcome != Outcome.ANSWERED
+            and (not _caller_waiting(call) or call.attempt != attempt)
+        )
     if gave_up:
         advance(call_id=call_id, from_attempt=attempt, reason=f"agent {leg.status}")
+    elif stale:
+        leg_end(leg=leg, why="the caller stopped waiting while the agent call was placed")
 
 
 def caller_to_fallback(*, call_id: int, reason: str) -> bool:

@@ -83,6 +83,11 @@ class Call(models.Model):
         blank=True,
         help_text="The caller's first call to this campaign (never for a withheld number); set when recorded.",
     )
+    agent_requested_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the agent call for the current attempt was asked of Vonage (claimed by one process).",
+    )
     agent_call_error = models.TextField(
         blank=True, help_text="Why the agent call could not be placed, when it could not."
     )

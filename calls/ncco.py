@@ -44,14 +44,25 @@ def talk(text: str, *, voice: Voice | None = None, language: str = "", style: in
     return action
 
 
-def caller_waits(*, greeting: str, conference_name: str, hold_music_url: str, voice: Voice | None = None) -> Ncco:
+def caller_waits(
+    *, greeting: str, conference_name: str, hold_music_url: str, voice: Voice | None = None, checkpoint_url: str = ""
+) -> Ncco:
     """The caller hears the greeting, then hold music until the agent enters.
 
     ``endOnExit`` on the caller too: a caller who hangs up ends the conversation, so
     an agent is never left in an empty room.
+
+    With ``checkpoint_url``, a ``notify`` between the two asks us, once the greeting is
+    over, whether the agent is being rung: the agent call is placed while the greeting
+    plays, and if Vonage refused it our answer to the notify (an NCCO) replaces the
+    hold, so the caller is connected straight to the call centre with no REST request.
     """
+    checkpoint: Ncco = []
+    if checkpoint_url:
+        checkpoint = [{"action": "notify", "payload": {"checkpoint": "agent"}, "eventUrl": [checkpoint_url]}]
     return [
         talk(greeting, voice=voice),
+        *checkpoint,
         {
             "action": "conversation",
             "name": conference_name,
@@ -168,7 +179,9 @@ def caller_leaves_voicemail(*, prompt: str, event_url: str, voice: Voice | None 
     ]
 
 
-def caller_connects_directly(*, greeting: str, destination: str, from_number: str, event_url: str = "") -> Ncco:
+def caller_connects_directly(
+    *, greeting: str, destination: str, from_number: str, event_url: str = "", voice: Voice | None = None
+) -> Ncco:
     """Connect the caller straight to the call centre: used when no whisper is possible.
 
     ``from`` must be one of our Vonage numbers (7 to 15 digits); without a valid one
@@ -182,7 +195,7 @@ def caller_connects_directly(*, greeting: str, destination: str, from_number: st
         connect["from"] = from_number
     if event_url:
         connect["eventUrl"] = [event_url]
-    return [talk(greeting), connect]
+    return [talk(greeting, voice=voice), connect]
 
 
 def agent_hears_caller_left() -> Ncco:

@@ -76,9 +76,12 @@ AGENT_NCCO = OpenApiResponse(NCCO, description="What the agent hears: the whispe
 EVENT_ANSWER = OpenApiResponse(
     {"oneOf": [EVENT_RECEIPT, NCCO]},
     description=(
-        "A receipt; or, for an agent's key press and the connect strategy's synchronous events "
-        "(`?call=&attempt=`), the NCCO Vonage runs next."
+        "A receipt; or, for an agent's key press, the connect strategy's synchronous events "
+        "(`?call=&attempt=`) and a caller's checkpoint (`?call=&checkpoint=agent`), the NCCO Vonage runs next."
     ),
+)
+CHECKPOINT_GO_ON = OpenApiResponse(
+    None, description="The caller's checkpoint (a notify): empty, so Vonage goes on with the caller's NCCO."
 )
 
 

@@ -96,6 +96,7 @@ class EventContextSerializer(serializers.Serializer):
 
     call = serializers.IntegerField(min_value=1, required=False)
     attempt = serializers.IntegerField(min_value=0, max_value=50, required=False)
+    checkpoint = serializers.ChoiceField(choices=["agent"], required=False)
 
     class Meta:
-        keys = ("call", "attempt")
+        keys = ("call", "attempt", "checkpoint")

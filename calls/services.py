@@ -20,7 +20,7 @@ from campaigns.models import DEFAULT_GREETING, Strategy
 from campaigns.phone import InvalidNumber, masked, normalize_number, spoken_digits
 from campaigns.whisper import render_template
 
-from . import call_flow, vonage_adapter
+from . import agent_dispatch, call_flow
 from . import ncco as nccos
 from .events import events_adopt
 from .leg_progress import is_terminal
@@ -41,107 +41,81 @@ class CallNotFound(Exception):
 def call_answer_inbound(
     *, uuid: str, to: str, from_: str, conversation_uuid: str = "", region_url: str = ""
 ) -> nccos.Ncco:
-    """Record the call and tell Vonage what the caller hears; ring the agent.
+    """Record the call and tell Vonage what the caller hears; then ring the agent.
 
-    Idempotent per ``uuid``: a retried webhook gets the NCCO stored the first time and
-    places no second agent call. Outside the campaign's hours the caller hears the
-    closed message and nobody is rung; with the connect strategy Vonage rings the
-    agent itself, so no REST request is made here.
+    The answer does not wait for Vonage's REST API: the agent call is placed after it
+    (``agent_dispatch``). Idempotent per ``uuid``: a retried webhook gets the NCCO
+    stored the first time and places no second agent call. Outside the campaign's
+    hours the caller hears the closed message and nobody is rung; with the connect
+    strategy Vonage rings the agent itself, so no REST request is made at all.
     """
     existing = caller_leg(uuid)
     if existing is not None:
         call_context_set(existing.call_id)
         logger.info("answer_inbound.retry call=%s uuid=%s", existing.call_id, uuid)
-        return _stored_caller_ncco(existing.call)
+        ncco = _stored_caller_ncco(existing.call)
+        if existing.call.agent_requested_at is None and existing.call.strategy == Strategy.CONFERENCE:
+            # The first delivery's process may have died before ringing the agent.
+            agent_dispatch.ring_first_agent_soon(existing.call_id)
+        return ncco
 
     route = route_for(to)
     campaign = route.campaign if route.number_status == NumberStatus.TRACKED else None
     closed = campaign is not None and not campaign.is_open(timezone.now())
     try:
-        call = _call_create(
-            route=route,
-            uuid=uuid,
-            from_=from_,
-            conversation_uuid=conversation_uuid,
-            region_url=region_url,
-            strategy=campaign.strategy if campaign else Strategy.CONFERENCE,
-            accept_required=bool(campaign and campaign.require_accept),
-            closed=closed,
-        )
+        # One transaction: the call, the caller's leg, the answer and any early events.
+        with transaction.atomic():
+            call = _call_create(
+                route=route,
+                uuid=uuid,
+                from_=from_,
+                conversation_uuid=conversation_uuid,
+                region_url=region_url,
+                strategy=campaign.strategy if campaign else Strategy.CONFERENCE,
+                accept_required=bool(campaign and campaign.require_accept),
+                closed=closed,
+            )
+            call_context_set(call.pk)
+            ncco, fields = _caller_first_ncco(call, route, closed=closed)
+            Call.objects.filter(pk=call.pk).update(caller_ncco=ncco, **fields)
+            events_adopt(call_id=call.pk, leg_uuids=[uuid])
     except IntegrityError:
         # A concurrent delivery of the same webhook won the insert; answer as it does.
         logger.info("answer_inbound.concurrent uuid=%s", uuid)
         return _wait_for_caller_ncco(uuid)
-    call_context_set(call.pk)
 
-    greeting = render_template(route.greeting, whisper_values(call))
     if closed:
-        ncco = call_flow.closed_ncco(call)
-        _caller_ncco_store(call, ncco, [uuid], state=CallState.FALLBACK, fallback_at=timezone.now())
         logger.info("answer_inbound.closed call=%s campaign=%s", call.pk, call.campaign_id)
-        return ncco
-    if call.strategy == Strategy.CONNECT:
-        ncco = call_flow.connect_attempt_ncco(call, 0, greeting=greeting)
-        _caller_ncco_store(call, ncco, [uuid])
+    elif call.strategy == Strategy.CONNECT:
         logger.info("answer_inbound.connect call=%s caller=%s", call.pk, masked(from_))
-        return ncco
-
-    try:
-        placed = vonage_adapter.place_call(
-            to=route.destination,
-            from_=route.called_number,
-            answer_url=_public_url("calls:answer_outbound") + f"?call={call.pk}",
-            event_url=_public_url("calls:event"),
-            deadline_seconds=settings.AGENT_CALL_DEADLINE_SECONDS,
-            ringing_timer=campaign.ring_seconds if campaign else None,
-            # An answering machine must not take the whisper, and then the caller.
-            machine_detection="hangup",
+    else:
+        logger.info(
+            "answer_inbound.waiting call=%s number_status=%s caller=%s",
+            call.pk,
+            route.number_status,
+            masked(from_),
         )
-    except vonage_adapter.VonageUnavailable as exc:
-        logger.warning("answer_inbound.agent_call_failed call=%s error=%s", call.pk, exc)
-        ncco = nccos.caller_connects_directly(
-            greeting=greeting,
-            destination=route.destination,
-            from_number=route.called_number,
-            event_url=_public_url("calls:event"),
-        )
-        _caller_ncco_store(call, ncco, [uuid], state=CallState.DIRECT, agent_call_error=str(exc)[:1000])
-        return ncco
+        agent_dispatch.ring_first_agent_soon(call.pk)
+    return ncco
 
+
+def _caller_first_ncco(call: Call, route: Route, *, closed: bool) -> tuple[nccos.Ncco, dict[str, object]]:
+    """What the caller hears first, and what that changes on the call."""
+    if closed:
+        return call_flow.closed_ncco(call), {"state": CallState.FALLBACK, "fallback_at": timezone.now()}
+    greeting = render_template(route.greeting, whisper_values(call))
+    if call.strategy == Strategy.CONNECT:
+        return call_flow.connect_attempt_ncco(call, 0, greeting=greeting), {}
+    # The agent is rung while the greeting plays; the checkpoint after it connects the
+    # caller directly if Vonage refuses (agent_dispatch).
     ncco = nccos.caller_waits(
         greeting=greeting,
         conference_name=call.conference_name,
         hold_music_url=route.hold_music_url,
         voice=call_flow.voice_for(call),
+        checkpoint_url=agent_dispatch.checkpoint_url(call.pk),
     )
-    CallLeg.objects.get_or_create(
-        uuid=placed.uuid,
-        defaults={
-            "call": call,
-            "role": LegRole.AGENT,
-            "attempt": 0,
-            "conversation_uuid": placed.conversation_uuid,
-            "from_number": route.called_number,
-            "to_number": route.destination,
-            "direction": "outbound",
-        },
-    )
-    _caller_ncco_store(call, ncco, [uuid, placed.uuid])
-    logger.info(
-        "answer_inbound.waiting call=%s number_status=%s caller=%s agent_uuid=%s sent=%s",
-        call.pk,
-        route.number_status,
-        masked(from_),
-        placed.uuid,
-        placed.sent,
-    )
-    return ncco
-
-
-def _caller_ncco_store(call: Call, ncco: nccos.Ncco, leg_uuids: list[str], **fields: object) -> None:
-    with transaction.atomic():
-        Call.objects.filter(pk=call.pk).update(caller_ncco=ncco, **fields)
-        events_adopt(call_id=call.pk, leg_uuids=leg_uuids)
+    return ncco, {}
 
 
 def _call_create(
@@ -155,30 +129,30 @@ def _call_create(
     accept_required: bool = False,
     closed: bool = False,
 ) -> Call:
-    with transaction.atomic():
-        call = Call.objects.create(
-            tracking_number=route.tracking_number,
-            campaign=route.campaign,
-            number_status=route.number_status,
-            caller_number=str(from_ or "")[:32],
-            called_number=route.called_number,
-            source=route.source,
-            destination=route.destination,
-            conference_name=f"whisper-{uuid_lib.uuid4().hex}",
-            strategy=strategy,
-            accept_required=accept_required,
-            resolution=Outcome.CLOSED if closed else "",
-        )
-        CallLeg.objects.create(
-            uuid=uuid,
-            call=call,
-            role=LegRole.CALLER,
-            conversation_uuid=conversation_uuid,
-            from_number=str(from_ or "")[:32],
-            to_number=route.called_number,
-            direction="inbound",
-            region_url=region_url,
-        )
+    """The call and its caller's leg; run inside the caller's transaction."""
+    call = Call.objects.create(
+        tracking_number=route.tracking_number,
+        campaign=route.campaign,
+        number_status=route.number_status,
+        caller_number=str(from_ or "")[:32],
+        called_number=route.called_number,
+        source=route.source,
+        destination=route.destination,
+        conference_name=f"whisper-{uuid_lib.uuid4().hex}",
+        strategy=strategy,
+        accept_required=accept_required,
+        resolution=Outcome.CLOSED if closed else "",
+    )
+    CallLeg.objects.create(
+        uuid=uuid,
+        call=call,
+        role=LegRole.CALLER,
+        conversation_uuid=conversation_uuid,
+        from_number=str(from_ or "")[:32],
+        to_number=route.called_number,
+        direction="inbound",
+        region_url=region_url,
+    )
     return call
 
 
@@ -362,7 +336,8 @@ def call_answer_fallback(*, uuid: str, to: str, from_: str, reason: str = "") ->
     )
     if uuid and leg is None:
         try:
-            call = _call_create(route=route, uuid=uuid, from_=from_, conversation_uuid="", region_url="")
+            with transaction.atomic():
+                call = _call_create(route=route, uuid=uuid, from_=from_, conversation_uuid="", region_url="")
         except IntegrityError:
             return ncco
         call_context_set(call.pk)

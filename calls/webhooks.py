@@ -16,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import events, services
+from . import agent_dispatch, events, services
 from . import ncco as nccos
 from . import openapi as api
 from .logging import call_context
@@ -190,6 +190,7 @@ class FallbackView(AnswerWebhook):
         parameters=[EventSerializer, EventContextSerializer],
         responses={
             200: api.EVENT_ANSWER,
+            204: api.CHECKPOINT_GO_ON,
             400: api.BAD_REQUEST,
             401: api.UNSIGNED,
             413: api.TOO_LARGE,
@@ -204,6 +205,7 @@ class FallbackView(AnswerWebhook):
         request=EventSerializer,
         responses={
             200: api.EVENT_ANSWER,
+            204: api.CHECKPOINT_GO_ON,
             400: api.BAD_REQUEST,
             401: api.UNSIGNED,
             413: api.TOO_LARGE,
@@ -233,10 +235,13 @@ class EventView(VonageWebhook):
         return self.handle(request, self.payload)
 
     def handle(self, request: Request, data: dict[str, Any]) -> Response:
-        self.validated(data)
         context = EventContextSerializer(data=_flat(request.query_params))
         context.is_valid(raise_exception=True)
         call_id, attempt = context.validated_data.get("call"), context.validated_data.get("attempt")
+        if context.validated_data.get("checkpoint"):
+            # A notify's body is the payload we chose; our query string names the call.
+            return self.checkpoint(call_id, data)
+        self.validated(data)
         try:
             receipt = events.event_record(payload=data, call_id=call_id, attempt=attempt)
         except Exception:
@@ -257,6 +262,20 @@ class EventView(VonageWebhook):
             logger.warning("event.input_for_unknown_call call=%s uuid=%s", call_id, data.get("uuid"))
             return Response(nccos.agent_hears_caller_moved_on())
         return Response({"stored": receipt.stored, "kind": receipt.kind}, status=200)
+
+    def checkpoint(self, call_id: int | None, data: dict[str, Any]) -> Response:
+        """The caller's ``notify`` after the greeting: 204 (an empty answer) lets Vonage
+        go on to the hold; an NCCO replaces it (agent_dispatch)."""
+        if call_id is None:
+            raise exceptions.ValidationError({"call": "The checkpoint needs the call's id."})
+        try:
+            ncco = agent_dispatch.checkpoint_answer(call_id=call_id, payload=data)
+        except Exception:
+            logger.exception("checkpoint.failed call=%s: connecting the caller directly", call_id)
+            return Response(services.safe_default_ncco(to=""))
+        if ncco is None:
+            return Response(status=204)
+        return Response(ncco)
 
 
 def _flat(query: Any) -> dict[str, Any]:

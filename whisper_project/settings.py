@@ -93,6 +93,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
         "options", f"-c work_mem={env('DATABASE_WORK_MEM', default='32MB')}"
     )
+    # A database host that does not answer must not hold an answer webhook past Vonage's
+    # 5 s: without this psycopg waits 130 s to connect. The webhook then answers its safe
+    # default (tests/e2e/test_database_outage.py). psycopg's minimum is 2 s.
+    DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=2))
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Webhooks for both legs of a call arrive at once; wait for SQLite's write lock
     # instead of failing with "database is locked".
@@ -198,9 +202,15 @@ VONAGE_SIGNATURE_SECRET = env("VONAGE_SIGNATURE_SECRET", default="")
 VONAGE_API_HOST = env("VONAGE_API_HOST", default="api.nexmo.com")
 # Seconds the SDK waits to connect and for each read; whole seconds (the SDK's type).
 VONAGE_TIMEOUT_SECONDS = env.int("VONAGE_TIMEOUT_SECONDS", default=2)
-# The most the answer webhook waits for the agent call to be placed before it
-# connects the caller straight to the call centre instead (Vonage waits 5 s).
+# The most we wait for Vonage to create an agent call; the caller's checkpoint after the
+# greeting waits as long, then connects the caller straight to the call centre instead.
 AGENT_CALL_DEADLINE_SECONDS = env.float("AGENT_CALL_DEADLINE_SECONDS", default=3.0)
+# Where the first agent call is placed (conference strategy): "background" answers the
+# caller at once and asks Vonage on a worker thread of the same process; "inline" asks
+# before answering (the test suite's choice: one thread, one database connection).
+AGENT_CALL_DISPATCH = env.str("AGENT_CALL_DISPATCH", default="background")
+# Worker threads per server process placing agent calls; each holds a database connection.
+AGENT_CALL_THREADS = env.int("AGENT_CALL_THREADS", default=8)
 
 # Days a caller's number is kept; `manage.py purge_calls` redacts (or deletes) older calls.
 CALL_RETENTION_DAYS = env.int("CALL_RETENTION_DAYS", default=365)

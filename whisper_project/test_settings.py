@@ -19,5 +19,8 @@ VONAGE_API_KEY = ""
 VONAGE_API_SECRET = ""
 VONAGE_SIGNATURE_SECRET = ""
 VONAGE_API_HOST = "vonage.invalid"
+# pytest-django's test transaction is invisible to other threads' connections: the first
+# agent call is placed in the request's thread (tests/e2e run real servers with "background").
+AGENT_CALL_DISPATCH = "inline"
 SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False

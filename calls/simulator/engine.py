@@ -254,6 +254,7 @@ class MiniVonage:
             "connect": self._connect,
             "input": self._input,
             "record": self._record,
+            "notify": self._notify,
         }
         handler = handlers.get(leg.last_action)
         if handler is None:
@@ -370,6 +371,19 @@ class MiniVonage:
                 self._continue(leg, 0)
 
         self.after(KEY_PRESS_SECONDS if digits else timeout, submit, leg=leg)
+
+    def _notify(self, leg: SimLeg, action: dict[str, Any]) -> None:
+        """Vonage posts the payload to the eventUrl; an NCCO in the answer replaces the
+        rest of the leg's NCCO, an empty answer lets it go on."""
+        url = (action.get("eventUrl") or [_app_url("calls:event")])[0]
+        version = leg.version
+        answer = self._event(url, dict(action.get("payload") or {}), f"{leg.who} notify")
+        if leg.ended or leg.version != version:
+            return
+        if isinstance(answer, list) and answer:
+            self.run_ncco(leg, answer)
+        else:
+            self._continue(leg, 0)
 
     def _record(self, leg: SimLeg, action: dict[str, Any]) -> None:
         silence = int(action.get("endOnSilence", 3))

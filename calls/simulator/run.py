@@ -185,6 +185,9 @@ def local_vonage() -> Iterator[FakeVonageAPI]:
                 VONAGE_APPLICATION_ID=SIMULATOR_APPLICATION_ID,
                 VONAGE_PRIVATE_KEY=private_pem,
                 VONAGE_API_HOST=fake.host,
+                # The simulation runs in one thread on its own clock: the agent call is
+                # placed before the answer returns, where the fake's log shows it at once.
+                AGENT_CALL_DISPATCH="inline",
             ),
             _environ(
                 REQUESTS_CA_BUNDLE=fake.ca_bundle_path,

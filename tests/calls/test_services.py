@@ -10,7 +10,7 @@ import pytest
 from django.db import IntegrityError
 from pytest_django.fixtures import Settings
 
-from calls import events, services, vonage_adapter
+from calls import agent_dispatch, events, services, vonage_adapter
 from calls.models import Call, CallEvent, CallLeg, CallState, LegRole, LegStatus, NumberStatus, Outcome
 from calls.vonage_adapter import PlacedCall
 from campaigns.models import Campaign, TrackingNumber
@@ -424,12 +424,17 @@ def test_agent_call_that_cannot_be_placed_connects_the_caller_directly(
     ncco = services.call_answer_inbound(uuid=CALLER_UUID, to=ANSWER["to"], from_=ANSWER["from"])
 
     call = Call.objects.get()
-    assert ncco[-1]["endpoint"] == [{"type": "phone", "number": "447700900999"}]
-    assert ncco[-1]["from"] == "447700900001"
+    # The answer did not wait for Vonage: greeting, checkpoint, hold.
+    assert [action["action"] for action in ncco] == ["talk", "notify", "conversation"]
+    assert call.caller_ncco == ncco
     assert call.state == CallState.DIRECT
     assert call.agent_call_error == "Vonage answered 503 to create_call."
-    assert call.caller_ncco == ncco
     assert not call.legs.filter(role=LegRole.AGENT).exists()
+    # The checkpoint after the greeting connects the caller straight through.
+    direct = agent_dispatch.checkpoint_answer(call_id=call.pk, payload={"checkpoint": "agent"})
+    assert direct is not None
+    assert direct[-1]["endpoint"] == [{"type": "phone", "number": "447700900999"}]
+    assert direct[-1]["from"] == "447700900001"
 
 
 def test_whisper_is_rendered_from_the_campaign_as_it_is_now(

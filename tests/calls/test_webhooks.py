@@ -3,15 +3,18 @@
 import io
 import json
 import logging
+from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from django.core.handlers.asgi import ASGIRequest
 from django.db.utils import OperationalError
 from django.test import Client
+from django.utils import timezone
 from pytest_django.fixtures import Settings
 
-from calls import events, services, vonage_adapter, webhooks
+from calls import agent_dispatch, events, services, vonage_adapter, webhooks
 from calls.models import Call, CallEvent, CallLeg, CallState, LegRole, LegStatus, NumberStatus, Outcome
 from calls.vonage_adapter import PlacedCall, VonageUnavailable
 from campaigns.models import Campaign, TrackingNumber
@@ -99,10 +102,16 @@ def test_caller_hears_the_greeting_then_waits_for_the_agent_with_hold_music(
 
     assert response.status_code == 200
     assert response["Content-Type"] == "application/json"
-    greeting, conversation = response.json()
+    greeting, checkpoint, conversation = response.json()
     # Spoken in the campaign's language and voice style.
     assert greeting == {"action": "talk", "text": "Please wait while we connect you.", "language": "en-GB", "style": 0}
     call = Call.objects.get()
+    # After the greeting Vonage asks whether the agent is being rung (agent_dispatch).
+    assert checkpoint == {
+        "action": "notify",
+        "payload": {"checkpoint": "agent"},
+        "eventUrl": [f"https://whisper.example.com/event?call={call.pk}&checkpoint=agent"],
+    }
     assert conversation == {
         "action": "conversation",
         "name": call.conference_name,
@@ -139,7 +148,7 @@ def test_campaigns_own_greeting_and_hold_music_are_used(
     )
     TrackingNumberFactory(number=ANSWER["to"], campaign=campaign)
 
-    greeting, conversation = client.get("/answer_inbound", ANSWER).json()
+    greeting, _, conversation = client.get("/answer_inbound", ANSWER).json()
 
     assert greeting["text"] == "Thanks for calling about the sale."
     assert conversation["musicOnHoldUrl"] == ["https://example.com/a.mp3"]
@@ -157,7 +166,7 @@ def test_every_call_gets_its_own_conversation(
     first = client.get("/answer_inbound", {**ANSWER, "uuid": "caller-1"}).json()
     second = client.get("/answer_inbound", {**ANSWER, "uuid": "caller-2"}).json()
 
-    assert first[1]["name"] != second[1]["name"]
+    assert first[-1]["name"] != second[-1]["name"]
 
 
 def test_retried_answer_webhook_places_one_agent_call(
@@ -214,20 +223,70 @@ def test_agent_call_that_cannot_be_placed_connects_the_caller_to_the_campaign_de
     response = client.get("/answer_inbound", ANSWER)
 
     assert response.status_code == 200
-    greeting, connect = response.json()
+    greeting, checkpoint, _hold = response.json()
     assert greeting["action"] == "talk"
+    assert checkpoint["action"] == "notify"
+    call = Call.objects.get()
+    assert call.state == CallState.DIRECT
+    assert call.agent_call_error == "Vonage did not create the call within 3 s."
+    assert not call.legs.filter(role=LegRole.AGENT).exists()
+
+    # After the greeting Vonage posts the notify; our answer replaces the hold.
+    answer = client.post(_local(checkpoint["eventUrl"][0]), checkpoint["payload"], content_type="application/json")
+    assert answer.status_code == 200
+    talk, connect = answer.json()
+    assert talk["action"] == "talk"
     assert connect == {
         "action": "connect",
         "endpoint": [{"type": "phone", "number": "447700900555"}],
         "from": "447700900001",
         "eventUrl": ["https://whisper.example.com/event"],
     }
+    # A retried answer webhook replays the first answer; it does not try the agent call again.
+    assert client.get("/answer_inbound", ANSWER).json() == response.json()
+    # A redelivered notify is answered the same, and stored once.
+    again = client.post(_local(checkpoint["eventUrl"][0]), checkpoint["payload"], content_type="application/json")
+    assert again.json() == answer.json()
+    assert CallEvent.objects.filter(call=call, kind="notify").count() == 1
+
+
+def test_checkpoint_lets_the_caller_wait_when_the_agent_is_rung(
+    client: Client, summer_number: TrackingNumber, agent_calls: list[dict[str, Any]]
+) -> None:
+    checkpoint = client.get("/answer_inbound", ANSWER).json()[1]
+
+    answer = client.post(_local(checkpoint["eventUrl"][0]), checkpoint["payload"], content_type="application/json")
+
+    assert answer.status_code == 204
+    assert answer.content == b""
+    assert len(agent_calls) == 1
+
+
+def test_checkpoint_connects_the_caller_when_no_agent_call_was_ever_placed(
+    client: Client, summer_number: TrackingNumber, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process that answered died before ringing the agent: once the deadline has
+    passed the checkpoint gives up on it and connects the caller directly."""
+    monkeypatch.setattr(agent_dispatch, "ring_first_agent_soon", lambda call_id: None)
+    settings.AGENT_CALL_DEADLINE_SECONDS = 0
+    checkpoint = client.get("/answer_inbound", ANSWER).json()[1]
+    Call.objects.update(started_at=timezone.now() - timedelta(seconds=2))
+
+    answer = client.post(_local(checkpoint["eventUrl"][0]), checkpoint["payload"], content_type="application/json")
+
+    assert answer.json()[-1]["endpoint"] == [{"type": "phone", "number": "447700900999"}]
     call = Call.objects.get()
     assert call.state == CallState.DIRECT
-    assert call.agent_call_error == "Vonage did not create the call within 3 s."
-    assert not call.legs.filter(role=LegRole.AGENT).exists()
-    # A retry replays the direct connect; it does not try the agent call again.
-    assert client.get("/answer_inbound", ANSWER).json() == response.json()
+    assert "not placed in time" in call.agent_call_error
+    # The agent call cannot be claimed any more.
+    assert agent_dispatch.ring_first_agent(call.pk) is None
+
+
+def test_checkpoint_needs_the_call(client: Client, db: None) -> None:
+    response = client.post("/event?checkpoint=agent", {"checkpoint": "agent"}, content_type="application/json")
+
+    assert response.status_code == 400
+    assert "call" in response.json()
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
@@ -281,7 +340,7 @@ def test_unknown_number_waits_for_the_call_centre_and_is_whispered_digit_by_digi
 
     ncco = client.get("/answer_inbound", {**ANSWER, "to": "447700900042"}).json()
 
-    assert ncco[1]["action"] == "conversation"
+    assert ncco[-1]["action"] == "conversation"
     assert agent_calls[0]["to"] == OTHER_CENTRE
     call = Call.objects.get()
     assert call.number_status == NumberStatus.UNKNOWN
@@ -838,12 +897,32 @@ def test_fallback_survives_an_unexpected_error(
 def test_answer_inbound_query_count(
     client: Client,
     summer_number: TrackingNumber,
-    agent_calls: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
     django_assert_num_queries: Any,
 ) -> None:
+    """The answer itself; the agent call is placed after it (the next test)."""
+    dispatched: list[int] = []
+    monkeypatch.setattr(agent_dispatch, "ring_first_agent_soon", dispatched.append)
     # Includes one indexed look-back: is this the caller's first call to the campaign?
-    with django_assert_num_queries(16):
+    with django_assert_num_queries(10):
         client.get("/answer_inbound", ANSWER)
+    assert dispatched == [Call.objects.get().pk]
+
+
+def test_first_agent_call_query_count(
+    client: Client,
+    summer_number: TrackingNumber,
+    agent_calls: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+    django_assert_num_queries: Any,
+) -> None:
+    monkeypatch.setattr(agent_dispatch, "ring_first_agent_soon", lambda call_id: None)
+    client.get("/answer_inbound", ANSWER)
+    call = Call.objects.get()
+
+    with django_assert_num_queries(12):
+        agent_dispatch.ring_first_agent(call.pk)
+    assert len(agent_calls) == 1
 
 
 def test_retried_answer_inbound_query_count(client: Client, answered: Call, django_assert_num_queries: Any) -> None:
@@ -873,3 +952,9 @@ def test_duplicate_event_query_count(client: Client, answered: Call, django_asse
 def test_unmatched_event_query_count(client: Client, db: None, django_assert_num_queries: Any) -> None:
     with django_assert_num_queries(5):
         post_json(client, "/event", event("record"))
+
+
+def _local(url: str) -> str:
+    """A URL we gave Vonage, as the test client requests it."""
+    parts = urlsplit(url)
+    return f"{parts.path}?{parts.query}" if parts.query else parts.path

@@ -694,7 +694,7 @@ def _answered_call(client: Client, name: str) -> tuple[str, Call]:
         },
     )
     assert inbound.status_code == 200
-    assert [action["action"] for action in inbound.json()] == ["talk", "conversation"]
+    assert [action["action"] for action in inbound.json()] == ["talk", "notify", "conversation"]
     call = Call.objects.get(legs__uuid=caller_uuid)
     agent = call.legs.get(role=LegRole.AGENT)
 

@@ -57,9 +57,15 @@ def test_a_call_from_dial_to_hang_up(
     assert claims["application_id"] == APPLICATION_ID
     assert {"iat", "exp", "jti"} <= claims.keys()
 
-    # The caller waits in a conversation that does not start until the agent enters.
+    # The caller waits in a conversation that does not start until the agent enters,
+    # after a checkpoint that could connect them directly had the agent call failed.
     assert caller_ncco == [
         {"action": "talk", "text": "Please wait while we connect you.", "language": "en-GB", "style": 0},
+        {
+            "action": "notify",
+            "payload": {"checkpoint": "agent"},
+            "eventUrl": [f"{settings.PUBLIC_URL}/event?call={call.pk}&checkpoint=agent"],
+        },
         {
             "action": "conversation",
             "name": call.conference_name,

@@ -234,11 +234,13 @@ def check_api_down(result: Result, vonage: FakeVonageAPI, strategy: str) -> None
     assert agent.answered_at is not None
     assert call.talk_seconds == TALK_SECONDS
     if strategy == Strategy.CONFERENCE:
-        # The agent call could not be placed: the caller is connected straight through.
+        # The agent call could not be placed: the checkpoint after the greeting connects
+        # the caller straight through, with no REST request (the API is down).
         assert [(r.route, r.status) for r in vonage.requests] == [("create", 500)]
         assert "500" in call.agent_call_error
-        assert call.caller_ncco[-1]["action"] == "connect"
-        assert "onAnswer" not in call.caller_ncco[-1]["endpoint"][0]
+        assert [action["action"] for action in call.caller_ncco] == ["talk", "notify", "conversation"]
+        assert result.heard_by("caller")[:2] == [DEFAULT_GREETING, "Connecting you now."]
+        assert "hold music" not in result.heard_by("caller")
         assert call.whisper_text == ""
         assert result.heard_by("agent") == []
     else:
