@@ -36,6 +36,9 @@ Decisions:
   conversation. A caller whose fallback transfer failed earlier (every destination
   tried, ``fallback_at`` empty) is moved again, and a hunt that stalled (the current
   agent gave up but no next step ran, e.g. the process died in between) advances.
+- **Agent never rung**: an attempt claimed (``Call.agent_requested_at``) longer ago than
+  the agent-call deadline plus ``AGENT_CALL_GRACE_SECONDS`` with no agent leg: the
+  process placing the call died. The attempt is claimed again and its agent rung.
 
 Concurrency: webhooks and other runs may act on the same call at any moment. Event
 application locks the call's row; ``call_flow`` claims each step with compare-and-set
@@ -55,6 +58,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -69,6 +73,9 @@ logger = logging.getLogger(__name__)
 
 # Calls loaded per query: a run holds only their ids, and this many calls' rows, at a time.
 BATCH_SIZE = 20
+# Beyond the agent-call deadline, how long an attempt may go without an agent leg before
+# reconcile rings the agent again (the process that claimed it is presumed dead).
+AGENT_CALL_GRACE_SECONDS = 10
 # pg_try_advisory_lock key for a whole run: any constant that no other code uses
 # (the first eight bytes of sha256("callwhisper.reconcile_calls"), as a signed bigint).
 ADVISORY_LOCK_KEY = 0x7C26_5C76_2243_F78D
@@ -105,6 +112,7 @@ class ReconcileReport:
     hung_up: int = 0
     moved_to_fallback: int = 0
     advanced: int = 0
+    rung: int = 0  # agents rung again: the process that claimed the attempt never placed it
     errors: int = 0
     skipped: str = ""  # why nothing was done, when it was not
     dry_run: bool = False
@@ -128,7 +136,8 @@ class ReconcileReport:
             f"{self.fixed} {would}fixed, {self.ended} {would}marked ended, {self.hung_up} {would}hung up; "
             f"{self.moved_to_fallback} caller{'s' * (self.moved_to_fallback != 1)} {would}moved to the fallback, "
             f"{self.advanced} hunt{'s' * (self.advanced != 1)} {would}advanced; "
-            f"{self.errors} error{'s' * (self.errors != 1)}."
+            + (f"{self.rung} agent call{'s' * (self.rung != 1)} {would}placed again; " if self.rung else "")
+            + f"{self.errors} error{'s' * (self.errors != 1)}."
         )
 
 
@@ -372,6 +381,31 @@ def _hunt_stalled(call: Call) -> bool:
     return bool(current) and all(call_flow.agent_leg_gives_up(call, leg) for leg in current)
 
 
+def _agent_never_rung(call: Call, now: datetime) -> bool:
+    """The current attempt's agent call was claimed (or due) long enough ago to have
+    been placed, yet no agent leg exists for it: the process placing it died."""
+    if call.attempt >= len(call_flow.destinations_for(call)):
+        return False
+    since = call.agent_requested_at or call.started_at
+    if since > now - timedelta(seconds=settings.AGENT_CALL_DEADLINE_SECONDS + AGENT_CALL_GRACE_SECONDS):
+        return False
+    legs = call.legs.filter(role=LegRole.AGENT)
+    return not any(leg.attempt in (call.attempt, None) for leg in legs)
+
+
+def _ring_again(call: Call, *, now: datetime, dry_run: bool) -> str:
+    logger.warning("reconcile.ring call=%s attempt=%s: no agent leg since %s", call.pk, call.attempt, call.agent_requested_at)
+    if dry_run:
+        return "rung"
+    claimed = Call.objects.filter(
+        pk=call.pk, attempt=call.attempt, state=CallState.WAITING, agent_requested_at=call.agent_requested_at
+    ).update(agent_requested_at=now)
+    if not claimed:
+        return ""
+    call_flow.agent_ring(call=Call.objects.with_related().get(pk=call.pk), attempt=call.attempt)
+    return "rung"
+
+
 def wait_enforce(call: Call, *, now: datetime, report: ReconcileReport, dry_run: bool = False) -> str:
     """Move a caller nobody is coming for: to the fallback after the longest wait or a
     failed transfer, or on to the next destination when the hunt stalled. Returns what
@@ -395,6 +429,8 @@ def wait_enforce(call: Call, *, now: datetime, report: ReconcileReport, dry_run:
         return _to_fallback(call, reason=reason, dry_run=dry_run)
     if _hunt_over(call):
         return _to_fallback(call, reason="retrying the fallback transfer", dry_run=dry_run)
+    if _agent_never_rung(call, now):
+        return _ring_again(call, now=now, dry_run=dry_run)
     if _hunt_stalled(call):
         logger.info("reconcile.advance call=%s attempt=%s: the agent gave up, no next step ran", call.pk, call.attempt)
         if dry_run:
@@ -499,6 +535,8 @@ def _waits_enforce(*, now: datetime, report: ReconcileReport, dry_run: bool) -> 
                 report.moved_to_fallback += 1
             elif done == "advanced":
                 report.advanced += 1
+            elif done == "rung":
+                report.rung += 1
             elif done == "failed":
                 report.errors += 1
 

@@ -12,6 +12,7 @@ from io import StringIO
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
@@ -482,6 +483,41 @@ def test_an_agent_call_that_failed_before_create_call_answered_moves_the_hunt_on
     assert CallLeg.objects.get(uuid="agent-1").status == LegStatus.FAILED
     call.refresh_from_db()
     assert (call.attempt, call.state) == (2, CallState.WAITING)
+
+
+def test_an_attempt_claimed_by_a_process_that_died_is_rung_again(campaign: Campaign, vonage: VonageStub) -> None:
+    """The process that claimed the first agent call died before placing it (killed
+    mid-request): no agent leg, a stale claim. Reconcile claims it again and rings."""
+    call, caller, agent = waiting_call(campaign)
+    agent.delete()
+    vonage.record(caller, "answered")  # Vonage: the caller is still on the line
+    stale = NOW - timedelta(seconds=settings.AGENT_CALL_DEADLINE_SECONDS + reconcile.AGENT_CALL_GRACE_SECONDS + 1)
+    Call.objects.filter(pk=call.pk).update(agent_requested_at=stale)
+
+    report = run()
+
+    assert report.rung == 1
+    assert "1 agent call placed again" in report.summary()
+    assert [placed["to"] for placed in vonage.placed] == ["447700900999"]
+    (leg,) = CallLeg.objects.filter(call=call, role=LegRole.AGENT)
+    assert (leg.uuid, leg.attempt) == ("agent-1", 0)
+    call.refresh_from_db()
+    assert call.agent_requested_at == NOW
+    # The next run finds the agent leg: nothing is placed twice.
+    assert run().rung == 0
+    assert len(vonage.placed) == 1
+
+
+def test_an_attempt_claimed_recently_is_left_to_the_process_placing_it(campaign: Campaign, vonage: VonageStub) -> None:
+    call, caller, agent = waiting_call(campaign)
+    agent.delete()
+    vonage.record(caller, "answered")
+    Call.objects.filter(pk=call.pk).update(agent_requested_at=NOW - timedelta(seconds=2))
+
+    report = run()
+
+    assert report.rung == 0
+    assert vonage.placed == []
 
 
 # --- the longest wait, and callers nobody is coming for --------------------------------------------------
