@@ -394,7 +394,9 @@ def _agent_never_rung(call: Call, now: datetime) -> bool:
 
 
 def _ring_again(call: Call, *, now: datetime, dry_run: bool) -> str:
-    logger.warning("reconcile.ring call=%s attempt=%s: no agent leg since %s", call.pk, call.attempt, call.agent_requested_at)
+    logger.warning(
+        "reconcile.ring call=%s attempt=%s: no agent leg since %s", call.pk, call.attempt, call.agent_requested_at
+    )
     if dry_run:
         return "rung"
     claimed = Call.objects.filter(
