@@ -7,10 +7,12 @@ share.
   calling process's own Django settings (the test settings, in the suite) play no part;
 - a PKCS#8 application key written to a file (:func:`key_file_write`);
 - the TLS fake of Vonage's REST API, indexing the agent calls it creates by our call id
-  (:class:`IndexedFakeVonageAPI`);
-- gunicorn started as in production, not behind anything (:func:`gunicorn_start`), its
-  CPU time and peak memory read from ``/proc`` (:func:`cpu_ms`, :func:`peak_rss_kb`);
-- one complete call, webhook by webhook, as Vonage delivers them (:func:`call_drive`).
+  and timing its connection threads' CPU (:class:`IndexedFakeVonageAPI`);
+- gunicorn started as in production, not behind anything (:func:`gunicorn_start`; serve
+  :data:`INSTRUMENTED_APP` to have each response report its database work), its CPU time
+  and peak memory read from ``/proc`` (:func:`cpu_ms`, :func:`peak_rss_kb`);
+- one complete call, webhook by webhook, as Vonage delivers them (:func:`call_drive`),
+  with each request's latency and, from an instrumented server, its :class:`ServerReport`.
 
 Only 127.0.0.1 is used.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import queue
 import random
 import signal
 import socket
@@ -44,6 +47,12 @@ APPLICATION_ID = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"
 CAMPAIGN_NUMBER = "447700900001"  # the summer offer's first number (demo_campaigns.json)
 CALL_CENTER_NUMBER = "447700900999"
 WEBHOOKS = ("answer_inbound", "answer_outbound", "event")
+# benchmarks/instrumented_wsgi.py: the app with its database work counted per request.
+INSTRUMENTED_APP = "benchmarks.instrumented_wsgi"
+QUERIES_HEADER = "X-Benchmark-Queries"
+HEALTH_CHECKS_HEADER = "X-Benchmark-Health-Checks"
+TRANSACTIONS_HEADER = "X-Benchmark-Transactions"
+APP_MS_HEADER = "X-Benchmark-App-Ms"
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------
@@ -53,7 +62,7 @@ def database_url(name: str) -> str:
     return f"postgres://postgres@127.0.0.1:5432/{name}"
 
 
-def postgres_reachable(timeout: float = 2.0) -> str:
+def postgres_reachable(timeout: int = 2) -> str:
     """An empty string when PostgreSQL at 127.0.0.1:5432 answers, else why not."""
     try:
         import psycopg
@@ -134,6 +143,39 @@ def _fake_class() -> type:
             super().__init__(**kwargs)
             self._by_call: dict[int, list[Any]] = {}
             self._index = threading.Condition()
+            self._cpu_seconds = 0.0  # connection threads that ended
+            self._cpu_threads: set[int] = set()  # native ids of those running
+            self._cpu_lock = threading.Lock()
+
+        def start(self) -> Any:
+            """Start, timing the CPU of each connection's thread (TLS, parsing, JWT, JSON)."""
+            super().start()
+            server = self._server
+            assert server is not None
+            serve = server.process_request_thread
+
+            def timed(request: Any, client_address: Any) -> None:
+                thread = threading.get_native_id()
+                with self._cpu_lock:
+                    self._cpu_threads.add(thread)
+                try:
+                    serve(request, client_address)
+                finally:
+                    spent = time.thread_time()
+                    with self._cpu_lock:
+                        self._cpu_threads.discard(thread)
+                        self._cpu_seconds += spent
+
+            setattr(server, "process_request_thread", timed)  # noqa: B010 - looked up per connection
+            return self
+
+        @property
+        def cpu_seconds(self) -> float:
+            """CPU time of the fake's connection threads so far, ended and running (kept-alive
+            connections hold theirs), in this process."""
+            with self._cpu_lock:
+                ended, running = self._cpu_seconds, list(self._cpu_threads)
+            return ended + sum(thread_cpu_ms(thread) for thread in running) / 1000
 
         def _route_create(self, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
             status, payload = super()._route_create(path, query, body)
@@ -323,6 +365,15 @@ def cpu_ms(pids: list[int]) -> dict[int, float]:
     return result
 
 
+def thread_cpu_ms(thread: int) -> float:
+    """utime + stime of thread ``thread`` (a native id) of this process, in ms; 0 when gone."""
+    try:
+        fields = Path(f"/proc/self/task/{thread}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) * 1000 / _TICKS
+
+
 def peak_rss_kb(pid: int) -> int:
     """VmHWM of ``pid``, in kB (0 when gone)."""
     try:
@@ -360,6 +411,11 @@ class Webhooks:
 
     def request(self, port: int, method: str, path: str, payload: Any = None) -> tuple[int, Any, float]:
         """(status, parsed JSON or None, seconds). Raises on a transport error."""
+        response = self.exchange(port, method, path, payload)
+        return response.status, response.body, response.seconds
+
+    def exchange(self, port: int, method: str, path: str, payload: Any = None) -> Answer:
+        """The answer, with the instrumented server's database counts. Raises on a transport error."""
         connections = self._local.__dict__.setdefault("connections", {})
         body = None if payload is None else json.dumps(payload).encode()
         headers = {"Content-Type": "application/json"} if body is not None else {}
@@ -393,25 +449,75 @@ class Webhooks:
                 parsed = json.loads(data) if data else None
             except ValueError:
                 parsed = None
-            return response.status, parsed, elapsed
+            return Answer(response.status, parsed, elapsed, _server_report(response))
         raise AssertionError("unreachable")
 
 
-class CallIds:
-    """Our call id for a caller leg's uuid, read from the database (one query a call)."""
+@dataclass(frozen=True)
+class ServerReport:
+    """What ``benchmarks/instrumented_wsgi.py`` reports of one request: its database work, its own time."""
 
-    def __init__(self, url: str) -> None:
+    statements: int
+    health_checks: int
+    transactions: int
+    app_seconds: float  # from the WSGI entry to the response's start, in the server
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: Any  # parsed JSON, or None
+    seconds: float
+    server: ServerReport | None  # None: the server is not instrumented
+
+
+def _server_report(response: http.client.HTTPResponse) -> ServerReport | None:
+    statements = response.getheader(QUERIES_HEADER)
+    if statements is None:
+        return None
+    return ServerReport(
+        statements=int(statements),
+        health_checks=int(response.getheader(HEALTH_CHECKS_HEADER) or 0),
+        transactions=int(response.getheader(TRANSACTIONS_HEADER) or 0),
+        app_seconds=float(response.getheader(APP_MS_HEADER) or "nan") / 1000,
+    )
+
+
+class CallIds:
+    """Our call id for a caller leg's uuid, read from the database (one query a call).
+
+    The calls in flight share at most ``connections`` connections: one per driver thread
+    would take PostgreSQL's ``max_connections`` (100) from the servers under test."""
+
+    def __init__(self, url: str, connections: int = 4) -> None:
         self.url = url.replace("postgres://", "postgresql://", 1)
-        self._local = threading.local()
+        self._idle: queue.LifoQueue[Any] = queue.LifoQueue()
+        self._slots = threading.BoundedSemaphore(connections)
 
     def for_caller(self, uuid: str) -> int | None:
         import psycopg
 
-        connection = getattr(self._local, "connection", None)
-        if connection is None or connection.closed:
-            connection = self._local.connection = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
-        row = connection.execute("SELECT call_id FROM calls_callleg WHERE uuid = %s", (uuid,)).fetchone()
+        with self._slots:
+            try:
+                connection = self._idle.get_nowait()
+            except queue.Empty:
+                connection = None
+            if connection is None or connection.closed:
+                connection = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
+            try:
+                row = connection.execute("SELECT call_id FROM calls_callleg WHERE uuid = %s", (uuid,)).fetchone()
+            except Exception:
+                connection.close()
+                raise
+            self._idle.put(connection)
         return int(row[0]) if row else None
+
+    def close(self) -> None:
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                return
 
 
 # --- one complete call -------------------------------------------------------------------------
@@ -428,6 +534,8 @@ class CallResult:
     agent_uuid: str = ""
     # (webhook, seconds) for every request answered, whatever its status
     latencies: list[tuple[str, float]] = field(default_factory=list)
+    # (webhook, counts) for every request an instrumented server answered
+    server: list[tuple[str, ServerReport]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     # (leg uuid, status) delivered at least once, and how many deliveries in all
     delivered: set[tuple[str, str]] = field(default_factory=set)
@@ -492,15 +600,17 @@ def call_drive(
         port = ports[turn[0] % len(ports)]
         turn[0] += 1
         try:
-            status, body, elapsed = webhooks.request(port, method, path, payload)
+            answer = webhooks.exchange(port, method, path, payload)
         except Exception as exc:  # counted, reported
             result.errors.append(f"{webhook}: {type(exc).__name__}: {exc}")
             return None
-        result.latencies.append((webhook, elapsed))
-        if not 200 <= status < 300:
-            result.errors.append(f"{webhook}: HTTP {status}")
+        result.latencies.append((webhook, answer.seconds))
+        if answer.server is not None:
+            result.server.append((webhook, answer.server))
+        if not 200 <= answer.status < 300:
+            result.errors.append(f"{webhook}: HTTP {answer.status}")
             return None
-        return body
+        return answer.body
 
     def event(payload: dict[str, Any]) -> None:
         result.delivered.add((payload["uuid"], payload["status"]))
@@ -610,12 +720,12 @@ def verdict(url: str, *, fake: Any, results: list[CallResult]) -> Verdict:
     import psycopg
 
     with psycopg.connect(url.replace("postgres://", "postgresql://", 1), connect_timeout=5) as connection:
-        calls = connection.execute("SELECT count(*) FROM calls_call").fetchone()[0]
+        calls = _count_rows(connection, "calls_call")
         wrong = connection.execute(
             "SELECT id, outcome, state FROM calls_call WHERE NOT (outcome = 'answered' AND state = 'ended') ORDER BY id"
         ).fetchall()
-        legs = connection.execute("SELECT count(*) FROM calls_callleg").fetchone()[0]
-        events = connection.execute("SELECT count(*) FROM calls_callevent").fetchone()[0]
+        legs = _count_rows(connection, "calls_callleg")
+        events = _count_rows(connection, "calls_callevent")
     return Verdict(
         calls=calls,
         answered_and_ended=calls - len(wrong),
@@ -626,6 +736,11 @@ def verdict(url: str, *, fake: Any, results: list[CallResult]) -> Verdict:
         agent_calls_created=len(fake.created_calls()),
         create_requests=len(fake.create_requests()),
     )
+
+
+def _count_rows(connection: Any, table: str) -> int:
+    row = connection.execute(f"SELECT count(*) FROM {table}").fetchone()  # noqa: S608 - our own table names
+    return int(row[0]) if row else 0
 
 
 def percentile(values: list[float], share: float) -> float:
