@@ -157,16 +157,17 @@ def direct_ncco(call: Call) -> nccos.Ncco:
 
 def _notify_store(call_id: int, call: Call | None, payload: dict[str, object]) -> None:
     """Kept like every other event (once: a redelivery is answered but not stored)."""
-    CallEvent.objects.bulk_create(
-        [
-            CallEvent(
-                dedupe_key=f"notify:{call_id}:{CHECKPOINT}",
-                call=call,
-                leg_uuid=str(payload.get("uuid") or "")[:64],
-                conversation_uuid=str(payload.get("conversation_uuid") or "")[:64],
-                kind="notify",
-                payload=payload,
-            )
-        ],
-        ignore_conflicts=True,
-    )
+    with transaction.atomic():
+        CallEvent.objects.bulk_create(
+            [
+                CallEvent(
+                    dedupe_key=f"notify:{call_id}:{CHECKPOINT}",
+                    call=call,
+                    leg_uuid=str(payload.get("uuid") or "")[:64],
+                    conversation_uuid=str(payload.get("conversation_uuid") or "")[:64],
+                    kind="notify",
+                    payload=payload,
+                )
+            ],
+            ignore_conflicts=True,
+        )

@@ -15,9 +15,10 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from campaigns.models import Strategy
 
@@ -65,24 +66,28 @@ def _event_apply(*, payload: dict[str, Any], call_id: int | None, attempt: int |
     leg_uuid = str(payload.get("uuid") or payload.get("call_uuid") or "")[:64]
     status = str(payload.get("status") or "")[:32]
     with transaction.atomic():
-        leg = _leg_for_event(payload, leg_uuid, kind, call_id=call_id, attempt=attempt)
-        owner = leg.call_id if leg else call_id
-        call = Call.objects.select_for_update(of=("self",)).filter(pk=owner).first() if owner else None
+        call, legs = _call_and_legs_locked(leg_uuid, call_id=call_id)
+        leg = next((each for each in legs if each.uuid == leg_uuid), None) if leg_uuid else None
+        if leg is None and leg_uuid and kind in ("status", "detection"):
+            leg = _leg_adopt(payload, leg_uuid, call_id=call_id, attempt=attempt)
+            if leg is not None:
+                call, legs = _call_and_legs_locked(leg_uuid, call_id=leg.call_id)
+                leg = next(each for each in legs if each.pk == leg.pk)
         call_context_set(call.pk if call else None)
-        try:
-            with transaction.atomic():
-                CallEvent.objects.create(
-                    dedupe_key=dedupe_key(payload, kind=kind, leg_uuid=leg_uuid, status=status),
-                    call=call,
-                    leg=leg,
-                    leg_uuid=leg_uuid,
-                    conversation_uuid=str(payload.get("conversation_uuid") or "")[:64],
-                    kind=kind,
-                    status=status,
-                    occurred_at=StatusEvent.from_payload(payload).timestamp,
-                    payload=payload,
-                )
-        except IntegrityError:
+        stored = _event_insert(
+            CallEvent(
+                dedupe_key=dedupe_key(payload, kind=kind, leg_uuid=leg_uuid, status=status),
+                call=call,
+                leg=leg,
+                leg_uuid=leg_uuid,
+                conversation_uuid=str(payload.get("conversation_uuid") or "")[:64],
+                kind=kind,
+                status=status,
+                occurred_at=StatusEvent.from_payload(payload).timestamp,
+                payload=payload,
+            )
+        )
+        if not stored:
             logger.info(
                 "event.duplicate call=%s uuid=%s kind=%s status=%s", call.pk if call else None, leg_uuid, kind, status
             )
@@ -105,18 +110,16 @@ def _event_apply(*, payload: dict[str, Any], call_id: int | None, attempt: int |
         elif kind == "status" and status not in KNOWN_STATUSES:
             logger.warning("event.unknown_status call=%s uuid=%s status=%s", call.pk, leg_uuid, status)
         elif kind in ("status", "detection") and leg is not None:
-            _status_apply(call, leg, payload, receipt, attempt)
+            _status_apply(call, legs, leg, payload, receipt, attempt)
         logger.info("event.stored call=%s uuid=%s kind=%s status=%s", call.pk, leg_uuid, kind, status)
     return receipt
 
 
 def _status_apply(
-    call: Call, leg: CallLeg, payload: dict[str, Any], receipt: EventReceipt, attempt: int | None
+    call: Call, legs: list[CallLeg], leg: CallLeg, payload: dict[str, Any], receipt: EventReceipt, attempt: int | None
 ) -> None:
-    # Read after the call row is locked: every writer of a leg holds that lock, so
-    # these are current and nobody else changes them meanwhile.
-    legs = list(call.legs.all())
-    leg = next(each for each in legs if each.pk == leg.pk)
+    # ``legs`` were read after the call row was locked: every writer of a leg holds that
+    # lock, so they are current and nobody else changes them meanwhile.
     gave_up_before = call_flow.agent_leg_gives_up(call, leg)
     caller_ended_before = leg.role == LegRole.CALLER and is_terminal(leg.status)
     changed = apply_status(leg, StatusEvent.from_payload(payload))
@@ -205,17 +208,46 @@ def dedupe_key(payload: dict[str, Any], *, kind: str, leg_uuid: str, status: str
     return f"{kind}:{hashlib.sha256(body.encode()).hexdigest()}"
 
 
-def _leg_for_event(
-    payload: dict[str, Any], leg_uuid: str, kind: str, *, call_id: int | None, attempt: int | None
-) -> CallLeg | None:
-    if not leg_uuid:
-        return None
-    leg = CallLeg.objects.filter(uuid=leg_uuid).first()
-    if leg is not None or kind not in ("status", "detection"):
-        return leg
-    # A leg we did not create: the connect strategy's agent leg (our eventUrl names the
-    # call and attempt), or the ``connect`` to the call centre when no whisper was
-    # possible (it shares the caller's conversation). Attach it as an agent leg.
+def _call_and_legs_locked(leg_uuid: str, *, call_id: int | None) -> tuple[Call | None, list[CallLeg]]:
+    """The call the event is about, its row locked, and its legs read under the lock:
+    the call that owns leg ``leg_uuid``, else the call our own query string names."""
+    locked = Call.objects.select_for_update(of=("self",)).order_by()
+    call = locked.filter(legs__uuid=leg_uuid).first() if leg_uuid else None
+    if call is None and call_id is not None:
+        call = locked.filter(pk=call_id).first()
+    return call, (list(call.legs.all()) if call is not None else [])
+
+
+def _event_insert(event: CallEvent) -> bool:
+    """Store ``event`` unless its dedupe key is taken (a redelivery): one
+    ``INSERT … ON CONFLICT DO NOTHING``, on PostgreSQL and SQLite alike. True if stored."""
+    fields = [f for f in CallEvent._meta.concrete_fields if not f.primary_key]
+    params = [f.get_db_prep_save(f.pre_save(event, add=True), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(_event_insert_sql(connection.vendor), params)
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    event.pk = row[0]
+    return True
+
+
+@cache
+def _event_insert_sql(vendor: str) -> str:
+    fields = [f for f in CallEvent._meta.concrete_fields if not f.primary_key]
+    quote = connection.ops.quote_name
+    # Identifiers from the model, quoted; every value is a parameter.
+    return (
+        f"INSERT INTO {quote(CallEvent._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
+        f"VALUES ({', '.join(['%s'] * len(fields))}) "
+        f"ON CONFLICT ({quote('dedupe_key')}) DO NOTHING RETURNING {quote('id')}"
+    )
+
+
+def _leg_adopt(payload: dict[str, Any], leg_uuid: str, *, call_id: int | None, attempt: int | None) -> CallLeg | None:
+    """A leg we did not create: the connect strategy's agent leg (our eventUrl names the
+    call and attempt), or the ``connect`` to the call centre when no whisper was
+    possible (it shares the caller's conversation). Attach it as an agent leg."""
     owner = call_id if call_id is not None and Call.objects.filter(pk=call_id).exists() else None
     conversation = str(payload.get("conversation_uuid") or "")
     if owner is None:

@@ -68,7 +68,7 @@ class EventSerializer(serializers.Serializer):
             raise serializers.ValidationError(
                 "An event must name its call: uuid, call_uuid, conversation_uuid or recording_uuid."
             )
-        if not _storable(self.initial_data):
+        if not storable(self.initial_data):
             # The whole event is kept (CallEvent.payload); PostgreSQL's jsonb refuses these.
             raise serializers.ValidationError(
                 "An event may not contain NUL characters, unpaired surrogates or numbers that are not finite."
@@ -76,7 +76,7 @@ class EventSerializer(serializers.Serializer):
         return attrs
 
 
-def _storable(value: Any, depth: int = 0) -> bool:
+def storable(value: Any, depth: int = 0) -> bool:
     """Whether ``value`` can be stored as JSON by every database we run on."""
     if depth > 100:
         return False
@@ -85,9 +85,9 @@ def _storable(value: Any, depth: int = 0) -> bool:
     if isinstance(value, float):
         return math.isfinite(value)
     if isinstance(value, dict):
-        return all(_storable(k, depth + 1) and _storable(v, depth + 1) for k, v in value.items())
+        return all(storable(k, depth + 1) and storable(v, depth + 1) for k, v in value.items())
     if isinstance(value, list | tuple):
-        return all(_storable(item, depth + 1) for item in value)
+        return all(storable(item, depth + 1) for item in value)
     return True
 
 

@@ -27,6 +27,7 @@ from .serializers import (
     EventContextSerializer,
     EventSerializer,
     FallbackSerializer,
+    storable,
 )
 from .webhook_auth import VonageSignatureAuthentication, WebhookJSONParser, webhook_body
 
@@ -268,6 +269,9 @@ class EventView(VonageWebhook):
         go on to the hold; an NCCO replaces it (agent_dispatch)."""
         if call_id is None:
             raise exceptions.ValidationError({"call": "The checkpoint needs the call's id."})
+        if not storable(data):
+            unstorable = "A checkpoint may not contain NUL characters, unpaired surrogates or non-finite numbers."
+            raise exceptions.ValidationError({"non_field_errors": [unstorable]})
         try:
             ncco = agent_dispatch.checkpoint_answer(call_id=call_id, payload=data)
         except Exception:

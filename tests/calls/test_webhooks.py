@@ -938,19 +938,19 @@ def test_answer_outbound_query_count(client: Client, answered: Call, django_asse
 def test_status_event_query_count(client: Client, answered: Call, django_assert_num_queries: Any) -> None:
     post_json(client, "/event", event("outbound_started"))
 
-    with django_assert_num_queries(9):
+    with django_assert_num_queries(6):
         post_json(client, "/event", event("outbound_ringing"))
 
 
 def test_duplicate_event_query_count(client: Client, answered: Call, django_assert_num_queries: Any) -> None:
     post_json(client, "/event", event("outbound_ringing"))
 
-    with django_assert_num_queries(8):
+    with django_assert_num_queries(5):
         post_json(client, "/event", event("outbound_ringing"))
 
 
 def test_unmatched_event_query_count(client: Client, db: None, django_assert_num_queries: Any) -> None:
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(3):
         post_json(client, "/event", event("record"))
 
 
