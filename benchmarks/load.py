@@ -46,7 +46,7 @@ PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 APPLICATION_ID = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"
 CAMPAIGN_NUMBER = "447700900001"  # the summer offer's first number (demo_campaigns.json)
 CALL_CENTER_NUMBER = "447700900999"
-WEBHOOKS = ("answer_inbound", "answer_outbound", "event")
+WEBHOOKS = ("answer_inbound", "checkpoint", "answer_outbound", "event")
 # benchmarks/instrumented_wsgi.py: the app with its database work counted per request.
 INSTRUMENTED_APP = "benchmarks.instrumented_wsgi"
 QUERIES_HEADER = "X-Benchmark-Queries"
@@ -629,6 +629,7 @@ def call_drive(
     if room is None:
         result.errors.append(f"answer_inbound: no conversation in the caller's NCCO: {caller_ncco}")
         return result
+    notify = next((a for a in caller_ncco if isinstance(a, dict) and a.get("action") == "notify"), None)
 
     t0 = datetime.now(UTC)
     first, second = ("started", "ringing") if rng.random() < 0.5 else ("ringing", "started")
@@ -647,6 +648,14 @@ def call_drive(
             return result
     agent_call = placed[0]
     result.agent_uuid = agent_call.uuid
+    if notify is not None:
+        # The greeting is over: Vonage posts the caller's checkpoint; 204 lets the caller
+        # go on to the hold (the agent is being rung), an NCCO would replace it.
+        checkpoint = urlsplit(notify["eventUrl"][0])
+        result.delivered.add((f"checkpoint of call {result.call_id}", "notify"))  # stored once, as events are
+        answer = send("checkpoint", "POST", f"{checkpoint.path}?{checkpoint.query}", notify.get("payload") or {})
+        if answer is not None:
+            result.errors.append(f"checkpoint: the caller was moved off the hold: {answer}")
     agent = {
         "from": CAMPAIGN_NUMBER,
         "to": CALL_CENTER_NUMBER,
