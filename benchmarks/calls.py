@@ -6,6 +6,8 @@ Usage (PostgreSQL on 127.0.0.1:5432, trust auth for ``postgres``):
     .venv/bin/python benchmarks/calls.py --rate 100 --duration 60 # the issue's target run
     .venv/bin/python benchmarks/calls.py --instances 2            # two servers, one database
     .venv/bin/python benchmarks/calls.py --find-max --duration 10 # the highest sustained rate
+    .venv/bin/python benchmarks/calls.py --instances 2 --rate 20 --talk-seconds 10
+                                        # two servers, ~200 calls in progress at once
 
 It drops and recreates the database ``callwhisper_loadbench``, migrates it, imports
 ``campaigns/demo_campaigns.json``, starts the TLS fake of Vonage's REST API in this
@@ -16,10 +18,14 @@ requests pay for imports and connections), then starts calls open-loop: arrivals
 Poisson process at ``--rate`` calls/s for ``--duration`` s, whatever the servers' speed,
 each call run in a thread pool (up to 10 s of arrivals in flight, so that a slow server
 does not hold arrivals back) with keep-alive connections per thread. A call is:
-GET /answer_inbound; the agent call the app placed at the fake (found by the ``?call=``
-of its answer_url); GET that answer_url; POST each leg's events (``started``/``ringing``
-swapped half the time, ``answered``, ``completed`` with times and price, ~5 % delivered
-twice) to /event. With several instances each call's requests alternate between them.
+GET /answer_inbound; the caller's first events; the agent call the app placed at the
+fake (found by the ``?call=`` of its answer_url); the caller's checkpoint after the
+greeting (POST /event?call=…&checkpoint=agent, expected 204); GET that answer_url; POST
+each leg's events (``started``/``ringing`` swapped half the time, ``answered``,
+``completed`` with times and price, ~5 % delivered twice) to /event, with
+``--talk-seconds`` of real time between the agent's answer and the hang-ups (0 by
+default) so that calls overlap. With several instances each call's requests alternate
+between them.
 
 The servers run ``benchmarks/instrumented_wsgi.py``, the app with its database work
 counted per request, unless ``--no-query-count`` (then ``whisper_project.wsgi``): the
@@ -127,6 +133,13 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument(
         "--no-query-count", action="store_true", help="serve whisper_project.wsgi, not benchmarks/instrumented_wsgi"
     )
+    parser.add_argument(
+        "--talk-seconds",
+        type=float,
+        default=0.0,
+        help="real seconds each call stays connected (between the agent's answered and completed events), "
+        "so that calls overlap: rate x talk is about the number of calls in progress at once",
+    )
     parser.add_argument("--find-max", action="store_true", help="step up the rate; report the highest sustained")
     parser.add_argument(
         "--steps",
@@ -149,6 +162,7 @@ class App:
     call_ids: load.CallIds
     servers: list[load.Server] = field(default_factory=list)
     query_dir: Path | None = None  # where instrumented workers write what they ran outside requests
+    talk_seconds: float = 0.0  # how long each call stays connected (--talk-seconds)
 
     @property
     def ports(self) -> list[int]:
@@ -165,7 +179,7 @@ def _app_running(args: argparse.Namespace, work: Path) -> Iterator[App]:
     url = load.database_create(args.database)
     key_path, public_key = load.key_file_write(work)
     fake = load.fake_start(public_key=public_key, latency_ms=args.latency_ms)
-    app = App(url=url, fake=fake, call_ids=load.CallIds(url))
+    app = App(url=url, fake=fake, call_ids=load.CallIds(url), talk_seconds=args.talk_seconds)
     if not args.no_query_count:
         app.query_dir = Path(tempfile.mkdtemp(prefix="queries-", dir=work))
     try:
@@ -206,6 +220,7 @@ def _app_drive(app: App) -> Drive:
             caller_number=f"4479460{n:05d}",
             rng=rng,
             first_port=n % len(ports),
+            talk_seconds=app.talk_seconds,
         )
 
     return drive
@@ -241,6 +256,8 @@ class Run:
         self.pool_size = 0
         self.late_starts = 0  # calls started more than LATE_SECONDS after their arrival time
         self.late_pool_full = 0  # ... of which found every driver thread busy at their arrival
+        self.peak_in_flight = 0  # the most calls in progress at once
+        self.talk_seconds = 0.0
         self.reconnects = 0
         self.unfinished = 0
 
@@ -290,9 +307,10 @@ def _run(args: argparse.Namespace, rate: float, servers: list[load.Server], driv
     """Warm up, then start calls open-loop (Poisson arrivals) at ``rate`` for ``args.duration`` s;
     wait for them; measure the servers' and this process's CPU over it."""
     run = Run(rate, args.duration)
+    run.talk_seconds = args.talk_seconds
     run.warmup = _warm_up(drive, args.warmup, args.seed, concurrency=2 * len(servers) * args.workers)
     # Threads are made as calls need them: enough for every call of 10 s of arrivals in flight.
-    run.pool_size = max(64, min(1000, int(rate * 10)))
+    run.pool_size = max(64, min(2000, int(rate * (10 + args.talk_seconds))))
     webhooks = load.Webhooks(timeout=10)
     cpu_before = load.cpu_ms([pid for server in servers for pid in server.pids])
     generator_before, fake_before = time.process_time(), fake.cpu_seconds if fake is not None else 0.0
@@ -335,10 +353,11 @@ def _open_loop(run: Run, seed: int, drive: Drive, webhooks: load.Webhooks) -> No
             with lock:
                 pool_full = in_flight[0] >= run.pool_size
                 in_flight[0] += 1
+                run.peak_in_flight = max(run.peak_in_flight, in_flight[0])
             futures.append(pool.submit(task, len(futures), due, pool_full))
             run.arrivals.append(due - started)
             due += rng.expovariate(run.rate)
-        done, not_done = wait(futures, timeout=DRAIN_SECONDS)
+        done, not_done = wait(futures, timeout=DRAIN_SECONDS + run.talk_seconds)
         for future in not_done:
             future.cancel()
         run.elapsed = time.perf_counter() - started
@@ -478,6 +497,7 @@ def _report_rates(args: argparse.Namespace, run: Run) -> None:
     print(
         f"late starts (>100 ms behind the arrival time): {run.late_starts} "
         f"({run.late_pool_full} with all {run.pool_size} driver threads busy); "
+        f"peak calls in progress at once: {run.peak_in_flight}; "
         f"keep-alive reconnects: {run.reconnects}"
     )
 

@@ -581,11 +581,13 @@ def call_drive(
     rng: random.Random,
     duplicate_share: float = 0.05,
     first_port: int = 0,
+    talk_seconds: float = 0.0,
 ) -> CallResult:
     """One complete call: the caller's answer webhook, the agent call the app placed at
     the fake, the agent's answer webhook, then every event of both legs (``started`` and
     ``ringing`` sometimes swapped, ``duplicate_share`` of them delivered twice). Each
-    request goes to the next of ``ports`` in turn, starting at ``ports[first_port]``."""
+    request goes to the next of ``ports`` in turn, starting at ``ports[first_port]``;
+    ``talk_seconds`` of real time pass between the agent's answer and the hang-ups."""
     caller = {
         "from": caller_number,
         "to": CAMPAIGN_NUMBER,
@@ -687,6 +689,8 @@ def call_drive(
 
     t2 = t1 + timedelta(seconds=6)
     event(_leg_event(agent, "answered", t2, start_time=None, rate=None, network=None))
+    if talk_seconds:
+        time.sleep(talk_seconds)  # the two talk: the call stays in progress, overlapping others
     t3 = t2 + timedelta(seconds=60)
     event(_completed(agent, t2, t3, price="0.02700000"))
     event(_completed(caller, t0, t3 + timedelta(seconds=1), price="0.00448500"))
