@@ -20,7 +20,7 @@ from calls.vonage_adapter import PlacedCall, VonageUnavailable
 from campaigns.models import Campaign, TrackingNumber
 from campaigns.whisper import speaking_seconds
 from tests.conftest import load_fixture, post_json
-from tests.factories import CampaignFactory, TrackingNumberFactory
+from tests.factories import CallFactory, CallLegFactory, CampaignFactory, TrackingNumberFactory
 
 ANSWER = load_fixture("vonage/answer_inbound.json")
 AGENT_ANSWER = load_fixture("vonage/answer_outbound.json")
@@ -85,7 +85,7 @@ def agent_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 def answered(client: Client, summer_number: TrackingNumber, agent_calls: list[dict[str, Any]]) -> Call:
     """A caller waiting on the summer number while the agent is rung."""
     assert client.get("/answer_inbound", ANSWER).status_code == 200
-    return Call.objects.get()
+    return Call.objects.get(legs__uuid=ANSWER["uuid"])
 
 
 def agent_answers(client: Client, call: Call, **params: Any) -> Any:
@@ -892,11 +892,36 @@ def test_fallback_survives_an_unexpected_error(
 
 
 # --- query counts --------------------------------------------------------------------------
+# Each webhook's count is pinned, and the same with an empty database as with other calls,
+# legs and events in it: no webhook's work grows with the tables.
+
+
+@pytest.fixture(params=[0, 60], ids=["empty tables", "60 other calls"])
+def history(request: pytest.FixtureRequest, summer_number: TrackingNumber) -> int:
+    """Other calls to the same campaign number, each with both legs and their events."""
+    for _ in range(request.param):
+        call = CallFactory.create(tracking_number=summer_number, caller_number=ANSWER["from"])
+        for role in (LegRole.CALLER, LegRole.AGENT):
+            leg = CallLegFactory.create(call=call, role=role, status=LegStatus.COMPLETED, attempt=0)
+            CallEvent.objects.bulk_create(
+                CallEvent(
+                    dedupe_key=f"status:{leg.uuid}:{status}",
+                    call=call,
+                    leg=leg,
+                    leg_uuid=leg.uuid,
+                    kind="status",
+                    status=status,
+                    payload={"uuid": leg.uuid, "status": status},
+                )
+                for status in ("started", "ringing", "answered", "completed")
+            )
+    return int(request.param)
 
 
 def test_answer_inbound_query_count(
     client: Client,
     summer_number: TrackingNumber,
+    history: int,
     monkeypatch: pytest.MonkeyPatch,
     django_assert_num_queries: Any,
 ) -> None:
@@ -906,52 +931,69 @@ def test_answer_inbound_query_count(
     # Includes one indexed look-back: is this the caller's first call to the campaign?
     with django_assert_num_queries(10):
         client.get("/answer_inbound", ANSWER)
-    assert dispatched == [Call.objects.get().pk]
+    assert dispatched == [Call.objects.get(legs__uuid=ANSWER["uuid"]).pk]
 
 
 def test_first_agent_call_query_count(
     client: Client,
     summer_number: TrackingNumber,
+    history: int,
     agent_calls: list[dict[str, Any]],
     monkeypatch: pytest.MonkeyPatch,
     django_assert_num_queries: Any,
 ) -> None:
     monkeypatch.setattr(agent_dispatch, "ring_first_agent_soon", lambda call_id: None)
     client.get("/answer_inbound", ANSWER)
-    call = Call.objects.get()
+    call = Call.objects.get(legs__uuid=ANSWER["uuid"])
 
     with django_assert_num_queries(12):
         agent_dispatch.ring_first_agent(call.pk)
     assert len(agent_calls) == 1
 
 
-def test_retried_answer_inbound_query_count(client: Client, answered: Call, django_assert_num_queries: Any) -> None:
+def test_retried_answer_inbound_query_count(
+    client: Client, history: int, answered: Call, django_assert_num_queries: Any
+) -> None:
     with django_assert_num_queries(1):
         client.get("/answer_inbound", ANSWER)
 
 
-def test_answer_outbound_query_count(client: Client, answered: Call, django_assert_num_queries: Any) -> None:
+def test_answer_outbound_query_count(
+    client: Client, history: int, answered: Call, django_assert_num_queries: Any
+) -> None:
     with django_assert_num_queries(6):
         agent_answers(client, answered)
 
 
-def test_status_event_query_count(client: Client, answered: Call, django_assert_num_queries: Any) -> None:
+def test_status_event_query_count(client: Client, history: int, answered: Call, django_assert_num_queries: Any) -> None:
     post_json(client, "/event", event("outbound_started"))
 
     with django_assert_num_queries(6):
         post_json(client, "/event", event("outbound_ringing"))
 
 
-def test_duplicate_event_query_count(client: Client, answered: Call, django_assert_num_queries: Any) -> None:
+def test_duplicate_event_query_count(
+    client: Client, history: int, answered: Call, django_assert_num_queries: Any
+) -> None:
     post_json(client, "/event", event("outbound_ringing"))
 
     with django_assert_num_queries(5):
         post_json(client, "/event", event("outbound_ringing"))
 
 
-def test_unmatched_event_query_count(client: Client, db: None, django_assert_num_queries: Any) -> None:
+def test_unmatched_event_query_count(client: Client, history: int, django_assert_num_queries: Any) -> None:
     with django_assert_num_queries(3):
         post_json(client, "/event", event("record"))
+
+
+def test_checkpoint_query_count(client: Client, history: int, answered: Call, django_assert_num_queries: Any) -> None:
+    checkpoint = answered.caller_ncco[1]
+
+    with django_assert_num_queries(6):
+        response = client.post(
+            _local(checkpoint["eventUrl"][0]), checkpoint["payload"], content_type="application/json"
+        )
+    assert response.status_code == 204
 
 
 def _local(url: str) -> str:
