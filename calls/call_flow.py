@@ -188,11 +188,11 @@ def agent_leg_record(*, call: Call, attempt: int, placed: vonage_adapter.PlacedC
         },
     )
     logger.info("flow.agent_rung call=%s attempt=%s agent_uuid=%s sent=%s", call.pk, attempt, placed.uuid, placed.sent)
-    _early_events_adopt(call_id=call.pk, leg=leg, attempt=attempt)
+    early_events_adopt(call_id=call.pk, leg=leg, attempt=attempt)
     return leg
 
 
-def _early_events_adopt(*, call_id: int, leg: CallLeg, attempt: int) -> None:
+def early_events_adopt(*, call_id: int, leg: CallLeg, attempt: int) -> None:
     """Vonage posts a new leg's first events (``failed`` for a number that cannot be
     rung) as soon as it creates the call, often before ``create_call`` answers us: they
     were stored unmatched. Apply them now, and move on if this agent already gave up.

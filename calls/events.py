@@ -56,9 +56,30 @@ def event_record(*, payload: dict[str, Any], call_id: int | None = None, attempt
     Vonage (the connect strategy's and the press-1 prompt's ``eventUrl``).
     """
     receipt = _event_apply(payload=payload, call_id=call_id, attempt=attempt)
+    if receipt.stored and receipt.call_id is None and receipt.kind in ("status", "detection"):
+        _adopt_if_recorded_meanwhile(str(payload.get("uuid") or payload.get("call_uuid") or "")[:64])
     for follow_up in receipt.follow_ups:
         follow_up()
     return receipt
+
+
+def _adopt_if_recorded_meanwhile(leg_uuid: str) -> None:
+    """An event stored without its leg looks for the leg again once committed.
+
+    A new agent leg's first event can reach us while another thread is recording the
+    leg: each looks for the other before the other has committed, and neither sees it.
+    Both write, commit, then look (the recorder adopts early events after committing
+    the leg), so whichever commits second finds the other's row.
+    """
+    leg = CallLeg.objects.filter(uuid=leg_uuid).first() if leg_uuid else None
+    if leg is None:
+        return  # the leg's recorder will adopt this event
+    logger.info("event.adopted_late call=%s uuid=%s", leg.call_id, leg_uuid)
+    if leg.role == LegRole.AGENT:
+        call_flow.early_events_adopt(call_id=leg.call_id, leg=leg, attempt=leg.attempt or 0)
+    else:
+        with transaction.atomic():
+            events_adopt(call_id=leg.call_id, leg_uuids=[leg_uuid])
 
 
 def _event_apply(*, payload: dict[str, Any], call_id: int | None, attempt: int | None) -> EventReceipt:
@@ -238,7 +259,7 @@ def _event_insert_sql(vendor: str) -> str:
     quote = connection.ops.quote_name
     # Identifiers from the model, quoted; every value is a parameter.
     return (
-        f"INSERT INTO {quote(CallEvent._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
+        f"INSERT INTO {quote(CallEvent._meta.db_table)} ({', '.join(quote(str(f.column)) for f in fields)}) "  # noqa: S608
         f"VALUES ({', '.join(['%s'] * len(fields))}) "
         f"ON CONFLICT ({quote('dedupe_key')}) DO NOTHING RETURNING {quote('id')}"
     )

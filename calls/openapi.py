@@ -66,7 +66,11 @@ UNSIGNED = OpenApiResponse(_DETAIL, description="No valid Vonage signature (only
 TOO_LARGE = OpenApiResponse(_DETAIL, description="A body over WEBHOOK_MAX_BODY_BYTES (64 KiB).")
 NO_SUCH_CALL = OpenApiResponse(_DETAIL, description="The answer URL names a call that does not exist.")
 RETRY_LATER = OpenApiResponse(
-    _DETAIL, description="The event could not be stored (database unavailable): Vonage sends it again."
+    _DETAIL,
+    description=(
+        "The event could not be stored (database unavailable); it is logged, and `reconcile_calls` "
+        "later asks Vonage for the leg's state."
+    ),
 )
 CALLER_NCCO = OpenApiResponse(
     NCCO,

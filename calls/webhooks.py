@@ -84,7 +84,14 @@ class AnswerWebhook(VonageWebhook):
     def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, exceptions.APIException):
             return super().handle_exception(exc)
-        logger.exception("%s.unexpected_error: answering with a safe default", self.log_name)
+        payload = getattr(self, "payload", None) or {}
+        logger.exception(
+            "%s.unexpected_error uuid=%s call=%s error=%s: answering with a safe default",
+            self.log_name,
+            payload.get("uuid"),
+            payload.get("call"),
+            type(exc).__name__,
+        )
         return Response(self.safe_ncco())
 
     def safe_ncco(self) -> Ncco:
@@ -255,7 +262,8 @@ class EventView(VonageWebhook):
             if attempt is not None or "dtmf" in data:
                 # Vonage runs this answer: never leave the leg in silence.
                 return Response(services.safe_default_ncco(to="") if attempt is not None else nccos.agent_declined())
-            # Not a 500: Vonage is told to try again, and the event is named in the log.
+            # Not a 500, and the event is named in the log. Vonage may not send it again (it
+            # retries an event only on a timeout): reconcile_calls asks Vonage for the leg's state.
             return Response({"detail": "The event could not be stored; please retry."}, status=503)
         if receipt.ncco is not None:
             return Response(receipt.ncco)
