@@ -1,0 +1,157 @@
+"""Vonage's REST API failing on a share of requests while calls keep coming, on gunicorn.
+
+The agent call is placed on a worker thread after the caller was answered, so a failed
+create-call must be caught at the caller's checkpoint after the greeting. Here a share of
+create-call requests answer 500 or 429, hang past the SDK's timeout, or are dropped after
+the call was created (the SDK then sends it again: VONAGE.md), while 24 calls run at once
+against one gunicorn (background dispatch, real threads, PostgreSQL). For every call:
+
+- the caller's answer is valid and does not wait for Vonage;
+- at the checkpoint the caller either goes on to the hold (204, an agent leg recorded)
+  or is connected straight to the call centre (an NCCO), never left on hold with nobody
+  rung;
+- the call ends answered, through the agent or through the direct connect, with each
+  event stored once;
+- a call whose agent call failed is named in a log line.
+"""
+
+import random
+import uuid as uuid_lib
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import pytest
+
+from benchmarks import load
+from benchmarks.load import _completed, _leg_event
+from tests.e2e.live_server import LiveServer, connects_to, live_server, postgres_or_skip, request
+
+pytestmark = pytest.mark.e2e
+
+CALLS = 24
+
+
+@pytest.fixture(scope="module")
+def postgres() -> None:
+    postgres_or_skip()
+
+
+def test_a_share_of_failing_create_calls_never_leaves_a_caller_on_hold(postgres: None) -> None:
+    with live_server(
+        "api_faults",
+        workers=2,
+        threads=4,
+        LOG_LEVEL="INFO",
+        VONAGE_TIMEOUT_SECONDS="1",
+        AGENT_CALL_DEADLINE_SECONDS="1.5",
+    ) as live:
+        live.fake.set_latency(200)
+        live.fake.fail(500, route="create", times=None, share=0.15)
+        live.fake.fail(429, route="create", times=None, share=0.15)
+        live.fake.hang(route="create", times=None, share=0.1)
+        live.fake.drop_after_accept(route="create", times=None, share=0.1)
+
+        with ThreadPoolExecutor(max_workers=CALLS) as pool:
+            outcomes = list(pool.map(lambda n: one_call(live, n), range(CALLS)))
+
+        live.fake.clear_faults()
+        faults = [r.fault if r.fault in ("hang", "drop") else r.status for r in live.fake.create_requests()]
+        # The faults did happen, of every kind, next to successful requests.
+        assert {500, 429, "hang", "drop", 201} <= set(faults), faults
+        assert {"agent", "direct"} == {outcome for outcome, _ in outcomes}, outcomes
+
+        rows = live.rows("SELECT id, outcome, state, agent_call_error FROM calls_call ORDER BY id")
+        assert len(rows) == CALLS
+        for call_id, outcome, state, error in rows:
+            assert (outcome, state) == ("answered", "ended"), (call_id, outcome, state, error)
+        direct = {call_id for call_id, _, _, error in rows if error}
+        assert direct == {call_id for outcome, call_id in outcomes if outcome == "direct"}
+        for call_id in direct:
+            assert live.log_lines("dispatch.agent_call_failed", f"call={call_id} "), call_id
+
+        # Every event stored once: four per leg, two legs a call, and each checkpoint.
+        (events,) = live.rows("SELECT count(*) FROM calls_callevent")[0]
+        assert events == CALLS * 9
+        unmatched = live.rows("SELECT id, kind, status FROM calls_callevent WHERE call_id IS NULL")
+        assert unmatched == []
+
+
+def one_call(live: LiveServer, n: int) -> tuple[str, int]:
+    """Play Vonage for one call; return how the caller reached the call centre and the call's id."""
+    rng = random.Random(n)
+    caller = {
+        "from": f"4479461{n:05d}",
+        "to": load.CAMPAIGN_NUMBER,
+        "uuid": str(uuid_lib.uuid4()),
+        "conversation_uuid": f"CON-{uuid_lib.uuid4()}",
+        "direction": "inbound",
+    }
+    query = urlencode({**{k: caller[k] for k in ("to", "from", "uuid", "conversation_uuid")}, "region_url": ""})
+    answer = request(live.port, "GET", f"/answer_inbound?{query}")
+    assert answer.status == 200
+    assert [action["action"] for action in answer.body] == ["talk", "notify", "conversation"]
+    # The answer never waited for Vonage's create-call (200 ms, or a hang).
+    assert answer.seconds < 1.0, answer.seconds
+
+    t0 = datetime.now(UTC)
+    for status in rng.sample(["started", "ringing"], 2):
+        event(live, _leg_event(caller, status, t0))
+    event(live, _leg_event(caller, "answered", t0, start_time=None, rate=None, network=None))
+
+    notify = answer.body[1]
+    checkpoint = urlsplit(notify["eventUrl"][0])
+    call_id = int(dict(parse_qsl(checkpoint.query))["call"])
+    reply = request(live.port, "POST", f"{checkpoint.path}?{checkpoint.query}", notify["payload"])
+    t1 = t0 + timedelta(seconds=3)
+    if reply.status == 200:
+        # The agent call failed: Vonage runs the connect our answer gave, a leg of the
+        # caller's conversation.
+        assert connects_to(reply.body, load.CALL_CENTER_NUMBER), reply.body
+        connected = {
+            "from": load.CAMPAIGN_NUMBER,
+            "to": load.CALL_CENTER_NUMBER,
+            "uuid": str(uuid_lib.uuid4()),
+            "conversation_uuid": caller["conversation_uuid"],
+            "direction": "outbound",
+        }
+        talk(live, caller, connected, t0, t1)
+        return "direct", call_id
+
+    assert reply.status == 204, reply
+    (placed, *extra) = live.fake.agent_calls(call_id, timeout=5.0)
+    recorded = live.rows("SELECT uuid FROM calls_callleg WHERE call_id = %s AND role = 'agent'", (call_id,))
+    assert recorded == [(placed.uuid,)] or (extra and len(recorded) == 1), (recorded, placed, extra)
+    agent_uuid = recorded[0][0]
+    agent_call = next(each for each in [placed, *extra] if each.uuid == agent_uuid)
+    agent = {
+        "from": load.CAMPAIGN_NUMBER,
+        "to": load.CALL_CENTER_NUMBER,
+        "uuid": agent_uuid,
+        "conversation_uuid": agent_call.conversation_uuid,
+        "direction": "outbound",
+    }
+    answer_url = urlsplit(agent_call.answer_url[0])
+    agent_query = urlencode(
+        {**dict(parse_qsl(answer_url.query)), **{k: agent[k] for k in ("to", "from", "uuid", "conversation_uuid")}}
+    )
+    whisper = request(live.port, "GET", f"{answer_url.path}?{agent_query}")
+    assert whisper.status == 200
+    assert whisper.body[-1]["action"] == "conversation"
+    talk(live, caller, agent, t0, t1)
+    return "agent", call_id
+
+
+def talk(live: LiveServer, caller: dict[str, str], agent: dict[str, str], t0: datetime, t1: datetime) -> None:
+    for status in ("started", "ringing"):
+        event(live, _leg_event(agent, status, t1))
+    event(live, _leg_event(agent, "answered", t1, start_time=None, rate=None, network=None))
+    end = t1 + timedelta(seconds=40)
+    event(live, _completed(agent, t1, end, price="0.02700000"))
+    event(live, _completed(caller, t0, end, price="0.00448500"))
+
+
+def event(live: LiveServer, payload: dict[str, Any]) -> None:
+    reply = request(live.port, "POST", "/event", payload)
+    assert reply.status == 200, (reply, payload)
