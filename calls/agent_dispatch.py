@@ -27,6 +27,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from campaigns.models import Strategy
@@ -122,10 +123,10 @@ def checkpoint_answer(*, call_id: int, payload: dict[str, object]) -> nccos.Ncco
 
     Waits while the agent call is being placed, at most the deadline from the claim.
     """
-    _notify_store(call_id, Call.objects.filter(pk=call_id).first(), payload)
+    call, agent_rung = _call_and_agent_rung(call_id)
+    _notify_store(call_id, call, payload)
     patience = timedelta(seconds=settings.AGENT_CALL_DEADLINE_SECONDS + 1)
     while True:
-        call = Call.objects.filter(pk=call_id).first()
         if call is None:
             logger.warning("checkpoint.unknown_call call=%s", call_id)
             return None
@@ -134,14 +135,22 @@ def checkpoint_answer(*, call_id: int, payload: dict[str, object]) -> nccos.Ncco
             return direct_ncco(call)
         if call.state != CallState.WAITING or call.outcome == Outcome.ANSWERED or call.attempt > 0:
             return None
-        if call.legs.filter(role=LegRole.AGENT).exists():
+        if agent_rung:
             return None
         since = call.agent_requested_at or call.started_at
         if timezone.now() - since > patience:
             if _give_up(call_id, error="The agent call was not placed in time (checkpoint)."):
                 logger.warning("checkpoint.agent_call_missing call=%s: connecting the caller directly", call_id)
-            continue
-        time.sleep(_POLL_SECONDS)
+        else:
+            time.sleep(_POLL_SECONDS)
+        call, agent_rung = _call_and_agent_rung(call_id)
+
+
+def _call_and_agent_rung(call_id: int) -> tuple[Call | None, bool]:
+    """The call, and whether any agent leg has been recorded for it (one query)."""
+    agent_legs = CallLeg.objects.filter(call=OuterRef("pk"), role=LegRole.AGENT)
+    call = Call.objects.annotate(agent_rung=Exists(agent_legs)).filter(pk=call_id).first()
+    return call, bool(call is not None and call.__dict__.get("agent_rung"))
 
 
 def direct_ncco(call: Call) -> nccos.Ncco:

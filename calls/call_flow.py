@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -175,18 +175,20 @@ def agent_call_place(*, call: Call, attempt: int) -> vonage_adapter.PlacedCall:
 def agent_leg_record(*, call: Call, attempt: int, placed: vonage_adapter.PlacedCall) -> CallLeg:
     """Record the agent leg Vonage created, apply its early events, and stop it if the
     caller stopped waiting while Vonage was creating it."""
-    leg, _ = CallLeg.objects.get_or_create(
-        uuid=placed.uuid,
-        defaults={
-            "call": call,
-            "role": LegRole.AGENT,
-            "attempt": attempt,
-            "conversation_uuid": placed.conversation_uuid,
-            "from_number": call.called_number,
-            "to_number": destinations_for(call)[attempt],
-            "direction": "outbound",
-        },
-    )
+    try:
+        with transaction.atomic():
+            leg = CallLeg.objects.create(
+                uuid=placed.uuid,
+                call=call,
+                role=LegRole.AGENT,
+                attempt=attempt,
+                conversation_uuid=placed.conversation_uuid,
+                from_number=call.called_number,
+                to_number=destinations_for(call)[attempt],
+                direction="outbound",
+            )
+    except IntegrityError:  # recorded already (an event attached it first)
+        leg = CallLeg.objects.get(uuid=placed.uuid)
     logger.info("flow.agent_rung call=%s attempt=%s agent_uuid=%s sent=%s", call.pk, attempt, placed.uuid, placed.sent)
     early_events_adopt(call_id=call.pk, leg=leg, attempt=attempt)
     return leg
@@ -200,9 +202,9 @@ def early_events_adopt(*, call_id: int, leg: CallLeg, attempt: int) -> None:
     from .events import events_adopt
 
     with transaction.atomic():
-        events_adopt(call_id=call_id, leg_uuids=[leg.uuid])
+        if events_adopt(call_id=call_id, leg_uuids=[leg.uuid]):
+            leg.refresh_from_db()
         call = _locked(call_id)
-        leg.refresh_from_db()
         gave_up = call is not None and agent_leg_gives_up(call, leg)
         stale = call is None or (
             not gave_up

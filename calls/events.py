@@ -294,18 +294,18 @@ def _leg_adopt(payload: dict[str, Any], leg_uuid: str, *, call_id: int | None, a
         return CallLeg.objects.filter(uuid=leg_uuid).first()
 
 
-def events_adopt(*, call_id: int, leg_uuids: list[str]) -> None:
+def events_adopt(*, call_id: int, leg_uuids: list[str]) -> int:
     """Attach and apply the events that reached /event before their leg was recorded.
 
     Vonage posts a new leg's first events (``started``; ``failed`` for a number that
     cannot be rung) as soon as it creates the call, often before ``create_call`` has
     answered us and the leg is saved; a caller leg's ``started`` can likewise beat the
     answer webhook. Those were stored unmatched (``leg`` empty); without this they
-    would never count, and their redelivery is deduplicated away.
+    would never count, and their redelivery is deduplicated away. Returns how many.
     """
     early = list(CallEvent.objects.filter(leg_uuid__in=leg_uuids, leg__isnull=True).order_by("received_at", "id"))
     if not early:
-        return
+        return 0
     call = Call.objects.select_for_update(of=("self",)).get(pk=call_id)
     legs = list(call.legs.all())
     changed: dict[str, set[str]] = {}
@@ -323,6 +323,7 @@ def events_adopt(*, call_id: int, leg_uuids: list[str]) -> None:
             leg.save(update_fields=sorted(changed[leg.uuid]))
     logger.info("event.adopted call=%s events=%s", call.pk, len(early))
     call_refresh(call, legs)
+    return len(early)
 
 
 def call_refresh(call: Call, legs: list[CallLeg]) -> None:

@@ -49,16 +49,8 @@ def call_answer_inbound(
     hours the caller hears the closed message and nobody is rung; with the connect
     strategy Vonage rings the agent itself, so no REST request is made at all.
     """
-    existing = caller_leg(uuid)
-    if existing is not None:
-        call_context_set(existing.call_id)
-        logger.info("answer_inbound.retry call=%s uuid=%s", existing.call_id, uuid)
-        ncco = _stored_caller_ncco(existing.call)
-        if existing.call.agent_requested_at is None and existing.call.strategy == Strategy.CONFERENCE:
-            # The first delivery's process may have died before ringing the agent.
-            agent_dispatch.ring_first_agent_soon(existing.call_id)
-        return ncco
-
+    # A retry is rare: it is told apart by the caller leg's unique uuid when the insert
+    # fails, not looked for first on every call.
     route = route_for(to)
     campaign = route.campaign if route.number_status == NumberStatus.TRACKED else None
     closed = campaign is not None and not campaign.is_open(timezone.now())
@@ -80,9 +72,7 @@ def call_answer_inbound(
             Call.objects.filter(pk=call.pk).update(caller_ncco=ncco, **fields)
             events_adopt(call_id=call.pk, leg_uuids=[uuid])
     except IntegrityError:
-        # A concurrent delivery of the same webhook won the insert; answer as it does.
-        logger.info("answer_inbound.concurrent uuid=%s", uuid)
-        return _wait_for_caller_ncco(uuid)
+        return _answer_again(uuid)
 
     if closed:
         logger.info("answer_inbound.closed call=%s campaign=%s", call.pk, call.campaign_id)
@@ -97,6 +87,22 @@ def call_answer_inbound(
         )
         agent_dispatch.ring_first_agent_soon(call.pk)
     return ncco
+
+
+def _answer_again(uuid: str) -> nccos.Ncco:
+    """A retried (or concurrent) delivery of the caller's answer webhook: the answer
+    stored the first time; and the agent rung, if the first delivery's process died
+    before it could be."""
+    existing = caller_leg(uuid)
+    if existing is None or not existing.call.caller_ncco:
+        # A concurrent delivery of the same webhook is still answering; answer as it does.
+        logger.info("answer_inbound.concurrent uuid=%s", uuid)
+        return _wait_for_caller_ncco(uuid)
+    call_context_set(existing.call_id)
+    logger.info("answer_inbound.retry call=%s uuid=%s", existing.call_id, uuid)
+    if existing.call.agent_requested_at is None and existing.call.strategy == Strategy.CONFERENCE:
+        agent_dispatch.ring_first_agent_soon(existing.call_id)
+    return list(existing.call.caller_ncco)
 
 
 def _caller_first_ncco(call: Call, route: Route, *, closed: bool) -> tuple[nccos.Ncco, dict[str, object]]:
@@ -154,12 +160,6 @@ def _call_create(
         region_url=region_url,
     )
     return call
-
-
-def _stored_caller_ncco(call: Call) -> nccos.Ncco:
-    if call.caller_ncco:
-        return list(call.caller_ncco)
-    return _wait_for_caller_ncco(call.legs.get(role=LegRole.CALLER).uuid)
 
 
 def _wait_for_caller_ncco(uuid: str) -> nccos.Ncco:

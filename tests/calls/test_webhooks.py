@@ -294,7 +294,7 @@ def test_checkpoint_needs_the_call(client: Client, db: None) -> None:
     ("target", "error"),
     [
         ("route_for", RuntimeError("a bug")),
-        ("caller_leg", OperationalError("could not connect to server")),
+        ("route_for", OperationalError("could not connect to server")),
     ],
     ids=["bug", "database-down"],
 )
@@ -929,7 +929,7 @@ def test_answer_inbound_query_count(
     dispatched: list[int] = []
     monkeypatch.setattr(agent_dispatch, "ring_first_agent_soon", dispatched.append)
     # Includes one indexed look-back: is this the caller's first call to the campaign?
-    with django_assert_num_queries(10):
+    with django_assert_num_queries(9):
         client.get("/answer_inbound", ANSWER)
     assert dispatched == [Call.objects.get(legs__uuid=ANSWER["uuid"]).pk]
 
@@ -946,7 +946,7 @@ def test_first_agent_call_query_count(
     client.get("/answer_inbound", ANSWER)
     call = Call.objects.get(legs__uuid=ANSWER["uuid"])
 
-    with django_assert_num_queries(12):
+    with django_assert_num_queries(10):
         agent_dispatch.ring_first_agent(call.pk)
     assert len(agent_calls) == 1
 
@@ -954,7 +954,8 @@ def test_first_agent_call_query_count(
 def test_retried_answer_inbound_query_count(
     client: Client, history: int, answered: Call, django_assert_num_queries: Any
 ) -> None:
-    with django_assert_num_queries(1):
+    """Rare, so not looked for first: the insert fails on the caller leg's uuid."""
+    with django_assert_num_queries(9):
         client.get("/answer_inbound", ANSWER)
 
 
@@ -989,7 +990,7 @@ def test_unmatched_event_query_count(client: Client, history: int, django_assert
 def test_checkpoint_query_count(client: Client, history: int, answered: Call, django_assert_num_queries: Any) -> None:
     checkpoint = answered.caller_ncco[1]
 
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(4):
         response = client.post(
             _local(checkpoint["eventUrl"][0]), checkpoint["payload"], content_type="application/json"
         )
