@@ -35,6 +35,7 @@ from campaigns.models import Strategy
 from . import call_flow, vonage_adapter
 from . import ncco as nccos
 from .models import Call, CallEvent, CallLeg, CallState, LegRole, Outcome
+from .selectors import one_or_none
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ def _give_up(call_id: int, *, error: str) -> bool:
     """The first agent will not be rung: the caller is to be connected directly (by the
     checkpoint). Only while the caller still waits with no agent leg; True if so."""
     with transaction.atomic():
-        call = Call.objects.select_for_update(of=("self",)).filter(pk=call_id).first()
+        call = one_or_none(Call.objects.select_for_update(of=("self",)).filter(pk=call_id))
         if call is None or call.state != CallState.WAITING or call.attempt != 0:
             return False
         if CallLeg.objects.filter(call_id=call_id, role=LegRole.AGENT).exists():
@@ -149,7 +150,7 @@ def checkpoint_answer(*, call_id: int, payload: dict[str, object]) -> nccos.Ncco
 def _call_and_agent_rung(call_id: int) -> tuple[Call | None, bool]:
     """The call, and whether any agent leg has been recorded for it (one query)."""
     agent_legs = CallLeg.objects.filter(call=OuterRef("pk"), role=LegRole.AGENT)
-    call = Call.objects.annotate(agent_rung=Exists(agent_legs)).filter(pk=call_id).first()
+    call = one_or_none(Call.objects.annotate(agent_rung=Exists(agent_legs)).filter(pk=call_id))
     return call, bool(call is not None and call.__dict__.get("agent_rung"))
 
 

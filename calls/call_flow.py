@@ -27,6 +27,7 @@ from . import vonage_adapter
 from .leg_progress import is_terminal
 from .models import Call, CallLeg, CallState, LegRole, NumberStatus, Outcome
 from .outcomes import agent_gave_up
+from .selectors import one_or_none
 
 logger = logging.getLogger(__name__)
 
@@ -204,7 +205,8 @@ def early_events_adopt(*, call_id: int, leg: CallLeg, attempt: int) -> None:
     with transaction.atomic():
         if events_adopt(call_id=call_id, leg_uuids=[leg.uuid]):
             leg.refresh_from_db()
-        call = _locked(call_id)
+        # Only the call's own fields are read here: no campaign, so no join to compile.
+        call = one_or_none(Call.objects.select_for_update().filter(pk=call_id))
         gave_up = call is not None and agent_leg_gives_up(call, leg)
         stale = call is None or (
             not gave_up
@@ -390,16 +392,13 @@ def _caller_waiting(call: Call) -> bool:
         return False
     if call.state not in (CallState.WAITING,):
         return False
-    caller = call.legs.filter(role=LegRole.CALLER).first()
+    caller = one_or_none(call.legs.filter(role=LegRole.CALLER))
     return caller is not None and not is_terminal(caller.status)
 
 
 def _locked(call_id: int) -> Call | None:
-    return (
-        Call.objects.select_for_update(of=("self",))
-        .select_related("campaign", "tracking_number")
-        .filter(pk=call_id)
-        .first()
+    return one_or_none(
+        Call.objects.select_for_update(of=("self",)).select_related("campaign", "tracking_number").filter(pk=call_id)
     )
 
 

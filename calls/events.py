@@ -19,6 +19,7 @@ from functools import cache
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models.query import RawQuerySet
 
 from campaigns.models import Strategy
 
@@ -34,6 +35,7 @@ from .leg_progress import (
 from .logging import call_context_set
 from .models import Call, CallEvent, CallLeg, LegRole, Outcome
 from .outcomes import summarize
+from .selectors import one_or_none
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +73,7 @@ def _adopt_if_recorded_meanwhile(leg_uuid: str) -> None:
     Both write, commit, then look (the recorder adopts early events after committing
     the leg), so whichever commits second finds the other's row.
     """
-    leg = CallLeg.objects.filter(uuid=leg_uuid).first() if leg_uuid else None
+    leg = one_or_none(CallLeg.objects.filter(uuid=leg_uuid)) if leg_uuid else None
     if leg is None:
         return  # the leg's recorder will adopt this event
     logger.info("event.adopted_late call=%s uuid=%s", leg.call_id, leg_uuid)
@@ -232,11 +234,33 @@ def dedupe_key(payload: dict[str, Any], *, kind: str, leg_uuid: str, status: str
 def _call_and_legs_locked(leg_uuid: str, *, call_id: int | None) -> tuple[Call | None, list[CallLeg]]:
     """The call the event is about, its row locked, and its legs read under the lock:
     the call that owns leg ``leg_uuid``, else the call our own query string names."""
-    locked = Call.objects.select_for_update(of=("self",)).order_by()
-    call = locked.filter(legs__uuid=leg_uuid).first() if leg_uuid else None
+    # Every event runs these two, so they are written out rather than compiled by the
+    # ORM each time (compiling is most of what a small query costs here); the rows
+    # still become model instances. Legs are few: ordered here, not by the database.
+    lock = " FOR UPDATE OF calls_call" if connection.features.has_select_for_update_of else ""
+    call = _one(Call.objects.raw(_CALL_OF_LEG + lock, [leg_uuid])) if leg_uuid else None
     if call is None and call_id is not None:
-        call = locked.filter(pk=call_id).first()
-    return call, (list(call.legs.all()) if call is not None else [])
+        call = _one(Call.objects.raw(_CALL + lock, [call_id]))
+    if call is None:
+        return None, []
+    legs = sorted(CallLeg.objects.raw(_LEGS_OF_CALL, [call.pk]), key=lambda leg: (leg.created_at, leg.pk))
+    for leg in legs:
+        leg.call = call
+    return call, legs
+
+
+# SQLite has no row locks (nor needs them: it lets one writer in at a time).
+_CALL_OF_LEG = (
+    "SELECT calls_call.* FROM calls_call JOIN calls_callleg ON calls_callleg.call_id = calls_call.id "
+    "WHERE calls_callleg.uuid = %s LIMIT 1"
+)
+_CALL = "SELECT calls_call.* FROM calls_call WHERE calls_call.id = %s"
+_LEGS_OF_CALL = "SELECT calls_callleg.* FROM calls_callleg WHERE calls_callleg.call_id = %s"
+
+
+def _one(rows: "RawQuerySet[Any]") -> Any:
+    found = list(rows)
+    return found[0] if found else None
 
 
 def _event_insert(event: CallEvent) -> bool:
@@ -274,7 +298,7 @@ def _leg_adopt(payload: dict[str, Any], leg_uuid: str, *, call_id: int | None, a
     if owner is None:
         if not conversation or payload.get("direction") != "outbound":
             return None
-        caller = CallLeg.objects.filter(conversation_uuid=conversation, role=LegRole.CALLER).first()
+        caller = one_or_none(CallLeg.objects.filter(conversation_uuid=conversation, role=LegRole.CALLER))
         if caller is None:
             return None
         owner = caller.call_id

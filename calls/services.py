@@ -26,7 +26,7 @@ from .events import events_adopt
 from .leg_progress import is_terminal
 from .logging import call_context_set
 from .models import Call, CallLeg, CallState, LegRole, NumberStatus, Outcome
-from .selectors import Route, caller_leg, route_for
+from .selectors import Route, caller_leg, one_or_none, route_for
 
 logger = logging.getLogger(__name__)
 
@@ -201,16 +201,12 @@ def call_answer_agent(
     """
     call_context_set(call_id)
     with transaction.atomic():
-        call = (
-            # PostgreSQL cannot lock the nullable side of an outer join: lock the call only.
-            Call.objects.select_for_update(of=("self",))
-            .select_related("campaign", "tracking_number")
-            .filter(pk=call_id)
-            .first()
-        )
+        # PostgreSQL cannot lock the nullable side of an outer join: lock the call only.
+        locked = Call.objects.select_for_update(of=("self",)).select_related("campaign", "tracking_number")
+        call = one_or_none(locked.filter(pk=call_id))
         if call is None:
             raise CallNotFound(call_id)
-        legs = list(call.legs.all())
+        legs = list(call.legs.order_by())
         leg = next((each for each in legs if each.uuid == uuid), None)
         if leg is None and call.strategy == Strategy.CONFERENCE and any(each.role == LegRole.AGENT for each in legs):
             # An agent call we were never told about: the SDK re-sends a POST whose
