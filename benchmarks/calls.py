@@ -587,6 +587,11 @@ def _report_verdict(run: Run, verdict: load.Verdict) -> None:
         f"({deliveries} deliveries, {duplicates} duplicates)"
     )
     print("correctness: " + ("OK" if not verdict.problems else "FAILED: " + "; ".join(verdict.problems)))
+    if run.unfinished:
+        print(
+            f"correctness: incomplete: {run.unfinished} calls were still running when the driver stopped waiting, "
+            "so the events they delivered are in the database but not in the driver's count"
+        )
 
 
 def _report_ceiling(run: Run, ceiling: Run) -> None:

@@ -21,6 +21,7 @@ claim went stale without an agent leg.
 
 import logging
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -86,14 +87,16 @@ def _ring_in_background(call_id: int) -> None:
 
 
 _pool: tuple[int, ThreadPoolExecutor] | None = None
+_pool_lock = threading.Lock()
 
 
 def _executor() -> ThreadPoolExecutor:
     """One pool per process, made after gunicorn forks its workers."""
     global _pool
-    if _pool is None or _pool[0] != os.getpid():
-        _pool = (os.getpid(), ThreadPoolExecutor(settings.AGENT_CALL_THREADS, thread_name_prefix="agent-call"))
-    return _pool[1]
+    with _pool_lock:
+        if _pool is None or _pool[0] != os.getpid():
+            _pool = (os.getpid(), ThreadPoolExecutor(settings.AGENT_CALL_THREADS, thread_name_prefix="agent-call"))
+        return _pool[1]
 
 
 def _give_up(call_id: int, *, error: str) -> bool:
