@@ -16,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import agent_dispatch, events, services
+from . import agent_dispatch, database_outage, events, services
 from . import ncco as nccos
 from . import openapi as api
 from .logging import call_context
@@ -81,10 +81,26 @@ class AnswerWebhook(VonageWebhook):
 
     log_name = "answer"
 
+    def handle(self, request: Request, data: dict[str, Any]) -> Response:
+        database_outage.check()  # answered by handle_exception at once
+        return self.answer(request, data)
+
+    def answer(self, request: Request, data: dict[str, Any]) -> Response:
+        raise NotImplementedError
+
     def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, exceptions.APIException):
             return super().handle_exception(exc)
         payload = getattr(self, "payload", None) or {}
+        database_outage.notice(exc)
+        if isinstance(exc, database_outage.DatabaseSkipped):
+            logger.warning(
+                "%s.database_skipped uuid=%s call=%s: answering with a safe default",
+                self.log_name,
+                payload.get("uuid"),
+                payload.get("call"),
+            )
+            return Response(self.safe_ncco())
         logger.exception(
             "%s.unexpected_error uuid=%s call=%s error=%s: answering with a safe default",
             self.log_name,
@@ -108,7 +124,7 @@ class AnswerInboundView(AnswerWebhook):
     input_serializer = AnswerInboundSerializer
     log_name = "answer_inbound"
 
-    def handle(self, request: Request, data: dict[str, Any]) -> Response:
+    def answer(self, request: Request, data: dict[str, Any]) -> Response:
         fields = self.validated(data)
         ncco = services.call_answer_inbound(
             uuid=fields["uuid"],
@@ -158,7 +174,7 @@ class AnswerOutboundView(AnswerWebhook):
         # would ring a second agent from the first one's phone.
         return nccos.agent_hears_call_failed()
 
-    def handle(self, request: Request, data: dict[str, Any]) -> Response:
+    def answer(self, request: Request, data: dict[str, Any]) -> Response:
         fields = self.validated(data)
         try:
             ncco = services.call_answer_agent(
@@ -181,7 +197,7 @@ class FallbackView(AnswerWebhook):
     input_serializer = FallbackSerializer
     log_name = "fallback"
 
-    def handle(self, request: Request, data: dict[str, Any]) -> Response:
+    def answer(self, request: Request, data: dict[str, Any]) -> Response:
         fields = self.validated(data)
         return Response(
             services.call_answer_fallback(
@@ -251,9 +267,12 @@ class EventView(VonageWebhook):
             return self.checkpoint(call_id, data)
         self.validated(data)
         try:
+            database_outage.check()
             receipt = events.event_record(payload=data, call_id=call_id, attempt=attempt)
-        except Exception:
-            logger.exception(
+        except Exception as exc:
+            database_outage.notice(exc)
+            _log_failure(
+                exc,
                 "event.not_stored call=%s uuid=%s status=%s",
                 call_id,
                 data.get("uuid") or data.get("call_uuid"),
@@ -281,13 +300,23 @@ class EventView(VonageWebhook):
             unstorable = "A checkpoint may not contain NUL characters, unpaired surrogates or non-finite numbers."
             raise exceptions.ValidationError({"non_field_errors": [unstorable]})
         try:
+            database_outage.check()
             ncco = agent_dispatch.checkpoint_answer(call_id=call_id, payload=data)
-        except Exception:
-            logger.exception("checkpoint.failed call=%s: connecting the caller directly", call_id)
+        except Exception as exc:
+            database_outage.notice(exc)
+            _log_failure(exc, "checkpoint.failed call=%s: connecting the caller directly", call_id)
             return Response(services.safe_default_ncco(to=""))
         if ncco is None:
             return Response(status=204)
         return Response(ncco)
+
+
+def _log_failure(exc: Exception, message: str, *args: object) -> None:
+    """With the traceback, unless the database was skipped on purpose (database_outage)."""
+    if isinstance(exc, database_outage.DatabaseSkipped):
+        logger.warning(message + " (database skipped: it could not be reached moments ago)", *args)
+    else:
+        logger.exception(message, *args)
 
 
 def _flat(query: Any) -> dict[str, Any]:

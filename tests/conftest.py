@@ -1,6 +1,7 @@
 """Fixtures shared by the whole suite."""
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,17 @@ LEG_FIELDS = (
 def load_fixture(name: str) -> Any:
     """A recorded payload from ``tests/fixtures/``."""
     return json.loads((FIXTURES / name).read_text())
+
+
+@pytest.fixture(autouse=True)
+def _database_reachable() -> Iterator[None]:
+    """Each test starts with the database trusted (calls/database_outage.py keeps a
+    process-wide back-off that one test's simulated outage would otherwise leave on)."""
+    from calls import database_outage
+
+    database_outage.reset()
+    yield
+    database_outage.reset()
 
 
 @pytest.fixture

@@ -97,6 +97,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # 5 s: without this psycopg waits 130 s to connect. The webhook then answers its safe
     # default (tests/e2e/test_database_outage.py). psycopg's minimum is 2 s.
     DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=2))
+# After a failed connect, webhooks leave the database alone this long (calls/database_outage.py).
+DATABASE_OUTAGE_BACKOFF_SECONDS = env.float("DATABASE_OUTAGE_BACKOFF_SECONDS", default=5.0)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Webhooks for both legs of a call arrive at once; wait for SQLite's write lock
     # instead of failing with "database is locked".
