@@ -35,6 +35,7 @@ from campaigns.models import Strategy
 
 from . import call_flow, vonage_adapter
 from . import ncco as nccos
+from .events import event_insert
 from .models import Call, CallEvent, CallLeg, CallState, LegRole, Outcome
 from .selectors import one_or_none
 
@@ -170,17 +171,13 @@ def direct_ncco(call: Call) -> nccos.Ncco:
 
 def _notify_store(call_id: int, call: Call | None, payload: dict[str, object]) -> None:
     """Kept like every other event (once: a redelivery is answered but not stored)."""
-    with transaction.atomic():
-        CallEvent.objects.bulk_create(
-            [
-                CallEvent(
-                    dedupe_key=f"notify:{call_id}:{CHECKPOINT}",
-                    call=call,
-                    leg_uuid=str(payload.get("uuid") or "")[:64],
-                    conversation_uuid=str(payload.get("conversation_uuid") or "")[:64],
-                    kind="notify",
-                    payload=payload,
-                )
-            ],
-            ignore_conflicts=True,
+    event_insert(
+        CallEvent(
+            dedupe_key=f"notify:{call_id}:{CHECKPOINT}",
+            call=call,
+            leg_uuid=str(payload.get("uuid") or "")[:64],
+            conversation_uuid=str(payload.get("conversation_uuid") or "")[:64],
+            kind="notify",
+            payload=payload,
         )
+    )

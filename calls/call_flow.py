@@ -137,7 +137,8 @@ def advance(*, call_id: int, from_attempt: int, reason: str) -> None:
             destination=destinations[from_attempt + 1] if from_attempt + 1 < len(destinations) else None,
         )
         call.attempt = step.attempt
-        call.agent_requested_at = timezone.now() if step.destination else call.agent_requested_at
+        if step.destination:
+            call.agent_requested_at = timezone.now()  # claimed for the next agent (agent_dispatch)
         call.save(update_fields=["attempt", "agent_requested_at"])
     logger.info("flow.advance call=%s from_attempt=%s reason=%s", call_id, from_attempt, reason)
     if step.destination is None:

@@ -19,7 +19,6 @@ from functools import cache
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models.query import RawQuerySet
 
 from campaigns.models import Strategy
 
@@ -97,7 +96,7 @@ def _event_apply(*, payload: dict[str, Any], call_id: int | None, attempt: int |
                 call, legs = _call_and_legs_locked(leg_uuid, call_id=leg.call_id)
                 leg = next(each for each in legs if each.pk == leg.pk)
         call_context_set(call.pk if call else None)
-        stored = _event_insert(
+        stored = event_insert(
             CallEvent(
                 dedupe_key=dedupe_key(payload, kind=kind, leg_uuid=leg_uuid, status=status),
                 call=call,
@@ -238,9 +237,9 @@ def _call_and_legs_locked(leg_uuid: str, *, call_id: int | None) -> tuple[Call |
     # ORM each time (compiling is most of what a small query costs here); the rows
     # still become model instances. Legs are few: ordered here, not by the database.
     lock = " FOR UPDATE OF calls_call" if connection.features.has_select_for_update_of else ""
-    call = _one(Call.objects.raw(_CALL_OF_LEG + lock, [leg_uuid])) if leg_uuid else None
+    call = next(iter(Call.objects.raw(_CALL_OF_LEG + lock, [leg_uuid])), None) if leg_uuid else None
     if call is None and call_id is not None:
-        call = _one(Call.objects.raw(_CALL + lock, [call_id]))
+        call = next(iter(Call.objects.raw(_CALL + lock, [call_id])), None)
     if call is None:
         return None, []
     legs = sorted(CallLeg.objects.raw(_LEGS_OF_CALL, [call.pk]), key=lambda leg: (leg.created_at, leg.pk))
@@ -258,12 +257,7 @@ _CALL = "SELECT calls_call.* FROM calls_call WHERE calls_call.id = %s"
 _LEGS_OF_CALL = "SELECT calls_callleg.* FROM calls_callleg WHERE calls_callleg.call_id = %s"
 
 
-def _one(rows: "RawQuerySet[Any]") -> Any:
-    found = list(rows)
-    return found[0] if found else None
-
-
-def _event_insert(event: CallEvent) -> bool:
+def event_insert(event: CallEvent) -> bool:
     """Store ``event`` unless its dedupe key is taken (a redelivery): one
     ``INSERT … ON CONFLICT DO NOTHING``, on PostgreSQL and SQLite alike. True if stored."""
     fields = [f for f in CallEvent._meta.concrete_fields if not f.primary_key]

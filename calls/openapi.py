@@ -87,6 +87,16 @@ EVENT_ANSWER = OpenApiResponse(
 CHECKPOINT_GO_ON = OpenApiResponse(
     None, description="The caller's checkpoint (a notify): empty, so Vonage goes on with the caller's NCCO."
 )
+# The same for a webhook's GET and POST forms.
+AGENT_ANSWER_RESPONSES = {200: AGENT_NCCO, 400: BAD_REQUEST, 401: UNSIGNED, 404: NO_SUCH_CALL, 413: TOO_LARGE}
+EVENT_RESPONSES = {
+    200: EVENT_ANSWER,
+    204: CHECKPOINT_GO_ON,
+    400: BAD_REQUEST,
+    401: UNSIGNED,
+    413: TOO_LARGE,
+    503: RETRY_LATER,
+}
 
 
 class VonageSignatureScheme(OpenApiAuthenticationExtension):

@@ -93,15 +93,8 @@ class AnswerWebhook(VonageWebhook):
             return super().handle_exception(exc)
         payload = getattr(self, "payload", None) or {}
         database_outage.notice(exc)
-        if isinstance(exc, database_outage.DatabaseSkipped):
-            logger.warning(
-                "%s.database_skipped uuid=%s call=%s: answering with a safe default",
-                self.log_name,
-                payload.get("uuid"),
-                payload.get("call"),
-            )
-            return Response(self.safe_ncco())
-        logger.exception(
+        _log_failure(
+            exc,
             "%s.unexpected_error uuid=%s call=%s error=%s: answering with a safe default",
             self.log_name,
             payload.get("uuid"),
@@ -142,13 +135,7 @@ class AnswerInboundView(AnswerWebhook):
         tags=api.TAGS,
         summary="The agent answered the call we placed",
         parameters=[AnswerOutboundSerializer],
-        responses={
-            200: api.AGENT_NCCO,
-            400: api.BAD_REQUEST,
-            401: api.UNSIGNED,
-            404: api.NO_SUCH_CALL,
-            413: api.TOO_LARGE,
-        },
+        responses=api.AGENT_ANSWER_RESPONSES,
     ),
     post=extend_schema(
         operation_id="answer_outbound_post",
@@ -156,13 +143,7 @@ class AnswerInboundView(AnswerWebhook):
         summary="The agent answered the call we placed (answer method POST)",
         parameters=[api.AnswerOutboundQuerySerializer],
         request=api.AnswerOutboundBodySerializer,
-        responses={
-            200: api.AGENT_NCCO,
-            400: api.BAD_REQUEST,
-            401: api.UNSIGNED,
-            404: api.NO_SUCH_CALL,
-            413: api.TOO_LARGE,
-        },
+        responses=api.AGENT_ANSWER_RESPONSES,
     ),
 )
 class AnswerOutboundView(AnswerWebhook):
@@ -212,14 +193,7 @@ class FallbackView(AnswerWebhook):
         tags=api.TAGS,
         summary="Something happened on a leg (event method GET)",
         parameters=[EventSerializer, EventContextSerializer],
-        responses={
-            200: api.EVENT_ANSWER,
-            204: api.CHECKPOINT_GO_ON,
-            400: api.BAD_REQUEST,
-            401: api.UNSIGNED,
-            413: api.TOO_LARGE,
-            503: api.RETRY_LATER,
-        },
+        responses=api.EVENT_RESPONSES,
     ),
     post=extend_schema(
         operation_id="event_post",
@@ -227,14 +201,7 @@ class FallbackView(AnswerWebhook):
         summary="Something happened on a leg: every status, key press, recording and error",
         parameters=[EventContextSerializer],
         request=EventSerializer,
-        responses={
-            200: api.EVENT_ANSWER,
-            204: api.CHECKPOINT_GO_ON,
-            400: api.BAD_REQUEST,
-            401: api.UNSIGNED,
-            413: api.TOO_LARGE,
-            503: api.RETRY_LATER,
-        },
+        responses=api.EVENT_RESPONSES,
     ),
 )
 class EventView(VonageWebhook):

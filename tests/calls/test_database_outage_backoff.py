@@ -57,7 +57,8 @@ def test_after_a_failed_connect_callers_are_answered_without_the_database(
     assert second.json()[-1]["endpoint"] == [{"type": "phone", "number": "447700900999"}]
     assert event.status_code == 503
     assert checkpoint.json()[-1]["action"] == "connect"
-    assert "answer_inbound.database_skipped uuid=caller-2" in caplog.text
+    assert "answer_inbound.unexpected_error uuid=caller-2 call=None error=DatabaseSkipped" in caplog.text
+    assert "database skipped" in caplog.text
     assert (Call.objects.count(), CallEvent.objects.count()) == (0, 0)
 
 

@@ -990,7 +990,7 @@ def test_unmatched_event_query_count(client: Client, history: int, django_assert
 def test_checkpoint_query_count(client: Client, history: int, answered: Call, django_assert_num_queries: Any) -> None:
     checkpoint = answered.caller_ncco[1]
 
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(2):
         response = client.post(
             _local(checkpoint["eventUrl"][0]), checkpoint["payload"], content_type="application/json"
         )

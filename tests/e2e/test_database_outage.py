@@ -194,7 +194,7 @@ def test_a_burst_of_callers_while_the_database_is_silent_is_answered_in_time(pos
         assert all(reply.status == 200 and connects_to(reply.body, load.CALL_CENTER_NUMBER) for reply in replies)
         assert slowest < ANSWER_LIMIT_SECONDS, f"slowest answer {slowest:.2f} s\n{live.server.log_tail(40)}"
         assert live.log_lines("database.unreachable")
-        skipped = [line for caller in callers for line in live.log_lines("database_skipped", caller.uuid)]
+        skipped = [line for caller in callers for line in live.log_lines("database skipped", caller.uuid)]
         assert skipped, live.server.log_tail(40)
 
         # Back: the next caller after the back-off is recorded as usual.
