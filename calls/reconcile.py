@@ -67,7 +67,7 @@ from campaigns.models import Campaign, Strategy
 
 from . import call_flow, events, vonage_adapter
 from .leg_progress import DETECTION_STATUSES, STATUS_RANK, TERMINAL_STATUSES, StatusEvent, is_terminal
-from .models import Call, CallEvent, CallLeg, CallState, LegRole, NumberStatus, Outcome
+from .models import Call, CallLeg, CallState, LegRole, NumberStatus, Outcome
 
 logger = logging.getLogger(__name__)
 
@@ -291,11 +291,10 @@ def not_found_event(leg: CallLeg, *, now: datetime) -> dict[str, Any]:
 def _early_events_adopt(leg: CallLeg) -> bool:
     """Events stored before their leg was recorded hold the leg's dedupe keys; apply
     them first, or the synthetic event would be refused as their duplicate."""
-    if not CallEvent.objects.filter(leg_uuid=leg.uuid, leg__isnull=True).exists():
-        return False
     status_before = leg.status
     with transaction.atomic():
-        events.events_adopt(call_id=leg.call_id, leg_uuids=[leg.uuid])
+        if not events.events_adopt(call_id=leg.call_id, leg_uuids=[leg.uuid]):
+            return False
     leg.refresh_from_db()
     logger.info("reconcile.adopted call=%s uuid=%s status=%s", leg.call_id, leg.uuid, leg.status)
     return leg.status != status_before
