@@ -13,8 +13,10 @@ It drops and recreates the database ``callwhisper_loadbench``, migrates it, impo
 ``campaigns/demo_campaigns.json``, starts the TLS fake of Vonage's REST API in this
 process (``--latency-ms``, default 200, on every request) and ``--instances`` gunicorn
 servers as the README deploys them (``--workers 2 --threads 8``, DEBUG off, nothing in
-front). It makes ``--warmup`` calls (default 10, a few at a time: each worker's first
-requests pay for imports and connections), then starts calls open-loop: arrivals are a
+front). It makes ``--warmup`` calls (default 40, a few at a time: each worker's first
+requests pay for imports, and each of its request and agent-call threads opens its own
+database connection on first use; with 10, short --find-max steps measured that
+cold start in their p99), then starts calls open-loop: arrivals are a
 Poisson process at ``--rate`` calls/s for ``--duration`` s, whatever the servers' speed,
 each call run in a thread pool (up to 10 s of arrivals in flight, so that a slow server
 does not hold arrivals back) with keep-alive connections per thread. A call is:
@@ -127,7 +129,10 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--database", default="callwhisper_loadbench")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
-        "--warmup", type=int, default=10, help="calls made before measuring (each worker's first requests are slow)"
+        "--warmup",
+        type=int,
+        default=40,
+        help="calls made before measuring (every server thread's first request opens its database connection)",
     )
     parser.add_argument("--no-ceiling", action="store_true", help="skip the bare-view ceiling run")
     parser.add_argument(
