@@ -1,0 +1,125 @@
+"""CPU per webhook, in one process: the app's own cost without gunicorn, the network or
+the other processes of ``benchmarks/calls.py`` on the same two cores.
+
+Usage (PostgreSQL on 127.0.0.1:5432, trust auth for ``postgres``):
+
+    .venv/bin/python benchmarks/webhook_cpu.py                 # 5 rounds of 100 calls
+    .venv/bin/python benchmarks/webhook_cpu.py --calls 200 --rounds 7
+
+It drops and recreates the database ``callwhisper_cpubench``, migrates it and imports
+the demo campaigns (as ``benchmarks/calls.py`` does), then sends each call's webhooks
+straight to the WSGI application, production settings (DEBUG off), no Vonage
+credentials: the agent call is recorded, not sent (``vonage_adapter``'s dry run), and it
+is placed inline, so its work is in the answer's figure. A call is the caller's answer,
+the checkpoint, the agent's answer and four status events per leg. Printed: the median
+over the rounds of this process's CPU time (``time.process_time``) per request of each
+webhook and per complete call. CPU time, not wall time: the figures hold on a busy
+machine better than latencies do, but they still move by 10 % or so between runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+import uuid as uuid_lib
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import load  # noqa: E402
+
+TIMESTAMP = "2026-11-25T12:00:00.000Z"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=100, help="calls per round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--database", default="callwhisper_cpubench")
+    args = parser.parse_args()
+
+    problem = load.postgres_reachable()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    url = load.database_create(args.database)
+    os.environ.update(load.django_env(database=url, public_url="http://127.0.0.1:8000", AGENT_CALL_DISPATCH="inline"))
+    import django
+
+    django.setup()
+    from django.test import RequestFactory
+
+    from whisper_project.wsgi import application
+
+    app = App(application, RequestFactory(SERVER_NAME="127.0.0.1"))
+    for _ in range(20):  # imports, connection, caches
+        app.call()
+    rounds: list[dict[str, float]] = []
+    for _ in range(args.rounds):
+        app.cpu.clear()
+        started = time.process_time()
+        for _ in range(args.calls):
+            app.call()
+        per_call = (time.process_time() - started) / args.calls
+        rounds.append({"call": per_call, **{name: statistics.mean(v) for name, v in app.cpu.items()}})
+
+    print(f"{args.rounds} rounds of {args.calls} calls, median CPU ms (this process, PostgreSQL {args.database}):")
+    for name in ("answer_inbound (with the agent call)", "checkpoint", "answer_outbound", "event", "call"):
+        label = "complete call (11 requests)" if name == "call" else f"{name} per request"
+        print(f"  {label:44s} {1000 * statistics.median(r[name] for r in rounds):6.2f}")
+    load.database_drop(args.database)
+    return 0
+
+
+class App:
+    """Vonage's side of a call, sent to the WSGI application in this process."""
+
+    def __init__(self, application: Any, factory: Any) -> None:
+        self.application = application
+        self.factory = factory
+        self.cpu: dict[str, list[float]] = defaultdict(list)
+
+    def request(self, name: str, method: str, path: str, payload: Any = None) -> Any:
+        if method == "GET":
+            request = self.factory.get(path)
+        else:
+            request = self.factory.post(path, json.dumps(payload), content_type="application/json")
+        status: list[str] = []
+        started = time.process_time()
+        body = b"".join(self.application(request.environ, lambda code, headers, *_: status.append(code)))
+        self.cpu[name].append(time.process_time() - started)
+        if not status[0].startswith("2"):
+            raise RuntimeError(f"{path}: {status[0]} {body[:300]!r}")
+        return json.loads(body) if body else None
+
+    def call(self) -> None:
+        from calls.models import CallLeg
+
+        caller = str(uuid_lib.uuid4())
+        fields = {"to": load.CAMPAIGN_NUMBER, "from": "447946000123", "uuid": caller, "conversation_uuid": "CON"}
+        query = urlencode(fields)
+        ncco = self.request("answer_inbound (with the agent call)", "GET", f"/answer_inbound?{query}")
+        notify = next(action for action in ncco if action["action"] == "notify")
+        checkpoint = urlsplit(notify["eventUrl"][0])
+        self.request("checkpoint", "POST", f"{checkpoint.path}?{checkpoint.query}", notify["payload"])
+        agent, call_id = CallLeg.objects.filter(call__legs__uuid=caller, role="agent").values_list("uuid", "call_id")[0]
+        query = urlencode({"call": call_id, "uuid": agent, "to": load.CALL_CENTER_NUMBER, "from": load.CAMPAIGN_NUMBER})
+        self.request("answer_outbound", "GET", f"/answer_outbound?{query}")
+        for leg, direction in ((caller, "inbound"), (agent, "outbound")):
+            for status in ("started", "ringing", "answered", "completed"):
+                event = {"uuid": leg, "status": status, "direction": direction, "timestamp": TIMESTAMP}
+                if status == "completed":
+                    event.update(duration="30", price="0.01", rate="0.01", start_time=TIMESTAMP, end_time=TIMESTAMP)
+                self.request("event", "POST", "/event", event)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
