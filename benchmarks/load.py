@@ -218,6 +218,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+SECRET_KEY = "load-benchmark-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"  # noqa: S105
+SIGNATURE_SECRET = "load-benchmark-only-signature-secret-0123456789abcdef"  # noqa: S105
+
+
+def vonage_authorization(body: bytes | None) -> str:
+    """``Authorization`` as Vonage sends it: a fresh signed token for this request."""
+    from calls.signatures import sign_webhook
+
+    return "Bearer " + sign_webhook(body=body or b"", secret=SIGNATURE_SECRET)
+
+
+def callback_path(route: str, **params: object) -> str:
+    """``/route?params&sig=…`` as a server started by django_env signs it: for a client
+    playing a callback the server never handed out (an outage test, say)."""
+    from calls.callback_urls import callback_query
+
+    return f"/{route}?{callback_query(f'calls:{route}', params, key=SECRET_KEY)}"
+
+
 def django_env(*, database: str, public_url: str, **extra: str) -> dict[str, str]:
     """The production environment (DEBUG off), pointed at 127.0.0.1 only."""
     env = {
@@ -228,7 +247,10 @@ def django_env(*, database: str, public_url: str, **extra: str) -> dict[str, str
     env.update(
         DJANGO_SETTINGS_MODULE="whisper_project.settings",
         DEBUG="false",
-        SECRET_KEY="load-benchmark-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",  # noqa: S106
+        SECRET_KEY=SECRET_KEY,
+        # Webhooks are signed as Vonage signs them (Webhooks, vonage_authorization): the
+        # servers run as production does, refusing anything unsigned.
+        VONAGE_SIGNATURE_SECRET=SIGNATURE_SECRET,
         ALLOWED_HOSTS="127.0.0.1",
         DATABASE_URL=database,
         PUBLIC_URL=public_url,
@@ -419,6 +441,7 @@ class Webhooks:
         connections = self._local.__dict__.setdefault("connections", {})
         body = None if payload is None else json.dumps(payload).encode()
         headers = {"Content-Type": "application/json"} if body is not None else {}
+        headers["Authorization"] = vonage_authorization(body)
         for attempt in (0, 1):
             connection = connections.get(port)
             reused = connection is not None

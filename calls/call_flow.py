@@ -12,11 +12,9 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.urls import reverse
 from django.utils import timezone
 
 from campaigns.models import DEFAULT_CLOSED_MESSAGE, DEFAULT_FALLBACK_MESSAGE, ClosedAction, Fallback, Strategy
@@ -24,6 +22,7 @@ from campaigns.whisper import speaking_seconds
 
 from . import ncco as nccos
 from . import vonage_adapter
+from .callback_urls import callback_url
 from .leg_progress import is_terminal
 from .models import Call, CallLeg, CallState, LegRole, NumberStatus, Outcome
 from .outcomes import agent_gave_up
@@ -40,8 +39,8 @@ UPDATE_RETRY_INTERVAL = 0.4
 
 
 def public_url(name: str, **query: object) -> str:
-    url = settings.PUBLIC_URL + reverse(name)
-    return f"{url}?{urlencode(query)}" if query else url
+    """A callback URL for Vonage, its parameters signed by us (calls.callback_urls)."""
+    return callback_url(name, **query)
 
 
 def voice_for(call: Call) -> nccos.Voice:

@@ -4,6 +4,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import Error, Warning, register
+from django.core.exceptions import ImproperlyConfigured
 
 from campaigns.phone import InvalidNumber, normalize_number
 
@@ -11,14 +12,7 @@ from campaigns.phone import InvalidNumber, normalize_number
 @register("calls")
 def vonage_settings_check(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     messages: list[Any] = []
-    if not settings.VONAGE_SIGNATURE_SECRET and not settings.DEBUG:
-        messages.append(
-            Warning(
-                "VONAGE_SIGNATURE_SECRET is not set: anyone who finds the webhook URLs can post fake calls and events.",
-                hint="Set it to the account's signature secret (Vonage dashboard, API settings).",
-                id="calls.W001",
-            )
-        )
+    messages.extend(webhook_signature_messages())
     if not settings.CALL_CENTER_NUMBER:
         messages.append(
             Error(
@@ -57,3 +51,37 @@ def vonage_settings_check(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             )
         )
     return messages
+
+
+def webhook_signature_messages() -> list[Any]:
+    """Production without the signature secret is refused (calls.E005), unless the
+    operator opted out with the setting named unsafe, which is still a warning."""
+    if settings.VONAGE_SIGNATURE_SECRET or settings.DEBUG:
+        return []
+    if settings.UNSAFE_ACCEPT_UNSIGNED_WEBHOOKS:
+        return [
+            Warning(
+                "UNSAFE_ACCEPT_UNSIGNED_WEBHOOKS is on: anyone who finds the webhook URLs can place "
+                "billable calls and steer live calls.",
+                hint="Set VONAGE_SIGNATURE_SECRET to the account's signature secret and remove the opt-out.",
+                id="calls.W001",
+            )
+        ]
+    return [
+        Error(
+            "VONAGE_SIGNATURE_SECRET is not set: with DEBUG off, no webhook is accepted without Vonage's signature.",
+            hint=(
+                "Set it to the account's signature secret (Vonage dashboard, API settings). "
+                "UNSAFE_ACCEPT_UNSIGNED_WEBHOOKS=true accepts anyone's webhooks instead; never on a reachable server."
+            ),
+            id="calls.E005",
+        )
+    ]
+
+
+def refuse_unsafe_start() -> None:
+    """Called when a server process starts (WSGI/ASGI): gunicorn runs no system checks,
+    so an unsafe configuration would otherwise serve requests."""
+    errors = [message for message in webhook_signature_messages() if message.is_serious()]
+    if errors:
+        raise ImproperlyConfigured(f"{errors[0].msg} {errors[0].hint}")

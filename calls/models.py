@@ -212,3 +212,21 @@ class CallEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.status or ''} {self.leg_uuid}".strip()
+
+
+class SignedWebhook(models.Model):
+    """A Vonage signature we have accepted, remembered so that it authorises one request.
+
+    Vonage's tokens have no expiry; ``jti`` is unique per token. A second request with
+    the same ``jti`` is a replay unless its ``digest`` (method, path, query and body) is
+    the same: then it is Vonage retrying that very request, which the webhooks already
+    answer idempotently. Rows older than the signature's maximum age are useless (such a
+    token is refused for its ``iat``) and are forgotten by ``reconcile_calls``.
+    """
+
+    jti = models.CharField(max_length=100, unique=True)
+    digest = models.CharField(max_length=64, help_text="SHA-256 of the request's method, path, query and body.")
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return f"signature {self.jti}"

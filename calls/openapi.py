@@ -11,15 +11,16 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers
 
-from .serializers import AnswerOutboundSerializer
+from .serializers import MAX_ID, AnswerOutboundSerializer
 
 
 class AnswerOutboundQuerySerializer(serializers.Serializer):
     """The agent leg's answer URL names the call (``?call=&attempt=``) when Vonage POSTs
     the leg's own fields as the body; the same limits as ``AnswerOutboundSerializer``."""
 
-    call = serializers.IntegerField(min_value=1)
+    call = serializers.IntegerField(min_value=1, max_value=MAX_ID)
     attempt = serializers.IntegerField(min_value=0, max_value=50, required=False)
+    sig = serializers.CharField(required=False, help_text="Our signature of the parameters above (callback_urls).")
 
 
 class AnswerOutboundBodySerializer(AnswerOutboundSerializer):
@@ -28,6 +29,7 @@ class AnswerOutboundBodySerializer(AnswerOutboundSerializer):
     # DRF's way to drop an inherited field.
     call = None  # type: ignore[assignment]
     attempt = None  # type: ignore[assignment]
+    sig = None  # type: ignore[assignment]
 
 
 NCCO = {
@@ -62,14 +64,28 @@ _FIELD_ERRORS = {
 }
 
 BAD_REQUEST = OpenApiResponse(_FIELD_ERRORS, description="Malformed input: a required field missing or invalid.")
-UNSIGNED = OpenApiResponse(_DETAIL, description="No valid Vonage signature (only when VONAGE_SIGNATURE_SECRET is set).")
+UNSIGNED = OpenApiResponse(
+    _DETAIL,
+    description="A Vonage signature that is not valid, too old, or already used for another request.",
+)
+NOT_OURS = OpenApiResponse(
+    _DETAIL,
+    description="The URL's own parameters (call, attempt, checkpoint) do not carry our signature: nothing is done.",
+)
+UNAVAILABLE = OpenApiResponse(
+    _DETAIL,
+    description=(
+        "No signature at all (Vonage retries a 5xx), no signature secret configured on a production server, "
+        "or, for events, the event could not be stored; nothing is done."
+    ),
+)
 TOO_LARGE = OpenApiResponse(_DETAIL, description="A body over WEBHOOK_MAX_BODY_BYTES (64 KiB).")
 NO_SUCH_CALL = OpenApiResponse(_DETAIL, description="The answer URL names a call that does not exist.")
 RETRY_LATER = OpenApiResponse(
     _DETAIL,
     description=(
-        "The event could not be stored (database unavailable); it is logged, and `reconcile_calls` "
-        "later asks Vonage for the leg's state."
+        "The event could not be stored (database unavailable; it is logged, and `reconcile_calls` "
+        "later asks Vonage for the leg's state), or it carries no signature at all (Vonage retries a 5xx)."
     ),
 )
 CALLER_NCCO = OpenApiResponse(
@@ -88,12 +104,21 @@ CHECKPOINT_GO_ON = OpenApiResponse(
     None, description="The caller's checkpoint (a notify): empty, so Vonage goes on with the caller's NCCO."
 )
 # The same for a webhook's GET and POST forms.
-AGENT_ANSWER_RESPONSES = {200: AGENT_NCCO, 400: BAD_REQUEST, 401: UNSIGNED, 404: NO_SUCH_CALL, 413: TOO_LARGE}
+AGENT_ANSWER_RESPONSES = {
+    200: AGENT_NCCO,
+    400: BAD_REQUEST,
+    401: UNSIGNED,
+    403: NOT_OURS,
+    404: NO_SUCH_CALL,
+    413: TOO_LARGE,
+    503: UNAVAILABLE,
+}
 EVENT_RESPONSES = {
     200: EVENT_ANSWER,
     204: CHECKPOINT_GO_ON,
     400: BAD_REQUEST,
     401: UNSIGNED,
+    403: NOT_OURS,
     413: TOO_LARGE,
     503: RETRY_LATER,
 }
@@ -110,13 +135,21 @@ class VonageSignatureScheme(OpenApiAuthenticationExtension):
             "bearerFormat": "JWT",
             "description": (
                 "Vonage's signed webhooks: an HS256 JWT signed with the account's signature secret, "
-                "whose payload_hash is the SHA-256 of the body. Required when VONAGE_SIGNATURE_SECRET is set."
+                "whose payload_hash is the SHA-256 of the body; each token is accepted for one request, for "
+                "VONAGE_SIGNATURE_MAX_AGE_MINUTES after its iat. Required unless DEBUG is on with no secret set."
             ),
         }
 
 
 TAGS = ["Vonage webhooks"]
-CALLER_ANSWER_RESPONSES = {200: CALLER_NCCO, 400: BAD_REQUEST, 401: UNSIGNED, 413: TOO_LARGE}
+CALLER_ANSWER_RESPONSES = {
+    200: CALLER_NCCO,
+    400: BAD_REQUEST,
+    401: UNSIGNED,
+    403: NOT_OURS,
+    413: TOO_LARGE,
+    503: UNAVAILABLE,
+}
 
 
 def caller_answer_schema(name: str, serializer: type, *, summary: str) -> Any:

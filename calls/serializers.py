@@ -6,9 +6,28 @@ Vonage never breaks a call.
 """
 
 import math
+import re
 from typing import Any
 
 from rest_framework import serializers
+
+# The largest id a database row can have (PostgreSQL's bigint); a larger ``call`` is
+# refused as input rather than overflowing a query.
+MAX_ID = 2**63 - 1
+# Control characters (C0, DEL, C1) and the Unicode line and paragraph separators: none is
+# ever in an identifier, number or status Vonage sends, and each could forge a log line.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def no_control_characters(value: str) -> str:
+    if _CONTROL.search(value):
+        raise serializers.ValidationError("Control characters are not allowed here.")
+    return value
+
+
+def identifier_field(**kwargs: Any) -> serializers.CharField:
+    """A string Vonage sends as an id, number or status: no control characters."""
+    return serializers.CharField(validators=[no_control_characters], **kwargs)
 
 
 class _WithFrom(serializers.Serializer):
@@ -16,17 +35,17 @@ class _WithFrom(serializers.Serializer):
 
     def get_fields(self) -> dict[str, serializers.Field]:
         fields = super().get_fields()
-        fields["from"] = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+        fields["from"] = identifier_field(max_length=64, required=False, allow_blank=True, default="")
         return fields
 
 
 class AnswerInboundSerializer(_WithFrom):
     """Vonage's answer request for a caller's leg: who called which number."""
 
-    to = serializers.CharField(max_length=64)
-    uuid = serializers.CharField(max_length=64)
-    conversation_uuid = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
-    region_url = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    to = identifier_field(max_length=64)
+    uuid = identifier_field(max_length=64)
+    conversation_uuid = identifier_field(max_length=64, required=False, allow_blank=True, default="")
+    region_url = identifier_field(max_length=200, required=False, allow_blank=True, default="")
 
     def validate_region_url(self, value: str) -> str:
         # A malformed region is not worth refusing a caller over: fall back to the
@@ -37,16 +56,17 @@ class AnswerInboundSerializer(_WithFrom):
 class AnswerOutboundSerializer(AnswerInboundSerializer):
     """Vonage's answer request for an agent's leg; ``call`` is ours, from the answer URL."""
 
-    call = serializers.IntegerField(min_value=1)
+    call = serializers.IntegerField(min_value=1, max_value=MAX_ID)
     attempt = serializers.IntegerField(min_value=0, max_value=50, required=False)
-    to = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    sig = serializers.CharField(required=False, help_text="Our signature of call and attempt (callback_urls).")
+    to = identifier_field(max_length=64, required=False, allow_blank=True, default="")
 
 
 class FallbackSerializer(_WithFrom):
     """Vonage's fallback answer request: everything optional, it must always answer."""
 
-    to = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
-    uuid = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    to = identifier_field(max_length=64, required=False, allow_blank=True, default="")
+    uuid = identifier_field(max_length=64, required=False, allow_blank=True, default="")
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 
 
@@ -55,11 +75,11 @@ class EventSerializer(serializers.Serializer):
     error events (``reason``, no ``status``), and ``human``/``machine`` detection
     events that carry ``call_uuid`` instead of ``uuid``."""
 
-    uuid = serializers.CharField(max_length=64, required=False, allow_blank=True)
-    call_uuid = serializers.CharField(max_length=64, required=False, allow_blank=True)
-    conversation_uuid = serializers.CharField(max_length=64, required=False, allow_blank=True)
-    status = serializers.CharField(max_length=32, required=False, allow_blank=True)
-    timestamp = serializers.CharField(max_length=40, required=False, allow_blank=True)
+    uuid = identifier_field(max_length=64, required=False, allow_blank=True)
+    call_uuid = identifier_field(max_length=64, required=False, allow_blank=True)
+    conversation_uuid = identifier_field(max_length=64, required=False, allow_blank=True)
+    status = identifier_field(max_length=32, required=False, allow_blank=True)
+    timestamp = identifier_field(max_length=40, required=False, allow_blank=True)
     reason = serializers.CharField(required=False, allow_blank=True)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -92,11 +112,12 @@ def storable(value: Any, depth: int = 0) -> bool:
 
 
 class EventContextSerializer(serializers.Serializer):
-    """Our own query parameters on the event URLs we hand Vonage."""
+    """Our own query parameters on the event URLs we hand Vonage (signed: callback_urls)."""
 
-    call = serializers.IntegerField(min_value=1, required=False)
+    call = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
     attempt = serializers.IntegerField(min_value=0, max_value=50, required=False)
     checkpoint = serializers.ChoiceField(choices=["agent"], required=False)
+    sig = serializers.CharField(required=False, help_text="Our signature of the parameters above (callback_urls).")
 
     class Meta:
         keys = ("call", "attempt", "checkpoint")

@@ -13,7 +13,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.urls import reverse
 from django.utils import timezone
 
 from campaigns.models import DEFAULT_GREETING, Strategy
@@ -22,6 +21,7 @@ from campaigns.whisper import render_template
 
 from . import agent_dispatch, call_flow
 from . import ncco as nccos
+from .callback_urls import callback_url
 from .events import events_adopt
 from .leg_progress import is_terminal
 from .logging import call_context_set
@@ -349,4 +349,4 @@ def call_answer_fallback(*, uuid: str, to: str, from_: str, reason: str = "") ->
 
 
 def _public_url(name: str) -> str:
-    return settings.PUBLIC_URL + reverse(name)
+    return callback_url(name)

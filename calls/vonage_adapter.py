@@ -305,8 +305,10 @@ class VoiceApplicationSpec:
     answer_url: str
     fallback_answer_url: str
     event_url: str
-    answer_method: str = "GET"
-    fallback_answer_method: str = "GET"
+    # POST for every webhook: Vonage's signature covers a request's body (payload_hash),
+    # never its query string, so a GET request's fields would not be bound to its token.
+    answer_method: str = "POST"
+    fallback_answer_method: str = "POST"
     event_method: str = "POST"
     signed_callbacks: bool = True
 

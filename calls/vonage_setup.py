@@ -58,7 +58,7 @@ def public_url_check(public_url: str) -> None:
 
 
 def application_spec(*, name: str, public_url: str) -> VoiceApplicationSpec:
-    """Call Whisper's application: answer and fallback by GET, events by POST, signed webhooks."""
+    """Call Whisper's application: every webhook signed and POSTed, so that the signature covers its fields."""
     base = public_url.rstrip("/")
     return VoiceApplicationSpec(
         name=name,

@@ -6,6 +6,7 @@ from typing import IO, Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError
 from rest_framework import exceptions, status
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.parsers import JSONParser
@@ -13,7 +14,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from .signatures import InvalidSignature, verify_webhook
+from . import database_outage, replay
+from .signatures import InvalidSignature, MissingSignature, SignedRequest, request_digest, verify_webhook
 
 logger = logging.getLogger(__name__)
 
@@ -24,23 +26,84 @@ class PayloadTooLarge(exceptions.APIException):
     default_code = "payload_too_large"
 
 
-class VonageSignatureAuthentication(BaseAuthentication):
-    """When ``VONAGE_SIGNATURE_SECRET`` is set, every webhook must be signed by Vonage."""
+class SignatureCheckUnavailable(exceptions.APIException):
+    """The signature could not be checked now: Vonage retries a 503."""
 
-    def authenticate(self, request: Request) -> tuple[None, dict[str, Any]] | None:
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The request's signature cannot be checked right now; please retry."
+    default_code = "signature_check_unavailable"
+
+
+class ReplayStoreUnavailable(SignatureCheckUnavailable):
+    """A valid, fresh signature whose ``jti`` could not be looked up (the database is
+    down). The answer routes then give their safe answer, which changes nothing."""
+
+
+class UnsignedRequest(exceptions.APIException):
+    """No ``Authorization`` header at all. Vonage's docs: it may send a callback unsigned on
+    an internal error, and a 5xx makes it retry (a 401 would not). Nothing is done."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The request carries no Vonage signature; nothing was done. Vonage retries this."
+    default_code = "unsigned"
+
+
+def signatures_required() -> bool:
+    """Whether webhooks must be signed: always, unless this is a development server
+    (DEBUG) with no secret, or the operator opted out with a setting named unsafe."""
+    if settings.VONAGE_SIGNATURE_SECRET:
+        return True
+    return not (settings.DEBUG or settings.UNSAFE_ACCEPT_UNSIGNED_WEBHOOKS)
+
+
+class VonageSignatureAuthentication(BaseAuthentication):
+    """Every webhook signed by Vonage, and each signature good for one request only."""
+
+    def authenticate(self, request: Request) -> tuple[None, SignedRequest] | None:
+        if not signatures_required():
+            return None
         secret = settings.VONAGE_SIGNATURE_SECRET
         if not secret:
-            return None
-        try:
-            claims = verify_webhook(
-                authorization=request.META.get("HTTP_AUTHORIZATION", ""),
-                body=webhook_body(request),
-                secret=secret,
-                method=request.method or "GET",
+            # Safe by default: production without the secret serves no webhook at all
+            # (calls.E005 also fails `manage.py check` and the WSGI start).
+            logger.error(
+                "webhook.refused_unconfigured path=%s: VONAGE_SIGNATURE_SECRET is not set, so no webhook "
+                "is accepted (set it, or UNSAFE_ACCEPT_UNSIGNED_WEBHOOKS=true to accept anyone's)",
+                request.path,
             )
+            raise SignatureCheckUnavailable("Webhooks are refused: this server has no signature secret configured.")
+        body = webhook_body(request)
+        try:
+            signed = verify_webhook(
+                authorization=request.META.get("HTTP_AUTHORIZATION", ""),
+                body=body,
+                secret=secret,
+                max_age_seconds=settings.VONAGE_SIGNATURE_MAX_AGE_MINUTES * 60,
+            )
+        except MissingSignature as exc:
+            raise UnsignedRequest() from exc
         except InvalidSignature as exc:
             raise exceptions.AuthenticationFailed(str(exc)) from exc
-        return (None, claims)
+        digest = request_digest(
+            method=request.method or "GET",
+            path=request.path,
+            query=request.META.get("QUERY_STRING", ""),
+            body=body,
+        )
+        try:
+            database_outage.check()
+            admitted = replay.signed_request_admit(jti=signed.jti, digest=digest)
+        except (DatabaseError, database_outage.DatabaseSkipped) as exc:
+            database_outage.notice(exc)
+            logger.warning(
+                "webhook.replay_unchecked path=%s jti=%s: the database is unavailable", request.path, signed.jti
+            )
+            raise ReplayStoreUnavailable() from exc
+        if not admitted:
+            raise exceptions.AuthenticationFailed(
+                "This Vonage signature was already used for another request: a replay is refused."
+            )
+        return (None, signed)
 
     def authenticate_header(self, request: Request) -> str:
         # A value here makes DRF answer 401 rather than 403.

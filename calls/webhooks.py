@@ -9,6 +9,7 @@ centre, directly; the agent with a sentence saying the call could not be connect
 import logging
 from typing import Any
 
+from django.core.exceptions import SuspiciousOperation
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import exceptions, serializers
 from rest_framework.parsers import FormParser
@@ -19,6 +20,7 @@ from rest_framework.views import APIView
 from . import agent_dispatch, database_outage, events, services
 from . import ncco as nccos
 from . import openapi as api
+from .callback_urls import CALLBACK_PARAMS, SIGNATURE_PARAM, InvalidCallbackSignature, callback_params
 from .logging import call_context
 from .ncco import Ncco
 from .serializers import (
@@ -29,9 +31,12 @@ from .serializers import (
     FallbackSerializer,
     storable,
 )
-from .webhook_auth import VonageSignatureAuthentication, WebhookJSONParser, webhook_body
+from .signatures import SignedRequest
+from .webhook_auth import ReplayStoreUnavailable, VonageSignatureAuthentication, WebhookJSONParser, webhook_body
 
 logger = logging.getLogger(__name__)
+
+OWN_QUERY_KEYS = frozenset((*CALLBACK_PARAMS, SIGNATURE_PARAM))
 
 
 class VonageWebhook(APIView):
@@ -39,8 +44,12 @@ class VonageWebhook(APIView):
     permission_classes: list[Any] = []
     parser_classes = [WebhookJSONParser, FormParser]
     input_serializer: type[serializers.Serializer]
-    # The request's fields (query and body), once parsed: for answering after an error.
+    # This route's URL name: our own parameters on it are signed for it (callback_urls).
+    route: str
+    # The request's fields, once parsed: for answering after an error.
     payload: dict[str, Any]
+    # Our own parameters from the query string (call, attempt, checkpoint), verified.
+    callback: dict[str, str]
 
     def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         # Log lines carry the call's id once a service has looked the call up.
@@ -49,22 +58,29 @@ class VonageWebhook(APIView):
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         webhook_body(request)  # 413 before anything else reads it
+        _query_readable(request)  # 400 for more parameters than any webhook has
         super().initial(request, *args, **kwargs)
         # DRF authenticates lazily; make a missing or bad signature fail here, first.
         request.user  # noqa: B018
+        try:
+            self.callback = callback_params(self.route, request.query_params)
+        except InvalidCallbackSignature as exc:
+            logger.warning(
+                "webhook.callback_refused path=%s query=%s: %s",
+                request.path,
+                request.META.get("QUERY_STRING", "")[:300],
+                exc,
+            )
+            raise exceptions.PermissionDenied(f"{exc} Nothing was done.") from None
 
     def get(self, request: Request) -> Response:
-        self.payload = _flat(request.query_params)
+        self.payload = vonage_fields(request.query_params)
         return self.handle(request, self.payload)
 
     def post(self, request: Request) -> Response:
-        data = request.data
-        if hasattr(data, "dict"):
-            # A form body: a QueryDict is a dict of lists; take each field's value.
-            data = data.dict()
-        if not isinstance(data, dict):
-            raise exceptions.ParseError("The body must be a JSON object.")
-        self.payload = {**_flat(request.query_params), **data}
+        # Only the body: Vonage's signature covers it, never the query string, which
+        # carries nothing but our own (signed) parameters.
+        self.payload = _body_fields(request)
         return self.handle(request, self.payload)
 
     def validated(self, data: dict[str, Any]) -> dict[str, Any]:
@@ -89,6 +105,21 @@ class AnswerWebhook(VonageWebhook):
         raise NotImplementedError
 
     def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, ReplayStoreUnavailable):
+            # A valid, fresh signature, but the database is down: the safe answer
+            # changes nothing, so a replay of it gains nothing.
+            try:
+                get = self.request.method == "GET"
+                self.payload = vonage_fields(self.request.query_params) if get else _body_fields(self.request)
+            except exceptions.APIException:
+                self.payload = {}
+            _log_failure(
+                exc,
+                "%s.database_unavailable uuid=%s: answering with a safe default",
+                self.log_name,
+                self.payload.get("uuid"),
+            )
+            return Response(self.safe_ncco())
         if isinstance(exc, exceptions.APIException):
             return super().handle_exception(exc)
         payload = getattr(self, "payload", None) or {}
@@ -108,13 +139,14 @@ class AnswerWebhook(VonageWebhook):
         (a POSTed answer carries ``to`` in its body, not the query string)."""
         payload = getattr(self, "payload", None)
         if payload is None:
-            payload = _flat(self.request.query_params) if getattr(self, "request", None) else {}
+            payload = vonage_fields(self.request.query_params) if getattr(self, "request", None) else {}
         return services.safe_default_ncco(to=str(payload.get("to") or ""))
 
 
 @api.caller_answer_schema("answer_inbound", AnswerInboundSerializer, summary="A caller dialled a campaign number")
 class AnswerInboundView(AnswerWebhook):
     input_serializer = AnswerInboundSerializer
+    route = "calls:answer_inbound"
     log_name = "answer_inbound"
 
     def answer(self, request: Request, data: dict[str, Any]) -> Response:
@@ -148,6 +180,7 @@ class AnswerInboundView(AnswerWebhook):
 )
 class AnswerOutboundView(AnswerWebhook):
     input_serializer = AnswerOutboundSerializer
+    route = "calls:answer_outbound"
     log_name = "answer_outbound"
 
     def safe_ncco(self) -> Ncco:
@@ -156,7 +189,8 @@ class AnswerOutboundView(AnswerWebhook):
         return nccos.agent_hears_call_failed()
 
     def answer(self, request: Request, data: dict[str, Any]) -> Response:
-        fields = self.validated(data)
+        # The call and attempt are ours, from the signed URL: never from Vonage's fields.
+        fields = self.validated({**data, **self.callback})
         try:
             ncco = services.call_answer_agent(
                 call_id=fields["call"],
@@ -176,6 +210,7 @@ class AnswerOutboundView(AnswerWebhook):
 )
 class FallbackView(AnswerWebhook):
     input_serializer = FallbackSerializer
+    route = "calls:fallback"
     log_name = "fallback"
 
     def answer(self, request: Request, data: dict[str, Any]) -> Response:
@@ -210,23 +245,40 @@ class EventView(VonageWebhook):
     the connect strategy's synchronous events (``?call=&attempt=`` on its eventUrl)."""
 
     input_serializer = EventSerializer
+    route = "calls:event"
 
     def get(self, request: Request) -> Response:
-        query = _flat(request.query_params)
-        self.payload = {k: v for k, v in query.items() if k not in EventContextSerializer.Meta.keys}
-        return self.handle(request, self.payload)
+        if isinstance(request.auth, SignedRequest):
+            # Vonage's signature covers a body, not a query string: a signed GET event's
+            # fields are not bound to its token (VONAGE.md). vonage_setup makes it POST.
+            logger.warning("event.refused_signed_get path=%s", request.path)
+            raise exceptions.ParseError("Signed events must be POSTed: a GET event's fields are not signed.")
+        return super().get(request)
 
-    def post(self, request: Request) -> Response:
-        data = request.data
-        if hasattr(data, "dict"):
-            data = data.dict()  # a form body: see VonageWebhook.post
-        if not isinstance(data, dict):
-            raise exceptions.ParseError("The body must be a JSON object.")
-        self.payload = dict(data)
-        return self.handle(request, self.payload)
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, ReplayStoreUnavailable):
+            # The database is down: an event Vonage runs as an NCCO still gets the answer
+            # it would get without the database (changing nothing); others a 503.
+            try:
+                callback = callback_params(self.route, self.request.query_params)
+                body = _body_fields(self.request) if self.request.method == "POST" else {}
+            except (InvalidCallbackSignature, exceptions.APIException):
+                callback, body = {}, {}
+            ncco = _ncco_without_database(callback, body)
+            if ncco is not None:
+                return Response(ncco)
+            _log_failure(
+                exc,
+                "event.not_stored call=%s uuid=%s status=%s: its signature cannot be checked without the database",
+                callback.get("call"),
+                body.get("uuid") or body.get("call_uuid"),
+                body.get("status"),
+            )
+            return Response({"detail": "The event could not be stored; please retry."}, status=503)
+        return super().handle_exception(exc)
 
     def handle(self, request: Request, data: dict[str, Any]) -> Response:
-        context = EventContextSerializer(data=_flat(request.query_params))
+        context = EventContextSerializer(data=self.callback)
         context.is_valid(raise_exception=True)
         call_id, attempt = context.validated_data.get("call"), context.validated_data.get("attempt")
         if context.validated_data.get("checkpoint"):
@@ -245,9 +297,9 @@ class EventView(VonageWebhook):
                 data.get("uuid") or data.get("call_uuid"),
                 data.get("status"),
             )
-            if attempt is not None or "dtmf" in data:
-                # Vonage runs this answer: never leave the leg in silence.
-                return Response(services.safe_default_ncco(to="") if attempt is not None else nccos.agent_declined())
+            ncco = _ncco_without_database({"attempt": str(attempt)} if attempt is not None else {}, data)
+            if ncco is not None:
+                return Response(ncco)
             # Not a 500, and the event is named in the log. Vonage may not send it again (it
             # retries an event only on a timeout): reconcile_calls asks Vonage for the leg's state.
             return Response({"detail": "The event could not be stored; please retry."}, status=503)
@@ -278,13 +330,46 @@ class EventView(VonageWebhook):
         return Response(ncco)
 
 
+def _ncco_without_database(callback: dict[str, str], data: dict[str, Any]) -> Ncco | None:
+    """An event Vonage runs our answer to, when the database cannot be used: never leave
+    the leg in silence. The caller's checkpoint or a connect event: the call centre,
+    directly; an agent's key press: declined (the caller is passed on). None for others."""
+    if "checkpoint" in callback or "attempt" in callback:
+        return services.safe_default_ncco(to="")
+    if "dtmf" in data:
+        return nccos.agent_declined()
+    return None
+
+
 def _log_failure(exc: Exception, message: str, *args: object) -> None:
     """With the traceback, unless the database was skipped on purpose (database_outage)."""
-    if isinstance(exc, database_outage.DatabaseSkipped):
+    if isinstance(exc, ReplayStoreUnavailable):
+        logger.warning(message, *args)
+    elif isinstance(exc, database_outage.DatabaseSkipped):
         logger.warning(message + " (database skipped: it could not be reached moments ago)", *args)
     else:
         logger.exception(message, *args)
 
 
-def _flat(query: Any) -> dict[str, Any]:
-    return {key: query.get(key) for key in query}
+def vonage_fields(query: Any) -> dict[str, Any]:
+    """A GET webhook's fields: the query string Vonage built, less our own parameters."""
+    return {key: query.get(key) for key in query if key not in OWN_QUERY_KEYS}
+
+
+def _body_fields(request: Request) -> dict[str, Any]:
+    data = request.data
+    if hasattr(data, "dict"):
+        # A form body: a QueryDict is a dict of lists; take each field's value.
+        data = data.dict()
+    if not isinstance(data, dict):
+        raise exceptions.ParseError("The body must be a JSON object.")
+    return dict(data)
+
+
+def _query_readable(request: Request) -> None:
+    """Django refuses to parse more than DATA_UPLOAD_MAX_NUMBER_FIELDS parameters with a
+    SuspiciousOperation; here that is a plain 400, never the safe answer of an error."""
+    try:
+        request._request.GET  # noqa: B018
+    except SuspiciousOperation as exc:
+        raise exceptions.ParseError(f"The query string cannot be read: {exc}") from None

@@ -61,3 +61,26 @@ def summer_number(summer_campaign: Campaign) -> TrackingNumber:
 
 def post_json(client: Client, path: str, payload: Any, **extra: Any) -> Any:
     return client.post(path, json.dumps(payload), content_type="application/json", **extra)
+
+
+def callback(route: str, **params: object) -> str:
+    """A callback URL exactly as the app hands it to Vonage (its parameters signed)."""
+    from calls.callback_urls import callback_url
+
+    return callback_url(f"calls:{route}", **params)
+
+
+def callback_path(route: str, **params: object) -> str:
+    """The same URL as a path with its query, for the test client."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(callback(route, **params))
+    return f"{parts.path}?{parts.query}" if parts.query else parts.path
+
+
+def with_fields(path: str, fields: dict[str, Any]) -> str:
+    """``path`` (which may already carry our signed parameters) with Vonage's GET fields
+    added: the test client would drop the path's own query if given ``data``."""
+    from urllib.parse import urlencode
+
+    return path + ("&" if "?" in path else "?") + urlencode(fields)

@@ -201,6 +201,11 @@ VONAGE_PRIVATE_KEY = env("VONAGE_PRIVATE_KEY", default="")
 VONAGE_API_KEY = env("VONAGE_API_KEY", default="")
 VONAGE_API_SECRET = env("VONAGE_API_SECRET", default="")
 VONAGE_SIGNATURE_SECRET = env("VONAGE_SIGNATURE_SECRET", default="")
+# Minutes a Vonage signature is accepted after its ``iat`` (Vonage's tokens carry no ``exp``).
+VONAGE_SIGNATURE_MAX_AGE_MINUTES = env.float("VONAGE_SIGNATURE_MAX_AGE_MINUTES", default=5.0)
+# Without VONAGE_SIGNATURE_SECRET a production server (DEBUG off) refuses to start and refuses
+# every webhook; this opt-out accepts anyone's requests instead. Never on a reachable server.
+UNSAFE_ACCEPT_UNSIGNED_WEBHOOKS = env.bool("UNSAFE_ACCEPT_UNSIGNED_WEBHOOKS", default=False)
 VONAGE_API_HOST = env("VONAGE_API_HOST", default="api.nexmo.com")
 # Seconds the SDK waits to connect and for each read; whole seconds (the SDK's type).
 VONAGE_TIMEOUT_SECONDS = env.int("VONAGE_TIMEOUT_SECONDS", default=2)

@@ -20,7 +20,7 @@ from calls import call_flow, vonage_adapter
 from calls.models import Call, CallEvent, CallLeg, CallState, LegRole, Outcome
 from calls.vonage_adapter import PlacedCall, VonageUnavailable
 from campaigns.models import Campaign, Fallback, OpeningHours, Strategy, TrackingNumber
-from tests.conftest import post_json
+from tests.conftest import callback, callback_path, post_json
 from tests.factories import CampaignFactory, TrackingNumberFactory
 
 CALLER_UUID = "11111111-1111-4111-8111-111111111111"
@@ -109,8 +109,13 @@ def status(client: Client, uuid: str, name: str, *, at: datetime | None = None, 
     return response.json()
 
 
-def agent_answers(client: Client, call: Call, uuid: str, query: str = "") -> list[dict[str, Any]]:
-    response = client.get(f"/answer_outbound?call={call.pk}{query}&uuid={uuid}&to=447700900999")
+def _q(path: str) -> str:
+    """The query string of a path, with its ``?``."""
+    return path[path.index("?") :]
+
+
+def agent_answers(client: Client, call: Call, uuid: str, **params: object) -> list[dict[str, Any]]:
+    response = client.get(callback_path("answer_outbound", call=call.pk, **params) + f"&uuid={uuid}&to=447700900999")
     assert response.status_code == 200
     return response.json()
 
@@ -122,7 +127,7 @@ def press(client: Client, call: Call, uuid: str, digits: str, *, timed_out: bool
         "dtmf": {"digits": digits, "timed_out": timed_out},
         "timestamp": timezone.now().isoformat(),
     }
-    response = post_json(client, f"/event?call={call.pk}", payload)
+    response = post_json(client, callback_path("event", call=call.pk), payload)
     assert response.status_code == 200
     return response.json()
 
@@ -151,7 +156,7 @@ def test_busy_agent_moves_the_waiting_caller_to_voicemail_once(
     assert uuid == CALLER_UUID
     assert actions(ncco) == ["talk", "record", "talk"]
     assert ncco[0]["text"] == campaign_prompt(call)
-    assert ncco[1]["eventUrl"] == [f"{EVENT_URL}?call={call.pk}"]
+    assert ncco[1]["eventUrl"] == [callback("event", call=call.pk)]
     call.refresh_from_db()
     assert call.state == CallState.FALLBACK
     assert call.fallback_at is not None
@@ -177,7 +182,7 @@ def test_voicemail_left_is_stored_on_the_call_and_is_its_outcome(
         "conversation_uuid": CONVERSATION,
         "timestamp": "2026-11-25T10:00:12Z",
     }
-    assert post_json(client, f"/event?call={call.pk}", record).status_code == 200
+    assert post_json(client, callback_path("event", call=call.pk), record).status_code == 200
     status(client, CALLER_UUID, "completed")
 
     call.refresh_from_db()
@@ -249,7 +254,7 @@ def test_hunt_list_rings_the_next_number_then_the_fallback(
 
     status(client, "agent-1", "busy")
     assert [p["to"] for p in vonage.placed] == ["447700900999", "447700900998"]
-    assert vonage.placed[1]["answer_url"] == f"https://whisper.example.com/answer_outbound?call={call.pk}"
+    assert vonage.placed[1]["answer_url"] == callback("answer_outbound", call=call.pk)
     assert CallLeg.objects.get(uuid="agent-2").attempt == 1
 
     status(client, "agent-2", "timeout")
@@ -418,7 +423,7 @@ def test_press_1_agent_is_asked_after_the_whisper_and_joins_on_1(
     assert ncco[1]["text"] == "Press 1 to take this call."
     assert ncco[2]["type"] == ["dtmf"]
     assert ncco[2]["dtmf"]["maxDigits"] == 1
-    assert ncco[2]["eventUrl"] == [f"{EVENT_URL}?call={call.pk}"]
+    assert ncco[2]["eventUrl"] == [callback("event", call=call.pk)]
 
     start = timezone.now()
     status(client, "agent-1", "answered", at=start)
@@ -453,7 +458,7 @@ def test_input_for_an_unknown_call_gets_a_sentence_not_an_error(
     client: Client, db: None, caplog: pytest.LogCaptureFixture
 ) -> None:
     payload = {"uuid": "nobody", "dtmf": {"digits": "1", "timed_out": False}, "conversation_uuid": "CON-x"}
-    response = post_json(client, "/event?call=999999", payload)
+    response = post_json(client, callback_path("event", call=999999), payload)
     assert response.status_code == 200
     assert response.json() == [{"action": "talk", "text": "The caller is no longer waiting."}]
     assert any("999999" in r.getMessage() for r in caplog.records)
@@ -481,13 +486,13 @@ def test_connect_strategy_answers_the_caller_without_any_rest_request(
         {
             "type": "phone",
             "number": "447700900999",
-            "onAnswer": {"url": f"https://whisper.example.com/answer_outbound?call={call.pk}&attempt=0"},
+            "onAnswer": {"url": callback("answer_outbound", call=call.pk, attempt=0)},
         }
     ]
     assert connect["from"] == "447700900001"
     assert connect["timeout"] == 15
     assert connect["eventType"] == "synchronous"
-    assert connect["eventUrl"] == [f"{EVENT_URL}?call={call.pk}&attempt=0"]
+    assert connect["eventUrl"] == [callback("event", call=call.pk, attempt=0)]
     assert connect["machineDetection"] == "hangup"
     assert vonage.placed == []
 
@@ -497,14 +502,14 @@ def test_connect_strategy_busy_answers_with_the_next_number_then_the_fallback(
 ) -> None:
     dial(client)
     call = Call.objects.get()
-    next_ncco = status(client, "connect-1", "busy", query=f"?call={call.pk}&attempt=0")
+    next_ncco = status(client, "connect-1", "busy", query=_q(callback_path("event", call=call.pk, attempt=0)))
     assert actions(next_ncco) == ["connect"]
     assert next_ncco[0]["endpoint"][0]["number"] == "447700900998"
-    assert next_ncco[0]["eventUrl"] == [f"{EVENT_URL}?call={call.pk}&attempt=1"]
+    assert next_ncco[0]["eventUrl"] == [callback("event", call=call.pk, attempt=1)]
     # A redelivery gets the same answer.
-    assert status(client, "connect-1", "busy", query=f"?call={call.pk}&attempt=0") == next_ncco
+    assert status(client, "connect-1", "busy", query=_q(callback_path("event", call=call.pk, attempt=0))) == next_ncco
 
-    fallback = status(client, "connect-2", "timeout", query=f"?call={call.pk}&attempt=1")
+    fallback = status(client, "connect-2", "timeout", query=_q(callback_path("event", call=call.pk, attempt=1)))
     assert actions(fallback) == ["talk", "record", "talk"]
     assert CallLeg.objects.get(uuid="connect-2").attempt == 1
     assert vonage.transfers == [] and vonage.placed == []
@@ -517,7 +522,7 @@ def test_connect_strategy_whisper_runs_on_the_agent_leg_only(
 ) -> None:
     dial(client)
     call = Call.objects.get()
-    ncco = agent_answers(client, call, "connect-1", query="&attempt=0")
+    ncco = agent_answers(client, call, "connect-1", attempt=0)
     assert ncco == [
         {"action": "talk", "text": "Incoming call regarding the summer offer", "language": "en-GB", "style": 0}
     ]
@@ -531,9 +536,9 @@ def test_connect_strategy_decline_moves_the_caller_and_ends_the_agent_leg(
     connect_number.campaign.save()
     dial(client)
     call = Call.objects.get()
-    ncco = agent_answers(client, call, "connect-1", query="&attempt=0")
+    ncco = agent_answers(client, call, "connect-1", attempt=0)
     assert actions(ncco) == ["talk", "talk", "input"]
-    status(client, "connect-1", "answered", query=f"?call={call.pk}&attempt=0")
+    status(client, "connect-1", "answered", query=_q(callback_path("event", call=call.pk, attempt=0)))
 
     press(client, call, "connect-1", "9")
     ((caller_uuid, moved_to),) = vonage.transfers[:1]

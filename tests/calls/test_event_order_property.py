@@ -23,6 +23,7 @@ from calls import vonage_adapter
 from calls.models import Call, CallEvent, CallLeg, LegRole, Outcome
 from calls.vonage_adapter import PlacedCall
 from campaigns.models import Fallback, TrackingNumber
+from tests.conftest import callback_path, with_fields
 from tests.factories import CampaignFactory, TrackingNumberFactory
 
 CALLER_NUMBER = "447946000123"
@@ -130,7 +131,9 @@ def answer(client: Client, vonage: Recorder, timeline: Timeline) -> Answered:
     assert response.status_code == 200
     call = CallLeg.objects.select_related("call").get(uuid=caller_uuid).call
     agent_uuid = vonage.placed[-1]
-    response = client.get("/answer_outbound", {"call": call.pk, "uuid": agent_uuid, "to": "447700900999"})
+    response = client.get(
+        with_fields(callback_path("answer_outbound", call=call.pk), {"uuid": agent_uuid, "to": "447700900999"})
+    )
     assert response.status_code == 200
     # Every call of a test starts at the same moment, so their records compare as they are.
     Call.objects.filter(pk=call.pk).update(started_at=START)

@@ -22,7 +22,7 @@ from calls.logging import JsonFormatter, call_context, call_context_set, current
 from calls.models import Call
 from calls.vonage_adapter import PlacedCall
 from campaigns.models import TrackingNumber
-from tests.conftest import post_json
+from tests.conftest import callback_path, post_json, with_fields
 
 CALLER = "447946000123"
 PRIVATE_KEY = (
@@ -140,7 +140,12 @@ def whole_call(client: Client, caller_uuid: str = "caller-1") -> Call:
     assert response.status_code == 200
     call = Call.objects.get(legs__uuid=caller_uuid)
     agent = call.legs.get(role="agent").uuid
-    assert client.get("/answer_outbound", {"call": call.pk, "uuid": agent, "to": "447700900999"}).status_code == 200
+    assert (
+        client.get(
+            with_fields(callback_path("answer_outbound", call=call.pk), {"uuid": agent, "to": "447700900999"})
+        ).status_code
+        == 200
+    )
     start = timezone.now()
 
     def event(uuid: str, status: str, seconds: float, **extra: Any) -> None:

@@ -20,6 +20,7 @@ from calls.vonage_adapter import PlacedCall
 from campaigns.models import TrackingNumber
 from tests.conftest import load_fixture
 
+_HASH_OF_EMPTY_OBJECT = hashlib.sha256(b"{}").hexdigest()
 SECRET = "account-signature-secret-" + "0123456789abcdef" * 3  # 72 bytes: long enough for HS512
 ANSWER = load_fixture("vonage/answer_inbound.json")
 RINGING = load_fixture("vonage/event_outbound_ringing.json")
@@ -80,7 +81,7 @@ def test_signed_answer_by_get_is_accepted(
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
-def test_unsigned_answer_is_401_and_rings_nobody(
+def test_unsigned_answer_is_503_and_rings_nobody(
     client: Client,
     summer_number: TrackingNumber,
     agent_calls: list[dict[str, Any]],
@@ -93,20 +94,21 @@ def test_unsigned_answer_is_401_and_rings_nobody(
     else:
         response = client.post("/answer_inbound", json.dumps(ANSWER), content_type="application/json")
 
-    assert response.status_code == 401
-    assert response["WWW-Authenticate"].startswith("Bearer")
+    # No Authorization header at all: Vonage's docs say an internal error may send a
+    # callback unsigned, and only a 5xx makes it retry (a 401 would drop the call).
+    assert response.status_code == 503
     assert rows() == (0, 0, 0)
     assert agent_calls == []
     assert any(
-        r.levelno == logging.WARNING and "webhook.refused" in r.getMessage() and "status=401" in r.getMessage()
+        r.levelno == logging.WARNING and "webhook.refused" in r.getMessage() and "status=503" in r.getMessage()
         for r in caplog.records
     )
 
 
-def test_unsigned_event_is_401_and_nothing_is_written(client: Client, db: None, secret: str) -> None:
+def test_unsigned_event_is_503_and_nothing_is_written(client: Client, db: None, secret: str) -> None:
     response = post_event(client, RINGING, None)
 
-    assert response.status_code == 401
+    assert response.status_code == 503
     assert rows() == (0, 0, 0)
 
 
@@ -151,7 +153,7 @@ def test_signature_issued_two_minutes_in_the_future_is_401(client: Client, db: N
         ("Basic {token}", 401),
         ("Bearer", 401),
         ("Bearer ", 401),
-        ("", 401),
+        ("", 503),  # no signature at all: answered so that Vonage retries
     ],
 )
 def test_bearer_prefix_is_handled(client: Client, db: None, secret: str, authorization: str, status: int) -> None:
@@ -162,10 +164,17 @@ def test_bearer_prefix_is_handled(client: Client, db: None, secret: str, authori
     assert response.status_code == status
 
 
-def test_without_a_secret_unsigned_webhooks_are_accepted(client: Client, db: None, settings: Settings) -> None:
+def test_without_a_secret_unsigned_webhooks_are_accepted_only_by_a_development_server_or_the_unsafe_opt_out(
+    client: Client, db: None, settings: Settings
+) -> None:
     settings.VONAGE_SIGNATURE_SECRET = ""
-
+    settings.DEBUG, settings.UNSAFE_ACCEPT_UNSIGNED_WEBHOOKS = True, False
     assert post_event(client, RINGING, None).status_code == 200
+    settings.DEBUG, settings.UNSAFE_ACCEPT_UNSIGNED_WEBHOOKS = False, True
+    assert post_event(client, {**RINGING, "status": "answered"}, None).status_code == 200
+    settings.DEBUG, settings.UNSAFE_ACCEPT_UNSIGNED_WEBHOOKS = False, False
+    assert post_event(client, {**RINGING, "status": "completed"}, None).status_code == 503
+    assert CallEvent.objects.count() == 2
 
 
 # --- verify_webhook -----------------------------------------------------------------------
@@ -174,17 +183,18 @@ def test_without_a_secret_unsigned_webhooks_are_accepted(client: Client, db: Non
 def test_claims_of_a_valid_signature_are_returned() -> None:
     body = body_of(RINGING)
 
-    claims = verify_webhook(authorization=signed(body), body=body, secret=SECRET, method="POST")
+    signed_request = verify_webhook(authorization=signed(body), body=body, secret=SECRET, max_age_seconds=300)
 
-    assert claims["iss"] == "Vonage"
-    assert claims["payload_hash"] == hashlib.sha256(body).hexdigest()
+    assert signed_request.claims["iss"] == "Vonage"
+    assert signed_request.claims["payload_hash"] == hashlib.sha256(body).hexdigest()
+    assert signed_request.jti == signed_request.claims["jti"]
 
 
-def test_get_requests_are_not_held_to_a_payload_hash() -> None:
-    # Vonage hashes a compact JSON of the query string for GET; we do not reproduce it.
-    token = jwt.encode({"iat": int(time.time()), "payload_hash": "0" * 64}, SECRET, algorithm="HS256")
+def test_a_request_without_a_body_is_not_held_to_a_payload_hash() -> None:
+    # Vonage hashes a compact JSON of a GET's query string; a GET has no body to match.
+    token = jwt.encode({"iat": int(time.time()), "jti": "j", "payload_hash": "0" * 64}, SECRET, algorithm="HS256")
 
-    verify_webhook(authorization=f"Bearer {token}", body=b"", secret=SECRET, method="GET")
+    verify_webhook(authorization=f"Bearer {token}", body=b"", secret=SECRET, max_age_seconds=300)
 
 
 @pytest.mark.parametrize(
@@ -193,13 +203,15 @@ def test_get_requests_are_not_held_to_a_payload_hash() -> None:
         jwt.encode({"iat": int(time.time())}, SECRET, algorithm="HS512"),
         jwt.encode({"iat": int(time.time())}, None, algorithm="none"),
         jwt.encode({"jti": "no-iat"}, SECRET, algorithm="HS256"),
+        jwt.encode({"iat": int(time.time()), "payload_hash": _HASH_OF_EMPTY_OBJECT}, SECRET, algorithm="HS256"),
+        jwt.encode({"iat": "soon", "jti": "j", "payload_hash": _HASH_OF_EMPTY_OBJECT}, SECRET, algorithm="HS256"),
         "not.a.jwt",
     ],
-    ids=["other-algorithm", "unsigned", "no-iat", "garbage"],
+    ids=["other-algorithm", "unsigned", "no-iat", "no-jti", "iat-not-a-time", "garbage"],
 )
 def test_tokens_vonage_would_never_send_are_refused(token: str) -> None:
     with pytest.raises(InvalidSignature):
-        verify_webhook(authorization=f"Bearer {token}", body=b"{}", secret=SECRET, method="POST")
+        verify_webhook(authorization=f"Bearer {token}", body=b"{}", secret=SECRET, max_age_seconds=300)
 
 
 def test_allowed_clock_skew_is_a_minute() -> None:
@@ -209,14 +221,14 @@ def test_allowed_clock_skew_is_a_minute() -> None:
         authorization=signed(body, iat=time.time() + CLOCK_SKEW_SECONDS - 5),
         body=body,
         secret=SECRET,
-        method="POST",
+        max_age_seconds=300,
     )
     with pytest.raises(InvalidSignature):
         verify_webhook(
             authorization=signed(body, iat=time.time() + CLOCK_SKEW_SECONDS + 5),
             body=body,
             secret=SECRET,
-            method="POST",
+            max_age_seconds=300,
         )
 
 
@@ -246,15 +258,26 @@ def test_sdk_verifier_raises_on_a_left_on_bearer_prefix() -> None:
 # --- the system check ---------------------------------------------------------------------
 
 
-def test_production_without_a_signature_secret_is_warned_about(settings: Settings) -> None:
-    settings.DEBUG = False
+def test_production_without_a_signature_secret_is_an_error(settings: Settings) -> None:
+    settings.DEBUG, settings.UNSAFE_ACCEPT_UNSIGNED_WEBHOOKS = False, False
     settings.VONAGE_SIGNATURE_SECRET = ""
 
-    assert "calls.W001" in {message.id for message in checks.run_checks()}
+    assert "calls.E005" in {message.id for message in checks.run_checks()}
+
+
+def test_the_unsafe_opt_out_turns_the_error_into_a_warning(settings: Settings) -> None:
+    settings.DEBUG, settings.UNSAFE_ACCEPT_UNSIGNED_WEBHOOKS = False, True
+    settings.VONAGE_SIGNATURE_SECRET = ""
+
+    ids = {message.id for message in checks.run_checks()}
+    assert "calls.W001" in ids
+    assert "calls.E005" not in ids
 
 
 def test_production_with_a_signature_secret_is_not_warned_about(settings: Settings) -> None:
     settings.DEBUG = False
     settings.VONAGE_SIGNATURE_SECRET = SECRET
 
-    assert "calls.W001" not in {message.id for message in checks.run_checks()}
+    ids = {message.id for message in checks.run_checks()}
+    assert "calls.W001" not in ids
+    assert "calls.E005" not in ids

@@ -29,8 +29,8 @@ NEW_KEY = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----E
 
 EXPECTED_VOICE = {
     "webhooks": {
-        "answer_url": {"address": "https://whisper.example.com/answer_inbound", "http_method": "GET"},
-        "fallback_answer_url": {"address": "https://whisper.example.com/fallback", "http_method": "GET"},
+        "answer_url": {"address": "https://whisper.example.com/answer_inbound", "http_method": "POST"},
+        "fallback_answer_url": {"address": "https://whisper.example.com/fallback", "http_method": "POST"},
         "event_url": {"address": "https://whisper.example.com/event", "http_method": "POST"},
     },
     "signed_callbacks": True,
@@ -351,7 +351,7 @@ def test_a_dry_run_sends_nothing(api: responses.RequestsMock, numbers: list[Trac
     assert not key_file.exists()
     assert "Dry run: nothing is sent to Vonage." in out
     assert "Would create application “Call Whisper”:" in out
-    assert "answer URL:          GET https://whisper.example.com/answer_inbound" in out
+    assert "answer URL:          POST https://whisper.example.com/answer_inbound" in out
     assert "event URL:           POST https://whisper.example.com/event" in out
     assert f"Would save its private key to {key_file}." in out
     assert "Would link 447700900001 (M4 billboard, Summer offer) to the application" in out

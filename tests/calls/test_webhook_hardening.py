@@ -11,7 +11,7 @@ from calls import vonage_adapter
 from calls.models import Call, CallEvent, CallLeg
 from calls.vonage_adapter import PlacedCall
 from campaigns.models import TrackingNumber
-from tests.conftest import post_json
+from tests.conftest import callback_path, post_json
 from tests.factories import CallFactory, CallLegFactory
 
 REFUSED = "An event may not contain NUL characters, unpaired surrogates or numbers that are not finite."
@@ -88,7 +88,7 @@ def test_a_recording_lasting_centuries_has_no_length(client: Client, leg: CallLe
         "start_time": "0001-01-01T00:00:00Z",
         "end_time": "9999-01-01T00:00:00Z",
     }
-    assert post_json(client, f"/event?call={leg.call_id}", payload).status_code == 200
+    assert post_json(client, callback_path("event", call=leg.call_id), payload).status_code == 200
     call = Call.objects.get(pk=leg.call_id)
     assert call.recording_url == payload["recording_url"]
     assert call.recording_seconds is None

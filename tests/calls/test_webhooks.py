@@ -19,7 +19,7 @@ from calls.models import Call, CallEvent, CallLeg, CallState, LegRole, LegStatus
 from calls.vonage_adapter import PlacedCall, VonageUnavailable
 from campaigns.models import Campaign, TrackingNumber
 from campaigns.whisper import speaking_seconds
-from tests.conftest import load_fixture, post_json
+from tests.conftest import callback, callback_path, load_fixture, post_json, with_fields
 from tests.factories import CallFactory, CallLegFactory, CampaignFactory, TrackingNumberFactory
 
 ANSWER = load_fixture("vonage/answer_inbound.json")
@@ -88,8 +88,13 @@ def answered(client: Client, summer_number: TrackingNumber, agent_calls: list[di
     return Call.objects.get(legs__uuid=ANSWER["uuid"])
 
 
+def _query(path: str) -> str:
+    return path[path.index("?") :]
+
+
 def agent_answers(client: Client, call: Call, **params: Any) -> Any:
-    return client.get("/answer_outbound", {**AGENT_ANSWER, "call": call.pk, **params})
+    own = {key: params.pop(key) for key in ("attempt",) if key in params}
+    return client.get(with_fields(callback_path("answer_outbound", call=call.pk, **own), {**AGENT_ANSWER, **params}))
 
 
 # --- /answer_inbound: idempotent per uuid -----------------------------------------------
@@ -110,7 +115,7 @@ def test_caller_hears_the_greeting_then_waits_for_the_agent_with_hold_music(
     assert checkpoint == {
         "action": "notify",
         "payload": {"checkpoint": "agent"},
-        "eventUrl": [f"https://whisper.example.com/event?call={call.pk}&checkpoint=agent"],
+        "eventUrl": [callback("event", call=call.pk, checkpoint="agent")],
     }
     assert conversation == {
         "action": "conversation",
@@ -137,7 +142,7 @@ def test_call_and_both_legs_are_recorded_as_vonage_described_them(
     assert caller.region_url == "https://api-eu-1.vonage.com"
     agent = answered.legs.get(role=LegRole.AGENT)
     assert (agent.uuid, agent.to_number, agent.from_number) == (AGENT_UUID, "447700900999", "447700900001")
-    assert agent_calls[0]["answer_url"] == f"https://whisper.example.com/answer_outbound?call={answered.pk}"
+    assert agent_calls[0]["answer_url"] == callback("answer_outbound", call=answered.pk)
 
 
 def test_campaigns_own_greeting_and_hold_music_are_used(
@@ -283,7 +288,9 @@ def test_checkpoint_connects_the_caller_when_no_agent_call_was_ever_placed(
 
 
 def test_checkpoint_needs_the_call(client: Client, db: None) -> None:
-    response = client.post("/event?checkpoint=agent", {"checkpoint": "agent"}, content_type="application/json")
+    response = client.post(
+        callback_path("event", checkpoint="agent"), {"checkpoint": "agent"}, content_type="application/json"
+    )
 
     assert response.status_code == 400
     assert "call" in response.json()
@@ -432,7 +439,7 @@ def test_retried_agent_answer_replays_the_whisper_as_first_spoken(client: Client
 
 
 def test_agent_answer_posted_as_json_is_whispered_too(client: Client, answered: Call) -> None:
-    response = post_json(client, f"/answer_outbound?call={answered.pk}", AGENT_ANSWER)
+    response = post_json(client, callback_path("answer_outbound", call=answered.pk), AGENT_ANSWER)
 
     assert response.status_code == 200
     assert response.json()[0]["text"] == "Incoming call regarding the summer offer"
@@ -441,7 +448,7 @@ def test_agent_answer_posted_as_json_is_whispered_too(client: Client, answered: 
 def test_agent_answer_for_an_unknown_call_is_404(client: Client, db: None, caplog: pytest.LogCaptureFixture) -> None:
     before = rows()
 
-    response = client.get("/answer_outbound", {**AGENT_ANSWER, "call": 424242})
+    response = client.get(with_fields(callback_path("answer_outbound", call=424242), AGENT_ANSWER))
 
     assert response.status_code == 404
     assert rows() == before
@@ -452,9 +459,9 @@ def test_agent_answer_for_an_unknown_call_is_404(client: Client, db: None, caplo
 def test_agent_answer_without_a_valid_call_id_is_400(
     client: Client, db: None, caplog: pytest.LogCaptureFixture, call: str | None
 ) -> None:
-    params = dict(AGENT_ANSWER) if call is None else {**AGENT_ANSWER, "call": call}
+    path = "/answer_outbound" if call is None else callback_path("answer_outbound", call=call)
 
-    response = client.get("/answer_outbound", params)
+    response = client.get(with_fields(path, AGENT_ANSWER))
 
     assert response.status_code == 400
     assert "call" in response.json()
@@ -806,15 +813,17 @@ def test_routes_answer_with_or_without_a_trailing_slash_and_never_redirect(
 ) -> None:
     payload = {
         "answer_inbound": ANSWER,
-        "answer_outbound": {**AGENT_ANSWER, "call": answered.pk},
+        "answer_outbound": AGENT_ANSWER,
         "event": event("outbound_ringing"),
         "fallback": load_fixture("vonage/fallback.json"),
     }[route]
     path = f"/{route}{slash}"
+    if route == "answer_outbound":
+        path += _query(callback_path(route, call=answered.pk))
 
     if method == "GET":
         query = {k: v for k, v in payload.items() if not isinstance(v, dict)}
-        response = client.get(path, query)
+        response = client.get(with_fields(path, query))
     else:
         response = post_json(client, path, payload)
 

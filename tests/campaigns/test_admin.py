@@ -17,6 +17,7 @@ from calls.models import Call, LegRole, Outcome
 from calls.reports import ReportPeriod, campaign_rows
 from campaigns.models import Campaign, ClosedAction, Fallback, OpeningHours, Strategy, TrackingNumber, Weekday
 from campaigns.whisper import WHISPER_VARIABLES, speaking_seconds
+from tests.conftest import callback_path, with_fields
 from tests.factories import CallFactory, CampaignFactory, TrackingNumberFactory
 
 pytestmark = pytest.mark.django_db
@@ -699,15 +700,16 @@ def _answered_call(client: Client, name: str) -> tuple[str, Call]:
     agent = call.legs.get(role=LegRole.AGENT)
 
     outbound = client.get(
-        "/answer_outbound",
-        {
-            "call": str(call.pk),
-            "to": "447700900999",
-            "from": "447700900001",
-            "uuid": agent.uuid,
-            "conversation_uuid": agent.conversation_uuid,
-            "region_url": "https://api-eu-1.vonage.com",
-        },
+        with_fields(
+            callback_path("answer_outbound", call=call.pk),
+            {
+                "to": "447700900999",
+                "from": "447700900001",
+                "uuid": agent.uuid,
+                "conversation_uuid": agent.conversation_uuid,
+                "region_url": "https://api-eu-1.vonage.com",
+            },
+        )
     )
     assert outbound.status_code == 200
     talk = outbound.json()[0]

@@ -154,7 +154,7 @@ def request(port: int, method: str, path: str, payload: Any = None, *, timeout: 
     """One request on a connection of its own, as Vonage makes them; raises on a
     transport error (a connection reset, a server gone mid-request)."""
     body = None if payload is None else json.dumps(payload).encode()
-    headers = {"Connection": "close"}
+    headers = {"Connection": "close", "Authorization": load.vonage_authorization(body)}
     if body is not None:
         headers["Content-Type"] = "application/json"
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)

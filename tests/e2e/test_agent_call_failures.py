@@ -18,6 +18,7 @@ from pytest_django.fixtures import Settings
 from calls.fake_vonage_api import FakeCall, FakeVonageAPI
 from calls.models import Call, CallEvent, CallState, LegRole, Outcome
 from campaigns.models import TrackingNumber
+from tests.conftest import callback_path, with_fields
 from tests.e2e.conftest import APPLICATION_ID, CALLER_NUMBER, Leg, make_key_pair, post_event
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
@@ -263,8 +264,8 @@ def answer_as_agent(client: Client, vonage: FakeVonageAPI, *, call: Call, uuid: 
         uuid=uuid,
         conversation_uuid=created.conversation_uuid,
     )
-    params = {"call": str(call.pk), **agent.answer_params(region_url=vonage.url)}
-    response = client.get("/answer_outbound", params)
+    params = agent.answer_params(region_url=vonage.url)
+    response = client.get(with_fields(callback_path("answer_outbound", call=call.pk), params))
     assert response.status_code == 200
     return response.json()
 

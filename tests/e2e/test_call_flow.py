@@ -15,6 +15,7 @@ from calls.fake_vonage_api import FakeVonageAPI
 from calls.models import Call, CallEvent, CallState, LegRole, LegStatus, Outcome
 from campaigns.models import TrackingNumber
 from campaigns.whisper import speaking_seconds
+from tests.conftest import callback, callback_path, with_fields
 from tests.e2e.conftest import APPLICATION_ID, CALLER_NUMBER, KeyPair, Leg, make_key_pair, post_event
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
@@ -46,7 +47,7 @@ def test_a_call_from_dial_to_hang_up(
     assert create.status == 201
     assert create.json["to"] == [{"type": "phone", "number": DESTINATION}]
     assert create.json["from"] == {"type": "phone", "number": CAMPAIGN_NUMBER}
-    assert create.json["answer_url"] == [f"{settings.PUBLIC_URL}/answer_outbound?call={call.pk}"]
+    assert create.json["answer_url"] == [callback("answer_outbound", call=call.pk)]
     assert create.json["answer_method"] == "GET"
     assert create.json["event_url"] == [f"{settings.PUBLIC_URL}/event"]
     # Signed by the application: RS256, verifiable with its public key.
@@ -64,7 +65,7 @@ def test_a_call_from_dial_to_hang_up(
         {
             "action": "notify",
             "payload": {"checkpoint": "agent"},
-            "eventUrl": [f"{settings.PUBLIC_URL}/event?call={call.pk}&checkpoint=agent"],
+            "eventUrl": [callback("event", call=call.pk, checkpoint="agent")],
         },
         {
             "action": "conversation",
@@ -85,8 +86,8 @@ def test_a_call_from_dial_to_hang_up(
         uuid=placed.uuid,
         conversation_uuid=placed.conversation_uuid,
     )
-    params = {"call": str(call.pk), **agent.answer_params(region_url=vonage.url)}
-    response = client.get("/answer_outbound", params)
+    params = agent.answer_params(region_url=vonage.url)
+    response = client.get(with_fields(callback_path("answer_outbound", call=call.pk), params))
     assert response.status_code == 200
     assert response.json() == [
         {"action": "talk", "text": "Incoming call regarding the summer offer", "language": "en-GB", "style": 0},

@@ -88,7 +88,11 @@ def test_answers_survive_a_database_outage_and_calls_recover_without_a_restart(p
             event = pool.submit(request, live.port, "POST", "/event", started)
             # The caller's checkpoint after the greeting (a notify: Vonage runs our answer).
             checkpoint = pool.submit(
-                request, live.port, "POST", "/event?call=1&checkpoint=agent", {"checkpoint": "agent"}
+                request,
+                live.port,
+                "POST",
+                load.callback_path("event", call=1, checkpoint="agent"),
+                {"checkpoint": "agent"},
             )
         logs = live.server.log_tail(60)
 

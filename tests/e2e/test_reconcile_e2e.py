@@ -17,6 +17,7 @@ from calls.fake_vonage_api import FakeCall, FakeVonageAPI
 from calls.models import Call, CallEvent, CallLeg, CallState, LegRole, LegStatus, Outcome
 from calls.reconcile import ReconcileReport, reconcile
 from campaigns.models import Campaign, Fallback, TrackingNumber
+from tests.conftest import callback_path, with_fields
 from tests.e2e.conftest import CALLER_NUMBER, Leg, post_event
 from tests.factories import CampaignFactory, TrackingNumberFactory
 
@@ -69,7 +70,9 @@ def caller_dials(client: Client, vonage: FakeVonageAPI, *, known_to_vonage: bool
 
 def agent_takes_the_call(client: Client, vonage: FakeVonageAPI, call: Call, agent: Leg) -> datetime:
     """The agent answers, hears the whisper and joins the caller; returns when it answered."""
-    response = client.get("/answer_outbound", {"call": str(call.pk), **agent.answer_params(region_url=vonage.url)})
+    response = client.get(
+        with_fields(callback_path("answer_outbound", call=call.pk), agent.answer_params(region_url=vonage.url))
+    )
     assert response.status_code == 200
     answered = timezone.now()
     vonage.set_call_status(agent.uuid, "answered")
