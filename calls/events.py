@@ -22,7 +22,7 @@ from django.db import IntegrityError, connection, transaction
 
 from campaigns.models import Strategy
 
-from . import call_flow
+from . import call_flow, vonage_adapter
 from .leg_progress import (
     DETECTION_STATUSES,
     FAILURE_STATUSES,
@@ -190,8 +190,12 @@ def _connect_answer(call: Call, leg: CallLeg, status: str, attempt: int) -> list
 
 
 def _recording_store(call: Call, payload: dict[str, Any]) -> None:
-    url = str(payload.get("recording_url") or "")[:500]
-    if not url.startswith("https://") or call.recording_url:
+    url = str(payload.get("recording_url") or "")
+    if call.recording_url:
+        return
+    if not vonage_adapter.recording_url_valid(url):
+        # Kept as evidence in the stored event, never fetched with our JWT.
+        logger.warning("event.recording_url_refused call=%s url=%.200s: not Vonage's files path", call.pk, url)
         return
     start, end = StatusEvent.from_payload({"timestamp": payload.get("start_time")}).timestamp, None
     end = StatusEvent.from_payload({"timestamp": payload.get("end_time")}).timestamp

@@ -36,9 +36,11 @@ _JWT_REUSE_SECONDS = 300
 # Hanging up an agent call created after the deadline: tries, and the pause between them.
 _LATE_HANG_UP_ATTEMPTS = 4
 _LATE_HANG_UP_RETRY_SECONDS = 0.5
-# ``region_url`` comes from a webhook; only a Vonage host may receive our application JWT.
-_VONAGE_REGION_SUFFIXES = (".nexmo.com", ".vonage.com")
-_HOST_NAME = re.compile(r"^[a-z0-9.-]+$")
+# ``region_url`` and ``recording_url`` come from webhooks; only Vonage's API hosts may
+# receive our application JWT: ``api.nexmo.com``, ``api-us.nexmo.com``, ``api-us-3.vonage.com``.
+_VONAGE_API_HOST = re.compile(r"api(?:-[a-z]{2}(?:-[0-9]{1,2})?)?\.(?:nexmo|vonage)\.com")
+_ROOT_PATH = re.compile(r"/?")
+_FILES_PATH = re.compile(r"/v1/files/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 class VonageUnavailable(Exception):
@@ -203,15 +205,38 @@ def _host_for(region_url: str) -> str:
     """A call lives in one region: control it at the host its answer webhook named.
 
     Only when the API host is Vonage's default (an override, such as the local fake,
-    wins), and only a Vonage host: every request carries a signed application JWT,
-    valid for minutes, and an unsigned webhook could otherwise name any host.
+    wins), and only one of Vonage's API hosts: every request carries a signed
+    application JWT, valid for minutes.
     """
     if region_url and settings.VONAGE_API_HOST == "api.nexmo.com":
-        parts = urlsplit(region_url)
-        host = parts.netloc.lower()  # no port, no user info: a bare Vonage host name
-        if parts.scheme == "https" and host.endswith(_VONAGE_REGION_SUFFIXES) and _HOST_NAME.match(host):
+        host = vonage_api_host(region_url, path_pattern=_ROOT_PATH)
+        if host:
             return host
+        logger.warning("vonage.region_url_refused region_url=%.200s: not a Vonage API host, not used", region_url)
     return settings.VONAGE_API_HOST
+
+
+def vonage_api_host(url: str, *, path_pattern: re.Pattern[str]) -> str | None:
+    """The host of ``url`` when it is exactly the shape Vonage sends: https, one of
+    Vonage's API hosts (``api.nexmo.com``, ``api-us-3.vonage.com``…) or the configured
+    ``VONAGE_API_HOST``, no user info, no port (but the configured host's), a path of
+    ``path_pattern``, no query, no fragment. Anything else: None."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    host = parts.netloc.lower()
+    if parts.scheme != "https" or parts.query or parts.fragment or not path_pattern.fullmatch(parts.path):
+        return None
+    if host == settings.VONAGE_API_HOST.lower() or _VONAGE_API_HOST.fullmatch(host):
+        return host
+    return None
+
+
+def recording_url_valid(url: str) -> bool:
+    """Whether a ``record`` event's ``recording_url`` is one Vonage would send: its
+    files path on its API host. Only such a URL is stored and fetched with our JWT."""
+    return vonage_api_host(url, path_pattern=_FILES_PATH) is not None
 
 
 @lru_cache(maxsize=8)
@@ -469,8 +494,9 @@ def recording_download(*, url: str) -> bytes:
     import requests
     from vonage_jwt.errors import VonageJwtError
 
-    if not _recording_host_allowed(url):
-        raise VonageUnavailable("The recording's address is not on a Vonage host, so it was not fetched.")
+    if not recording_url_valid(url):
+        logger.warning("vonage.recording_url_refused url=%.200s: not Vonage's files path, not fetched", url)
+        raise VonageUnavailable("The recording's address is not one Vonage gives, so it was not fetched.")
     if not credentials_configured():
         raise VonageUnavailable("VONAGE_APPLICATION_ID and VONAGE_PRIVATE_KEY are needed to fetch a recording.")
     http = _voice_client(settings.VONAGE_API_HOST).http_client
@@ -497,16 +523,3 @@ def recording_download(*, url: str) -> bytes:
         raise VonageUnavailable(f"The recording could not be fetched: {type(exc).__name__}: {exc}") from exc
     logger.info("vonage.recording_download bytes=%d", size)
     return b"".join(chunks)
-
-
-def _recording_host_allowed(url: str) -> bool:
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return False
-    host = parts.netloc.lower()  # any port or user info makes it fail the name check
-    if parts.scheme != "https" or not host:
-        return False
-    if host == settings.VONAGE_API_HOST.lower():
-        return True
-    return host.endswith(_VONAGE_REGION_SUFFIXES) and bool(_HOST_NAME.match(host))

@@ -37,17 +37,17 @@ def test_answers_are_ncco_arrays_and_errors_are_documented(description: dict) ->
     assert ncco["type"] == "array"
     assert ncco["items"]["required"] == ["action"]
     assert {p["name"] for p in inbound["parameters"]} == {"to", "from", "uuid", "conversation_uuid", "region_url"}
-    assert set(inbound["responses"]) == {"200", "400", "401", "413"}
-    assert set(paths["/answer_outbound/"]["get"]["responses"]) == {"200", "400", "401", "404", "413"}
+    assert set(inbound["responses"]) == {"200", "400", "401", "403", "413", "503"}
+    assert set(paths["/answer_outbound/"]["get"]["responses"]) == {"200", "400", "401", "403", "404", "413", "503"}
     event = paths["/event/"]["post"]
-    assert set(event["responses"]) == {"200", "204", "400", "401", "413", "503"}
+    assert set(event["responses"]) == {"200", "204", "400", "401", "403", "413", "503"}
     receipt, answer = event["responses"]["200"]["content"]["application/json"]["schema"]["oneOf"]
     assert receipt["required"] == ["stored", "kind"]
     assert answer["type"] == "array"
-    assert {p["name"] for p in event["parameters"]} == {"call", "attempt", "checkpoint"}
+    assert {p["name"] for p in event["parameters"]} == {"call", "attempt", "checkpoint", "sig"}
     # A POSTed agent answer names the call in the query string, the leg in the body.
     outbound = paths["/answer_outbound/"]["post"]
-    assert {p["name"] for p in outbound["parameters"]} == {"call", "attempt"}
+    assert {p["name"] for p in outbound["parameters"]} == {"call", "attempt", "sig"}
 
 
 def test_signed_webhooks_are_the_security_scheme(description: dict) -> None:

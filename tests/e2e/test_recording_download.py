@@ -59,10 +59,18 @@ def vonage_hosts(vonage: FakeVonageAPI) -> Iterator[responses.RequestsMock]:
         pytest.param(f"https://[::1/v1/files/{FILE_ID}", id="malformed"),
         pytest.param(f"api.nexmo.com/v1/files/{FILE_ID}", id="no-scheme"),
         pytest.param("", id="empty"),
+        # Vonage's own hosts, but not the shape of a recording (issue 10's attack: the
+        # account's call list fetched with our JWT and served as audio).
+        pytest.param("https://api.nexmo.com/v1/calls?page_size=100", id="the-call-list"),
+        pytest.param(f"https://api.nexmo.com/v1/files/{FILE_ID}?page_size=100", id="files-path-with-a-query"),
+        pytest.param(f"https://api.nexmo.com/v1/files/{FILE_ID}/../../calls", id="files-path-climbing-out"),
+        pytest.param("https://api.nexmo.com/v1/files/not-a-uuid", id="files-path-without-an-id"),
+        pytest.param(f"https://developer.vonage.com/v1/files/{FILE_ID}", id="a-vonage-host-that-is-not-the-api"),
+        pytest.param(f"https://rest.nexmo.com/v1/files/{FILE_ID}", id="the-rest-host"),
     ],
 )
 def test_urls_off_vonage_are_refused_without_a_request(vonage: FakeVonageAPI, no_requests: list[str], url: str) -> None:
-    with pytest.raises(VonageUnavailable, match="not on a Vonage host"):
+    with pytest.raises(VonageUnavailable, match="not one Vonage gives"):
         vonage_adapter.recording_download(url=url)
 
     assert no_requests == []
