@@ -7,6 +7,8 @@ cannot see pytest-django's test transaction, so this test makes (and drops) its 
 database, ``callwhisper_two_instances_<pid>``; it does not touch pytest-django's.
 """
 
+import http.client
+import json
 import os
 import random
 import tempfile
@@ -14,9 +16,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from benchmarks import load
+from calls.signatures import sign_webhook
 
 pytestmark = pytest.mark.e2e
 
@@ -28,6 +32,16 @@ def postgres() -> None:
     problem = load.postgres_reachable()
     if problem:
         pytest.skip(f"needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth): {problem}")
+
+
+def _post(port: int, body: bytes, authorization: str) -> int:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        headers = {"Content-Type": "application/json", "Authorization": authorization, "Connection": "close"}
+        connection.request("POST", "/event", body=body, headers=headers)
+        return connection.getresponse().status
+    finally:
+        connection.close()
 
 
 def test_calls_split_between_two_instances_are_each_recorded_once(postgres: None) -> None:
@@ -86,6 +100,21 @@ def test_calls_split_between_two_instances_are_each_recorded_once(postgres: None
             # Nothing else was asked of Vonage: no transfer, no hang-up.
             assert {request.route for request in fake.requests} == {"create"}
             assert elapsed < 30
+
+            # A signature is remembered by every instance: a token accepted by one server
+            # is refused by the other for any other request, and accepted again for the
+            # very same request (Vonage retrying it), which is stored once.
+            event = {"uuid": "replayed-leg", "status": "started", "direction": "outbound", "conversation_uuid": "C"}
+            body = json.dumps(event).encode()
+            token = "Bearer " + sign_webhook(body=body, secret=load.SIGNATURE_SECRET)
+            forged = json.dumps({**event, "status": "completed", "duration": "1740"}).encode()
+            assert _post(ports[0], body, token) == 200
+            assert _post(ports[1], forged, token) == 401
+            assert _post(ports[1], body, token) == 200
+            with psycopg.connect(url.replace("postgres://", "postgresql://", 1), connect_timeout=5) as connection:
+                sql = "SELECT status FROM calls_callevent WHERE leg_uuid = %s"
+                rows = connection.execute(sql, ("replayed-leg",)).fetchall()
+            assert [tuple(row) for row in rows] == [("started",)]
         finally:
             for server in servers:
                 load.server_stop(server)

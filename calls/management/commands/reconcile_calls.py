@@ -5,10 +5,12 @@ import time
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import close_old_connections
 
 from calls.reconcile import ReconcileReport, reconcile
+from calls.replay import signed_requests_forget
 
 logger = logging.getLogger("calls.reconcile")
 
@@ -39,6 +41,11 @@ class Command(BaseCommand):
         )
         parser.add_argument("--max-runs", type=int, metavar="N", help="With --loop: stop after N runs.")
 
+    def _forget_signatures(self, *, dry_run: bool) -> None:
+        """The replay store keeps each accepted signature only while it could be replayed."""
+        if not dry_run:
+            signed_requests_forget(max_age_seconds=settings.VONAGE_SIGNATURE_MAX_AGE_MINUTES * 60)
+
     def handle(
         self,
         *args: Any,
@@ -59,6 +66,7 @@ class Command(BaseCommand):
         if loop is None:
             try:
                 report = reconcile(older_than=threshold, dry_run=dry_run)
+                self._forget_signatures(dry_run=dry_run)
             except Exception as exc:
                 logger.exception("reconcile.failed")
                 raise CommandError(f"Reconciliation failed: {type(exc).__name__}: {exc}") from exc
@@ -70,6 +78,7 @@ class Command(BaseCommand):
             while True:
                 try:
                     self._print(reconcile(older_than=threshold, dry_run=dry_run))
+                    self._forget_signatures(dry_run=dry_run)
                 except Exception as exc:
                     # A sidecar keeps going (the database may be back next time): callers
                     # on hold depend on it. Logged with the traceback for the operator.
