@@ -23,6 +23,10 @@ if DEBUG:
 else:
     SECRET_KEY = env("SECRET_KEY")
 
+# Earlier secret keys still accepted while rotating SECRET_KEY (sessions, callback URLs of
+# calls in progress: calls.callback_urls).
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
+
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 

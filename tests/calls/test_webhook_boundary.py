@@ -404,3 +404,18 @@ def test_reconcile_calls_forgets_signatures_too_old_to_be_replayed(db: None, pro
     call_command("reconcile_calls", stdout=open(os.devnull, "w"))
 
     assert list(SignedWebhook.objects.values_list("jti", flat=True)) == ["recent"]
+
+
+def test_callback_urls_signed_before_a_secret_key_rotation_still_work(
+    client: Client, summer_number: TrackingNumber, vonage: VonageRecorder, settings: Settings
+) -> None:
+    call = waiting_call(client, summer_number)
+    path = callback_path("event", call=call.pk)
+    event = {"uuid": call.legs.get(role="agent").uuid, "status": "ringing", "direction": "outbound"}
+
+    settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
+    settings.SECRET_KEY = "the-new-secret-key-after-rotation-0123456789abcdefghijklmnop"
+    assert post(client, path, event, sign=False).status_code == 200
+
+    settings.SECRET_KEY_FALLBACKS = []
+    assert post(client, path, {**event, "status": "answered"}, sign=False).status_code == 403
