@@ -233,7 +233,8 @@ LOGGING = {
         "redact_secrets": {"()": "calls.logging.RedactSecretsFilter"},
     },
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        # Both write one record a line: control characters in a message are escaped.
+        "plain": {"()": "calls.logging.PlainFormatter", "format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
         "json": {"()": "calls.logging.JsonFormatter"},
     },
     "handlers": {
