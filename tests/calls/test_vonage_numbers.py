@@ -190,3 +190,37 @@ def test_an_odd_price_vonage_merely_formats_differently_is_kept(client: Client, 
     response = post_json(client, "/event", completed(price=0.0127, rate="1.27E-2", duration=60))
     assert_stored_and_applied(response, leg)
     assert (leg.price, leg.rate, leg.duration) == (Decimal("0.0127"), Decimal("0.0127"), 60)
+
+
+# --- the same values in Vonage's call record, read by reconcile_calls ---------------------------
+
+
+def test_reconcile_leaves_out_absurd_values_in_vonages_call_record(
+    db: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``GET /v1/calls/{uuid}`` is Vonage's data too: its record becomes a status event
+    through the same parsers, so the run fixes the leg and reports no error."""
+    from calls import vonage_adapter
+    from tests.calls.test_reconcile import NOW, VonageStub, connected_call, run
+
+    caplog.set_level(logging.INFO, logger="calls")
+    stub = VonageStub()  # the adapter replaced at its seam, as tests/calls/test_reconcile.py does
+    for name in ("get_call_info", "hang_up", "transfer_to_ncco", "place_call"):
+        monkeypatch.setattr(vonage_adapter, name, getattr(stub, name))
+    monkeypatch.setattr(vonage_adapter, "credentials_configured", lambda: True)
+    campaign = CallFactory.create().campaign
+    assert campaign is not None
+    _, caller, agent = connected_call(campaign)
+    absurd = {"start_time": "99999-01-01 00:00:00", "end_time": [1], "duration": "1e999999999"}
+    stub.record(caller, "completed", price="1e999999999", rate="NaN", network="23410", **absurd)
+    stub.record(agent, "completed", price="-1", rate={"x": 1}, network="23410", **absurd)
+
+    report = run()
+
+    assert (report.checked, report.fixed, report.errors) == (2, 2, 0)
+    for leg in (caller, agent):
+        leg.refresh_from_db()
+        # The record's times are unusable: the leg ends when the run saw it had.
+        assert (leg.status, leg.ended_at, leg.network) == ("completed", NOW, "23410")
+        assert (leg.duration, leg.price, leg.rate) == (None, None, None)
+    assert "event.fields_ignored" in caplog.text
