@@ -9,7 +9,6 @@ the calls it counts: the list's filters below use the same definitions as
 :mod:`calls.reports` (the period, the first-time caller), so the two always agree.
 """
 
-import csv
 import io
 import json
 import logging
@@ -52,6 +51,7 @@ from . import reports, vonage_adapter
 from .charts import stacked_bars_svg
 from .models import Call, CallEvent, CallLeg, Outcome
 from .reports import OUTCOME_COLORS, REPORT_OUTCOMES, ReportPeriod, ReportRow
+from .spreadsheets import inert_writer
 
 logger = logging.getLogger(__name__)
 
@@ -736,7 +736,7 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
 
 def _csv_text(rows: Iterable[list[Any]]) -> Iterator[str]:
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = inert_writer(buffer)  # every cell inert: calls/spreadsheets.py
     for row in rows:
         writer.writerow(row)
         yield buffer.getvalue()

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from campaigns.destinations import ringable
 from campaigns.models import DEFAULT_CLOSED_MESSAGE, DEFAULT_FALLBACK_MESSAGE, ClosedAction, Fallback, Strategy
 from campaigns.whisper import speaking_seconds
 
@@ -56,7 +57,17 @@ def destinations_for(call: Call) -> list[str]:
     if campaign is None:
         return [call.destination]
     rest = [n for n in campaign.destinations if n != call.destination]
-    return [call.destination, *rest]
+    # Defence in depth: numbers outside ALLOWED_DESTINATION_PREFIXES (saved before it was
+    # narrowed) are not rung; the call centre is, once.
+    numbers, refused = ringable([call.destination, *rest])
+    for number in refused:
+        logger.warning(
+            "call.destination_refused call=%s number=%s: outside ALLOWED_DESTINATION_PREFIXES, "
+            "the call centre is rung instead",
+            call.pk,
+            number,
+        )
+    return numbers
 
 
 def accept_prompt_for(call: Call) -> nccos.AcceptPrompt | None:

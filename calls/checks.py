@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.checks import Error, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
+from campaigns.destinations import malformed_prefixes
 from campaigns.phone import InvalidNumber, normalize_number
 
 
@@ -27,6 +28,16 @@ def vonage_settings_check(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             normalize_number(settings.CALL_CENTER_NUMBER)
         except InvalidNumber as exc:
             messages.append(Error(f"CALL_CENTER_NUMBER: {exc}", id="calls.E002"))
+    if malformed := malformed_prefixes():
+        messages.append(
+            Error(
+                "ALLOWED_DESTINATION_PREFIXES has entries that are not number prefixes: {}.".format(
+                    ", ".join(f"“{item}”" for item in malformed)
+                ),
+                hint="Use E.164 digits, comma-separated, e.g. 44,353 (empty: CALL_CENTER_NUMBER's country code).",
+                id="calls.E005",
+            )
+        )
     if bool(settings.VONAGE_APPLICATION_ID) != bool(settings.VONAGE_PRIVATE_KEY):
         messages.append(
             Error(

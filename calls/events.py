@@ -29,6 +29,7 @@ from .leg_progress import (
     KNOWN_STATUSES,
     StatusEvent,
     apply_status,
+    ignored_fields,
     is_terminal,
 )
 from .logging import call_context_set
@@ -109,6 +110,14 @@ def _event_apply(*, payload: dict[str, Any], call_id: int | None, attempt: int |
                 payload=payload,
             )
         )
+        if stored and (ignored := ignored_fields(payload)):
+            # Stored as sent (the payload is evidence) and applied without these.
+            logger.warning(
+                "event.fields_ignored call=%s uuid=%s fields=%s: not a usable number or time",
+                call.pk if call else None,
+                leg_uuid,
+                ",".join(ignored),
+            )
         if not stored:
             logger.info(
                 "event.duplicate call=%s uuid=%s kind=%s status=%s", call.pk if call else None, leg_uuid, kind, status

@@ -8,9 +8,10 @@ a leg ended, rank above ``completed``. Any order of the same events leaves the l
 the same state.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from typing import Any
 
 from django.utils.dateparse import parse_datetime
@@ -116,38 +117,88 @@ def apply_status(leg: CallLeg, event: StatusEvent) -> list[str]:
     return changed
 
 
+# Vonage's times are "now": anything outside these years is not a time a call happened
+# at (and two such times would make a wait or talk time beyond any column).
+EARLIEST_YEAR = 2000
+LATEST_YEAR = 2099
+# Stored in a PositiveIntegerField (PostgreSQL's integer).
+LARGEST_INT = 2_147_483_647
+# Stored in DecimalField(max_digits=12, decimal_places=8): below 10,000, to 8 places.
+_DECIMAL_PLACES = Decimal("1E-8")
+_DECIMAL_CONTEXT = Context(prec=12, rounding=ROUND_HALF_EVEN)
+
+
 def _datetime(value: Any) -> datetime | None:
-    if not value or not isinstance(value, str):
+    """An ISO 8601 time (Vonage's ``2020-01-01T12:00:00.000Z``, or a call record's
+    ``2020-01-01 12:00:00``, UTC), or None for anything else: not a string, not a
+    date, an offset that leaves the calendar, a year outside the plausible ones."""
+    if not value or not isinstance(value, str) or len(value) > 64:
         return None
     try:
         parsed = parse_datetime(value.replace(" ", "T", 1) if "T" not in value else value)
     except ValueError:
         return None
-    if parsed is not None and parsed.tzinfo is None:
+    if parsed is None:
+        return None
+    if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    if parsed is not None:
-        try:
-            # Stored in UTC: an offset that pushes year 1 or 9999 out of range is not a time.
-            parsed.astimezone(UTC)
-        except OverflowError:
-            return None
-    return parsed
+    try:
+        # Stored in UTC: an offset that pushes year 1 or 9999 out of range is not a time.
+        in_utc = parsed.astimezone(UTC)
+    except OverflowError:
+        return None
+    return parsed if EARLIEST_YEAR <= in_utc.year <= LATEST_YEAR else None
 
 
 def _int(value: Any) -> int | None:
-    try:
-        number = int(str(value))
-    except (TypeError, ValueError):
+    """A whole number of seconds (or bytes) as Vonage writes it (``"12"`` or ``12``), or
+    None: negative, beyond the column, a fraction, a bool, text, a list or an object."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
         return None
-    # Stored in a PositiveIntegerField (PostgreSQL's integer).
-    return number if 0 <= number <= 2_147_483_647 else None
+    try:
+        number = int(value)  # int("1" * 5000) is a ValueError too (Python's digit limit)
+    except ValueError:
+        return None
+    return number if 0 <= number <= LARGEST_INT else None
 
 
 def _decimal(value: Any) -> Decimal | None:
-    if value in (None, ""):
+    """A price or rate (``"0.01270000"``) as the column stores it, or None: not finite,
+    negative, 10,000 or more, an exponent no arithmetic survives (``1e999999999`` made
+    ``decimal.Overflow``, a 503 and a lost event), a bool, a list or an object."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str) or value == "":
         return None
     try:
         number = Decimal(str(value))
-    except InvalidOperation:
+    except (InvalidOperation, ValueError):
         return None
-    return number if number.is_finite() and abs(number) < Decimal("10000") else None
+    # Only checks that do no arithmetic (no context, so no Overflow) until it is known small.
+    if not number.is_finite() or (number.is_signed() and not number.is_zero()):
+        return None
+    if number.is_zero():
+        return Decimal(0).quantize(_DECIMAL_PLACES)
+    # Vonage prices to 8 places, below 10,000: anything else is not a price it sent.
+    if not -8 <= number.adjusted() <= 3:
+        return None
+    return number.quantize(_DECIMAL_PLACES, context=_DECIMAL_CONTEXT)
+
+
+# Every number and time a Vonage payload carries that we read, with its parser.
+PARSED_FIELDS: dict[str, Callable[[Any], object]] = {
+    "timestamp": _datetime,
+    "start_time": _datetime,
+    "end_time": _datetime,
+    "duration": _int,
+    "price": _decimal,
+    "rate": _decimal,
+}
+
+
+def ignored_fields(payload: dict[str, Any]) -> list[str]:
+    """The numbers and times in ``payload`` that are present but unusable (and so left
+    out of the leg, while the event itself is stored and applied)."""
+    return [
+        field
+        for field, parse in PARSED_FIELDS.items()
+        if payload.get(field) not in (None, "") and parse(payload.get(field)) is None
+    ]

@@ -1,7 +1,10 @@
 """Logging for Call Whisper: the call id on every line, secrets on none, JSON on request.
 
 Wired in ``settings.LOGGING``: the console handler carries ``CallIdFilter`` and
-``RedactSecretsFilter``, and ``LOG_FORMAT=json`` gives it ``JsonFormatter``.
+``RedactSecretsFilter``, and formats with ``PlainFormatter`` or (``LOG_FORMAT=json``)
+``JsonFormatter``. Both write one record a line whatever its values hold: the message's
+control characters are escaped (``escape_control``), so a newline in a ``uuid`` or a
+``reason`` that Vonage (or anyone) sends cannot write a line of its own.
 
 The call id travels in a context variable. A webhook request opens a scope with
 ``call_context()`` and the service that looks the call up names it with
@@ -121,6 +124,51 @@ class RedactSecretsFilter(logging.Filter):
         return True
 
 
+# C0 controls, DEL, C1 controls, and the separators that Unicode-aware readers (Python's
+# str.splitlines, JavaScript, many log viewers) take for line breaks.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# Outside JSON's own escapes (json.dumps escapes C0 and the backslash).
+_JSON_UNSAFE = re.compile(r"[\x7f-\x9f\u2028\u2029]")
+
+
+def _escape_one(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in _SHORT_ESCAPES:
+        return _SHORT_ESCAPES[char]
+    return f"\\x{ord(char):02x}" if ord(char) <= 0xFF else f"\\u{ord(char):04x}"
+
+
+def escape_control(text: str) -> str:
+    """``text`` on one line, reversibly: backslashes doubled, ``\\n``, ``\\r``, ``\\t``,
+    other control characters as ``\\xNN``, U+2028/U+2029 as ``\\uNNNN`` (Python's
+    ``unicode_escape`` reads it back)."""
+    return _CONTROL.sub(_escape_one, text.replace("\\", "\\\\"))
+
+
+class PlainFormatter(logging.Formatter):
+    """``logging.Formatter`` whose message is ``escape_control``-ed, so each record is one
+    line; a traceback or stack follows on lines indented by four spaces (a line at the
+    start of the margin is always a record of its own)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.message = escape_control(record.getMessage())
+        if self.usesTime():
+            record.asctime = self.formatTime(record, self.datefmt)
+        text = self.formatMessage(record)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            text += "\n" + _indented(record.exc_text)
+        if record.stack_info:
+            text += "\n" + _indented(self.formatStack(record.stack_info))
+        return text
+
+
+def _indented(text: str) -> str:
+    return "\n".join("    " + escape_control(line) for line in text.split("\n"))
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object a line: ``timestamp`` (UTC, ISO 8601), ``level``, ``logger``,
     ``message``, ``call_id`` when known, ``exception`` when there is one."""
@@ -143,4 +191,7 @@ class JsonFormatter(logging.Formatter):
             entry["exception"] = record.exc_text
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        # json.dumps escapes C0 controls; the rest of the line breaks, too (valid JSON escapes:
+        # they only occur inside strings, and json.loads reads the original back).
+        text = json.dumps(entry, ensure_ascii=False, default=str)
+        return _JSON_UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)

@@ -137,4 +137,6 @@ def _unanswered_outcome(agents: Sequence[CallLeg], caller_end: datetime | None) 
 def _seconds(start: datetime | None, end: datetime | None) -> int | None:
     if start is None or end is None:
         return None
-    return max(0, round((end - start).total_seconds()))
+    seconds = max(0, round((end - start).total_seconds()))
+    # Stored in a PositiveIntegerField: a span beyond it comes from an absurd timestamp.
+    return seconds if seconds <= 2_147_483_647 else None

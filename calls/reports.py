@@ -9,7 +9,6 @@ million calls this beat a ``percentile_cont`` per table: benchmarks/admin_pages.
 
 from __future__ import annotations
 
-import csv
 import io
 import statistics
 from collections import defaultdict
@@ -24,6 +23,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
 from .models import Call, Outcome
+from .spreadsheets import inert_writer
 
 # The outcome columns of every report and export, in the order people read them.
 REPORT_OUTCOMES: tuple[str, ...] = (
@@ -377,8 +377,6 @@ _CALLS_CSV_FIELDS = (
 )
 # Rows fetched from the database at a time, and written out as one piece.
 CALLS_CSV_CHUNK = 2000
-# A spreadsheet runs a cell that starts with one of these as a formula.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def calls_csv(calls: QuerySet[Call]) -> Iterator[str]:
@@ -393,22 +391,22 @@ def calls_csv(calls: QuerySet[Call]) -> Iterator[str]:
     zone = ZoneInfo(settings.TIME_ZONE)
     outcome_labels = dict(Outcome.choices)
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = inert_writer(buffer)  # every cell inert: calls/spreadsheets.py
     writer.writerow(CALLS_CSV_HEADER)
     rows = calls.values_list(*_CALLS_CSV_FIELDS).iterator(chunk_size=CALLS_CSV_CHUNK)
     for n, (started, campaign, source, called, caller, outcome, state, wait, talk, whisper) in enumerate(rows, 1):
         writer.writerow(
             (
                 started.astimezone(zone).isoformat(timespec="seconds"),
-                _text_cell(campaign or ""),
-                _text_cell(source),
+                campaign or "",
+                source,
                 called,
                 caller,
                 outcome_labels.get(outcome, outcome),
                 state,
                 wait,
                 talk,
-                _text_cell(whisper),
+                whisper,
             )
         )
         if n % CALLS_CSV_CHUNK == 0:
@@ -416,12 +414,6 @@ def calls_csv(calls: QuerySet[Call]) -> Iterator[str]:
             buffer.seek(0)
             buffer.truncate()
     yield buffer.getvalue()
-
-
-def _text_cell(text: str) -> str:
-    """Text staff typed (campaign names, sources, whispers), kept from being run as a
-    spreadsheet formula when it happens to start like one (OWASP's CSV injection)."""
-    return f"'{text}" if text.startswith(_FORMULA_STARTS) else text
 
 
 def _number(value: float | None) -> str:

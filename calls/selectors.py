@@ -6,6 +6,7 @@ from typing import TypeVar
 from django.conf import settings
 from django.db.models import Model, QuerySet
 
+from campaigns.destinations import ringable
 from campaigns.models import DEFAULT_GREETING, Campaign, TrackingNumber
 from campaigns.phone import InvalidNumber, normalize_number
 
@@ -34,6 +35,8 @@ class Route:
     greeting: str
     hold_music_url: str
     source: str
+    # The campaign's destination, when outside the allow-list and replaced by the call centre.
+    refused_destination: str = ""
 
 
 def route_for(to: str) -> Route:
@@ -51,15 +54,20 @@ def route_for(to: str) -> Route:
     else:
         status = NumberStatus.INACTIVE
     routed = campaign if status == NumberStatus.TRACKED else None
+    destination = routed.destinations[0] if routed else settings.CALL_CENTER_NUMBER
+    # Defence in depth: a destination saved before ALLOWED_DESTINATION_PREFIXES was
+    # narrowed is not rung (the call centre is); services logs it with the call.
+    (destination,), refused = ringable([destination])
     return Route(
         called_number=called,
         number_status=status,
         tracking_number=number,
         campaign=campaign,
-        destination=routed.destinations[0] if routed else settings.CALL_CENTER_NUMBER,
+        destination=destination,
         greeting=routed.greeting if routed else DEFAULT_GREETING,
         hold_music_url=(routed.hold_music_url if routed and routed.hold_music_url else settings.HOLD_MUSIC_URL),
         source=number.source if number else "",
+        refused_destination=refused[0] if refused else "",
     )
 
 

@@ -149,6 +149,13 @@ def _call_create(
         accept_required=accept_required,
         resolution=Outcome.CLOSED if closed else "",
     )
+    if route.refused_destination:
+        logger.warning(
+            "call.destination_refused call=%s number=%s: outside ALLOWED_DESTINATION_PREFIXES, "
+            "the call centre is rung instead",
+            call.pk,
+            route.refused_destination,
+        )
     CallLeg.objects.create(
         uuid=uuid,
         call=call,

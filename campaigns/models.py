@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models import F, Q
 from simple_history.models import HistoricalRecords
 
+from .destinations import destination_allowed, refusal
 from .phone import E164_DIGITS_REGEX, InvalidNumber, normalize_number
 from .schedule import WeeklyHours, is_open
 from .whisper import MAX_TALK_CHARS, WHISPER_VARIABLES, TemplateError, validate_template
@@ -158,6 +159,13 @@ class Campaign(models.Model):
             self.hunt_numbers = "\n".join(parse_number_list(self.hunt_numbers))
         except InvalidNumber as exc:
             errors["hunt_numbers"] = str(exc)
+        # Least privilege: only numbers the operator allows (toll fraud through a taken-over login).
+        if self.destination and "destination" not in errors and not destination_allowed(self.destination):
+            errors["destination"] = refusal([self.destination])
+        if "hunt_numbers" not in errors:
+            refused = [n for n in parse_number_list(self.hunt_numbers) if not destination_allowed(n)]
+            if refused:
+                errors["hunt_numbers"] = refusal(refused)
         if not 5 <= (self.ring_seconds or 0) <= 120:
             errors["ring_seconds"] = "Ring each destination for 5 to 120 seconds (Vonage's ringing_timer)."
         if not 10 <= (self.max_wait_seconds or 0) <= 3600:

@@ -196,6 +196,9 @@ SPECTACULAR_SETTINGS = {
 # --- Call Whisper -----------------------------------------------------------------
 PUBLIC_URL = env("PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")
 CALL_CENTER_NUMBER = env("CALL_CENTER_NUMBER", default="447700900999" if DEBUG else "")
+# Prefixes (E.164 digits, comma-separated) of the numbers campaigns may ring; empty: the
+# country calling code of CALL_CENTER_NUMBER, which is itself always allowed.
+ALLOWED_DESTINATION_PREFIXES = env.list("ALLOWED_DESTINATION_PREFIXES", default=[])
 HOLD_MUSIC_URL = env(
     "HOLD_MUSIC_URL",
     default="https://nexmo-community.github.io/ncco-examples/assets/voice_api_audio_streaming.mp3",
@@ -242,7 +245,8 @@ LOGGING = {
         "redact_secrets": {"()": "calls.logging.RedactSecretsFilter"},
     },
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        # Both write one record a line: control characters in a message are escaped.
+        "plain": {"()": "calls.logging.PlainFormatter", "format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
         "json": {"()": "calls.logging.JsonFormatter"},
     },
     "handlers": {
