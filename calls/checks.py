@@ -35,7 +35,7 @@ def vonage_settings_check(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                     ", ".join(f"“{item}”" for item in malformed)
                 ),
                 hint="Use E.164 digits, comma-separated, e.g. 44,353 (empty: CALL_CENTER_NUMBER's country code).",
-                id="calls.E005",
+                id="calls.E006",
             )
         )
     if bool(settings.VONAGE_APPLICATION_ID) != bool(settings.VONAGE_PRIVATE_KEY):

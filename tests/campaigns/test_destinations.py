@@ -250,7 +250,7 @@ def test_a_malformed_setting_allows_only_the_call_centre_and_fails_the_checks(se
     settings.ALLOWED_DESTINATION_PREFIXES = ["44x", "0044"]
     assert allowed_prefixes() == ()
     assert ringable(["447700900998", CENTRE]) == ([CENTRE], ["447700900998"])
-    errors = [m for m in run_checks() if m.id == "calls.E005"]
+    errors = [m for m in run_checks() if m.id == "calls.E006"]
     assert len(errors) == 1
     assert "“44x”, “0044”" in errors[0].msg
 
@@ -258,4 +258,4 @@ def test_a_malformed_setting_allows_only_the_call_centre_and_fails_the_checks(se
 def test_a_well_formed_setting_passes_the_checks(settings: Settings) -> None:
     settings.ALLOWED_DESTINATION_PREFIXES = ["44", "+353", " 1"]
     assert allowed_prefixes() == ("44", "353", "1")
-    assert not [m for m in run_checks() if m.id == "calls.E005"]
+    assert not [m for m in run_checks() if m.id == "calls.E006"]
