@@ -19,10 +19,9 @@ MAX_ID = 2**63 - 1
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
-def no_control_characters(value: str) -> str:
+def no_control_characters(value: str) -> None:
     if _CONTROL.search(value):
         raise serializers.ValidationError("Control characters are not allowed here.")
-    return value
 
 
 def identifier_field(**kwargs: Any) -> serializers.CharField:
