@@ -6,9 +6,13 @@ so anything unexpected there is logged and answered safely: the caller with the 
 centre, directly; the agent with a sentence saying the call could not be connected.
 """
 
+import json
 import logging
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import exceptions, serializers
 from rest_framework.parsers import FormParser
@@ -41,6 +45,9 @@ class VonageWebhook(APIView):
     input_serializer: type[serializers.Serializer]
     # The request's fields (query and body), once parsed: for answering after an error.
     payload: dict[str, Any]
+    # The query string of the URL Vonage requested: our own parameters (call, attempt,
+    # checkpoint) on the URLs we handed it. In a fallback, the original URL's (FallbackView).
+    query: dict[str, Any]
 
     def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         # Log lines carry the call's id once a service has looked the call up.
@@ -52,9 +59,10 @@ class VonageWebhook(APIView):
         super().initial(request, *args, **kwargs)
         # DRF authenticates lazily; make a missing or bad signature fail here, first.
         request.user  # noqa: B018
+        self.query = _flat(request.query_params)
 
     def get(self, request: Request) -> Response:
-        self.payload = _flat(request.query_params)
+        self.payload = dict(self.query)
         return self.handle(request, self.payload)
 
     def post(self, request: Request) -> Response:
@@ -64,7 +72,7 @@ class VonageWebhook(APIView):
             data = data.dict()
         if not isinstance(data, dict):
             raise exceptions.ParseError("The body must be a JSON object.")
-        self.payload = {**_flat(request.query_params), **data}
+        self.payload = {**self.query, **data}
         return self.handle(request, self.payload)
 
     def validated(self, data: dict[str, Any]) -> dict[str, Any]:
@@ -175,16 +183,107 @@ class AnswerOutboundView(AnswerWebhook):
     "fallback", FallbackSerializer, summary="Vonage could not use the answer URL: the caller's call must go on"
 )
 class FallbackView(AnswerWebhook):
+    """Vonage's ``fallback_answer_url``: used for an answer webhook *and* for any event
+    whose answer is an NCCO (an ``input``, a ``notify``, a synchronous ``connect``
+    event) once the original URL failed twice. The request carries the original's
+    fields plus ``reason`` and ``original_request {url, type}`` (VONAGE.md), so it is
+    answered by the original route's own view, with the original URL's parameters:
+    a fallen-back agent ``input`` is not a caller dialling in."""
+
     input_serializer = FallbackSerializer
     log_name = "fallback"
 
+    def get(self, request: Request) -> Response:
+        # Our application's fallback is a GET (vonage_setup): the original's nested
+        # fields (``original_request``, an input's ``dtmf``, a notify's ``payload``) come
+        # in the query string, as JSON text or as ``name[key]`` fields.
+        self.payload = _unflatten(self.query)
+        return self.handle(request, self.payload)
+
     def answer(self, request: Request, data: dict[str, Any]) -> Response:
-        fields = self.validated(data)
-        return Response(
-            services.call_answer_fallback(
-                uuid=fields["uuid"], to=fields["to"], from_=fields["from"], reason=fields["reason"]
+        original = original_request(data)
+        view_class = {"answer_outbound": AnswerOutboundView, "event": EventView}.get(original.route)
+        if view_class is None:
+            fields = self.validated(data)
+            return Response(
+                services.call_answer_fallback(
+                    uuid=fields["uuid"], to=fields["to"], from_=fields["from"], reason=fields["reason"]
+                )
             )
+        logger.warning(
+            "fallback.dispatch route=%s uuid=%s reason=%s", original.route, data.get("uuid"), data.get("reason")
         )
+        view = view_class()
+        view.request, view.args, view.kwargs, view.headers = request, (), {}, {}
+        view.format_kwarg = None
+        view.query = original.query
+        # The original's body, as the original route read it: Vonage's fields, without the
+        # fallback's own, and our parameters from the original URL only (never the body's).
+        fields = {
+            key: value
+            for key, value in data.items()
+            if key not in (*FALLBACK_FIELDS, *EventContextSerializer.Meta.keys)
+        }
+        view.payload = fields if view_class is EventView else {**fields, **original.query}
+        try:
+            return view.handle(request, view.payload)
+        except exceptions.APIException:
+            raise
+        except Exception as exc:
+            if isinstance(view, AnswerWebhook):
+                return view.handle_exception(exc)
+            raise  # answered by self.handle_exception, as the original leg needs (safe_ncco)
+
+    def safe_ncco(self) -> Ncco:
+        """After an unexpected error, the safe answer for the leg the original request
+        was about: an agent's phone is never connected to anyone but its caller."""
+        payload = getattr(self, "payload", None) or {}
+        original = original_request(payload)
+        if original.route == "answer_outbound" or (original.route == "event" and "dtmf" in payload):
+            return nccos.agent_hears_call_failed()
+        if original.route == "event" and not ("checkpoint" in original.query or "attempt" in original.query):
+            return []  # an event whose answer nobody runs
+        if original.route == "event":
+            return services.safe_default_ncco(to="")
+        return super().safe_ncco()
+
+
+# The fields Vonage adds to a request it sends to the fallback URL.
+FALLBACK_FIELDS = ("reason", "original_request")
+
+
+@dataclass(frozen=True)
+class OriginalRequest:
+    """Which of our routes a fallen-back request was meant for, and its URL's parameters."""
+
+    route: str  # "answer_inbound", "answer_outbound", "event", or "" when not known
+    query: dict[str, Any]
+
+
+def original_request(data: dict[str, Any]) -> OriginalRequest:
+    """Read ``original_request {url, type}`` from a fallback request: an object in a JSON
+    body (a GET's query string is read into the same shape by ``_unflatten``).
+
+    The route is told by the URL's path (ours end in the route's name); ``type`` (an
+    answer or an event) decides when the path is not one of ours.
+    """
+    original = data.get("original_request")
+    if not isinstance(original, dict):
+        return OriginalRequest(route="", query={})
+    url = original.get("url")
+    if not isinstance(url, str) or not url:
+        return OriginalRequest(route="", query={})
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return OriginalRequest(route="", query={})
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    path = parts.path.rstrip("/")
+    for route in ("answer_inbound", "answer_outbound", "event"):
+        if path.endswith(reverse(f"calls:{route}").rstrip("/")):
+            return OriginalRequest(route=route, query=query)
+    kind = str(original.get("type") or "").lower()
+    return OriginalRequest(route="event" if kind == "event" else "", query=query)
 
 
 @extend_schema_view(
@@ -212,8 +311,7 @@ class EventView(VonageWebhook):
     input_serializer = EventSerializer
 
     def get(self, request: Request) -> Response:
-        query = _flat(request.query_params)
-        self.payload = {k: v for k, v in query.items() if k not in EventContextSerializer.Meta.keys}
+        self.payload = {k: v for k, v in self.query.items() if k not in EventContextSerializer.Meta.keys}
         return self.handle(request, self.payload)
 
     def post(self, request: Request) -> Response:
@@ -226,7 +324,7 @@ class EventView(VonageWebhook):
         return self.handle(request, self.payload)
 
     def handle(self, request: Request, data: dict[str, Any]) -> Response:
-        context = EventContextSerializer(data=_flat(request.query_params))
+        context = EventContextSerializer(data=self.query)
         context.is_valid(raise_exception=True)
         call_id, attempt = context.validated_data.get("call"), context.validated_data.get("attempt")
         if context.validated_data.get("checkpoint"):
@@ -284,6 +382,27 @@ def _log_failure(exc: Exception, message: str, *args: object) -> None:
         logger.warning(message + " (database skipped: it could not be reached moments ago)", *args)
     else:
         logger.exception(message, *args)
+
+
+def _unflatten(fields: dict[str, Any]) -> dict[str, Any]:
+    """A query string's fields with nested objects rebuilt: ``dtmf[digits]=1`` and
+    ``dtmf={"digits": "1"}`` both become ``{"dtmf": {"digits": "1"}}``."""
+    nested: dict[str, Any] = {}
+    for key, value in fields.items():
+        if isinstance(value, str) and value.startswith("{"):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                pass
+        names = key.replace("]", "").split("[") if "[" in key and key.endswith("]") else [key]
+        target = nested
+        for name in names[:-1]:
+            inner = target.get(name)
+            if not isinstance(inner, dict):
+                inner = target[name] = {}
+            target = inner
+        target[names[-1]] = value
+    return nested
 
 
 def _flat(query: Any) -> dict[str, Any]:
