@@ -333,7 +333,7 @@ class EventView(VonageWebhook):
         self.validated(data)
         try:
             database_outage.check()
-            receipt = events.event_record(payload=data, call_id=call_id, attempt=attempt)
+            receipt = events.event_record(payload=data, call_id=call_id, attempt=attempt, defer=True)
         except Exception as exc:
             database_outage.notice(exc)
             _log_failure(
@@ -349,6 +349,8 @@ class EventView(VonageWebhook):
             # Not a 500, and the event is named in the log. Vonage may not send it again (it
             # retries an event only on a timeout): reconcile_calls asks Vonage for the leg's state.
             return Response({"detail": "The event could not be stored; please retry."}, status=503)
+        # Vonage waits for an input's answer: the REST work it decided runs after it.
+        agent_dispatch.after_answer(receipt.after_answer, call_id=receipt.call_id)
         if receipt.ncco is not None:
             return Response(receipt.ncco)
         if receipt.kind == "input":
@@ -358,15 +360,23 @@ class EventView(VonageWebhook):
 
     def checkpoint(self, call_id: int | None, data: dict[str, Any]) -> Response:
         """The caller's ``notify`` after the greeting: 204 (an empty answer) lets Vonage
-        go on to the hold; an NCCO replaces it (agent_dispatch)."""
+        go on to the hold; an NCCO replaces it (agent_dispatch). Vonage wraps the payload
+        of our NCCO: ``{conversation_uuid, payload: {"checkpoint": "agent"}, timestamp}``."""
         if call_id is None:
             raise exceptions.ValidationError({"call": "The checkpoint needs the call's id."})
+        ours = data.get("payload")
+        if ours is not None and (
+            not isinstance(ours, dict) or ours.get("checkpoint", agent_dispatch.CHECKPOINT) != agent_dispatch.CHECKPOINT
+        ):
+            raise exceptions.ValidationError(
+                {"payload": "A notify's payload must be the object our NCCO gave it: the agent checkpoint."}
+            )
         if not storable(data):
             unstorable = "A checkpoint may not contain NUL characters, unpaired surrogates or non-finite numbers."
             raise exceptions.ValidationError({"non_field_errors": [unstorable]})
         try:
             database_outage.check()
-            ncco = agent_dispatch.checkpoint_answer(call_id=call_id, payload=data)
+            ncco = agent_dispatch.checkpoint_answer(call_id=call_id, body=data)
         except Exception as exc:
             database_outage.notice(exc)
             _log_failure(exc, "checkpoint.failed call=%s: connecting the caller directly", call_id)

@@ -19,7 +19,7 @@ from calls.models import Call, CallEvent, CallLeg, CallState, Outcome
 from campaigns.models import TrackingNumber
 from tests.calls import test_call_flow as flow
 from tests.calls.test_call_flow import CALLER_UUID, CONVERSATION, VonageRecorder, actions, agent_answers, dial, status
-from tests.conftest import post_json
+from tests.conftest import notify_body, post_json
 
 PUBLIC = "https://whisper.example.com"
 
@@ -245,12 +245,8 @@ def test_fallen_back_key_press_that_fails_unexpectedly_never_rings_anyone_from_t
 # --- the caller's checkpoint (notify) ----------------------------------------------------------
 
 
-def notify_body(call: Call) -> dict[str, Any]:
-    return {
-        "conversation_uuid": CONVERSATION,
-        "payload": {"checkpoint": "agent"},
-        "timestamp": timezone.now().isoformat(),
-    }
+def checkpoint_body() -> dict[str, Any]:
+    return notify_body({"checkpoint": "agent"}, conversation_uuid=CONVERSATION)
 
 
 @METHODS
@@ -258,10 +254,9 @@ def test_fallen_back_checkpoint_lets_the_caller_wait_while_the_agent_is_rung(
     client: Client, number: TrackingNumber, vonage: VonageRecorder, method: str
 ) -> None:
     ncco = dial(client)
-    call = Call.objects.get()
     checkpoint_url = ncco[1]["eventUrl"][0]
 
-    response = fall_back(client, method, notify_body(call), url=checkpoint_url, kind="event")
+    response = fall_back(client, method, checkpoint_body(), url=checkpoint_url, kind="event")
 
     assert response.status_code == 204
     assert response.content == b""
@@ -280,7 +275,7 @@ def test_fallen_back_checkpoint_connects_the_caller_when_the_agent_call_failed(
     call = Call.objects.get()
     assert call.state == CallState.DIRECT
 
-    response = fall_back(client, method, notify_body(call), url=ncco[1]["eventUrl"][0], kind="event")
+    response = fall_back(client, method, checkpoint_body(), url=ncco[1]["eventUrl"][0], kind="event")
 
     assert response.status_code == 200
     assert actions(response.json()) == ["talk", "connect"]
@@ -292,9 +287,7 @@ def test_fallen_back_checkpoint_without_the_call_in_its_url_is_refused(
 ) -> None:
     dial(client)
 
-    response = fall_back(
-        client, "POST", notify_body(Call.objects.get()), url=f"{PUBLIC}/event?checkpoint=agent", kind="event"
-    )
+    response = fall_back(client, "POST", checkpoint_body(), url=f"{PUBLIC}/event?checkpoint=agent", kind="event")
 
     assert response.status_code == 400
     assert CallEvent.objects.filter(kind="notify").count() == 0
@@ -331,5 +324,5 @@ def test_checkpoint_answer_is_untouched_by_the_fallback_route(
     """The same handler answers both routes: the original's answer and the fallback's agree."""
     ncco = dial(client)
     call = Call.objects.get()
-    assert agent_dispatch.checkpoint_answer(call_id=call.pk, payload=notify_body(call)) is None
-    assert fall_back(client, "POST", notify_body(call), url=ncco[1]["eventUrl"][0], kind="event").status_code == 204
+    assert agent_dispatch.checkpoint_answer(call_id=call.pk, body=checkpoint_body()) is None
+    assert fall_back(client, "POST", checkpoint_body(), url=ncco[1]["eventUrl"][0], kind="event").status_code == 204

@@ -26,6 +26,7 @@ import pytest
 
 from benchmarks import load
 from benchmarks.load import _completed, _leg_event
+from tests.conftest import notify_body
 from tests.e2e.live_server import LiveServer, connects_to, live_server, postgres_or_skip, request
 
 pytestmark = pytest.mark.e2e
@@ -103,7 +104,7 @@ def one_call(live: LiveServer, n: int) -> tuple[str, int]:
     notify = answer.body[1]
     checkpoint = urlsplit(notify["eventUrl"][0])
     call_id = int(dict(parse_qsl(checkpoint.query))["call"])
-    reply = request(live.port, "POST", f"{checkpoint.path}?{checkpoint.query}", notify["payload"])
+    reply = request(live.port, "POST", f"{checkpoint.path}?{checkpoint.query}", notify_body(notify["payload"]))
     t1 = t0 + timedelta(seconds=3)
     if reply.status == 200:
         # The agent call failed: Vonage runs the connect our answer gave, a leg of the

@@ -25,6 +25,7 @@ from urllib.parse import urlencode
 import pytest
 
 from benchmarks import load
+from tests.conftest import notify_body
 from tests.e2e.conftest import Leg
 from tests.e2e.live_server import (
     ANSWER_BUDGET_SECONDS,
@@ -88,7 +89,7 @@ def test_answers_survive_a_database_outage_and_calls_recover_without_a_restart(p
             event = pool.submit(request, live.port, "POST", "/event", started)
             # The caller's checkpoint after the greeting (a notify: Vonage runs our answer).
             checkpoint = pool.submit(
-                request, live.port, "POST", "/event?call=1&checkpoint=agent", {"checkpoint": "agent"}
+                request, live.port, "POST", "/event?call=1&checkpoint=agent", notify_body({"checkpoint": "agent"})
             )
         logs = live.server.log_tail(60)
 

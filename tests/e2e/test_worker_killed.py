@@ -45,6 +45,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import pytest
 
 from benchmarks import load
+from tests.conftest import notify_body
 from tests.e2e.conftest import Leg
 from tests.e2e.live_server import (
     ANSWER_BUDGET_SECONDS,
@@ -146,7 +147,7 @@ def checkpoint_reach(live: LiveServer, ncco: list[dict[str, Any]]) -> Reply:
     the eventUrl and runs our answer (an empty one: go on to the hold)."""
     (notify,) = [action for action in ncco if action.get("action") == "notify"]
     url = urlsplit(notify["eventUrl"][0])
-    reply = request(live.port, "POST", f"{url.path}?{url.query}", notify["payload"])
+    reply = request(live.port, "POST", f"{url.path}?{url.query}", notify_body(notify["payload"]))
     assert reply.status in (200, 204), f"{reply}\n{live.server.log_tail()}"
     assert reply.seconds < ANSWER_BUDGET_SECONDS, f"the checkpoint took {reply.seconds:.2f} s"
     return reply
