@@ -18,7 +18,7 @@ after ``--latency-ms`` (default 2000), and one gunicorn server as the README dep
 
 - ``checkpoint``: the caller's answer, then at once the caller's ``notify`` (a greeting
   shorter than the API's latency: the agent call is still being created);
-- ``input``: the agent call created, the agent's answer (whisper and press 1), then the
+- ``input``: the agent call created (and its leg recorded), the agent's answer (whisper and press 1), then the
   agent's key press: "2" (decline: the next number is rung and the first leg ended, by
   REST) for half the calls, "1" (accept) for the others;
 - ``connect``: the connect strategy's synchronous ``busy`` event of the first number
@@ -54,6 +54,7 @@ CONNECT_NUMBER = "447700900003"  # the winter offer: the connect strategy
 HUNT_NUMBER = "447700900998"
 TARGET_P99_MS = 100.0
 KINDS = ("checkpoint", "input", "connect")
+WARMUP_FIRST = 90_000  # the warm-up's call numbers: apart from the measured ones
 
 
 def main() -> int:
@@ -97,6 +98,11 @@ def main() -> int:
                 except Exception as exc:  # counted, reported, the run goes on
                     errors.append(f"{kind} #{n}: {type(exc).__name__}: {exc}")
 
+            # Warm-up, in no figure: each worker's first requests pay for imports, and each
+            # of its threads opens its database connection on first use.
+            warm = [(kind, WARMUP_FIRST + n) for n in range(args.warmup) for kind in KINDS]
+            with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
+                list(pool.map(lambda job: drivers[job[0]](webhooks, port, fake, call_ids, job[1]), warm))
             started = time.monotonic()
             with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
                 list(pool.map(one, jobs))
@@ -117,6 +123,7 @@ def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=40, help="calls of each kind (default 40)")
     parser.add_argument("--latency-ms", type=int, default=2000, help="the fake API's delay (default 2000)")
+    parser.add_argument("--warmup", type=int, default=10, help="warm-up calls of each kind (default 10)")
     parser.add_argument("--concurrency", type=int, default=6, help="calls driven at once (default 6)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8)
@@ -184,6 +191,8 @@ def _input_call(webhooks: load.Webhooks, port: int, fake: Any, call_ids: load.Ca
     _expect(call_id is not None, "no call recorded")
     placed = fake.agent_calls(call_id, timeout=30.0)
     _expect(bool(placed), f"no agent call for call {call_id}")
+    # The agent picks up once the app knows the call it placed (create_call answered).
+    _agent_leg_wait(call_ids, call_id, timeout=30.0)
     agent_call = placed[0]
     agent = {
         "from": caller["to"],
@@ -231,6 +240,21 @@ def _connect_call(webhooks: load.Webhooks, port: int, fake: Any, call_ids: load.
     status, body, seconds = webhooks.request(port, "POST", _path(connect["eventUrl"][0]), busy)
     _expect(status == 200 and body[-1]["endpoint"][0]["number"] == HUNT_NUMBER, f"connect busy: {status} {body}")
     return seconds
+
+
+def _agent_leg_wait(call_ids: load.CallIds, call_id: int, *, timeout: float) -> None:
+    import psycopg
+
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(call_ids.url, autocommit=True, connect_timeout=5) as connection:
+        while time.monotonic() < deadline:
+            row = connection.execute(
+                "SELECT 1 FROM calls_callleg WHERE call_id = %s AND role = 'agent'", (call_id,)
+            ).fetchone()
+            if row:
+                return
+            time.sleep(0.1)
+    raise AssertionError(f"no agent leg recorded for call {call_id}")
 
 
 def _notify(caller: dict[str, str], notify: dict[str, Any]) -> dict[str, Any]:
