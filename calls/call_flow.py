@@ -116,6 +116,7 @@ def connect_attempt_ncco(call: Call, attempt: int, *, greeting: str = "") -> ncc
         event_url=public_url("calls:event", call=call.pk, attempt=attempt),
         greeting=greeting,
         voice=voice_for(call),
+        ringback_tone_url=settings.RINGBACK_TONE_URL,
     )
 
 
@@ -309,17 +310,24 @@ def leg_end(*, leg: CallLeg, why: str) -> None:
 # --- press 1 to accept ------------------------------------------------------------------
 
 
-def agent_input(*, call_id: int, leg_uuid: str, digits: str) -> nccos.Ncco:
-    """The agent's answer to "press 1": join the caller, or pass the caller on."""
+def agent_input(*, call_id: int, leg_uuid: str, digits: str) -> tuple[nccos.Ncco, Callable[[], None] | None]:
+    """The agent's answer to "press 1": join the caller, or pass the caller on.
+
+    Returns the agent's next NCCO, decided from the database alone, and the REST work
+    that follows from it (ring the next agent, move the caller, end the agent's leg):
+    Vonage waits for the NCCO, so that work runs after the answer (agent_dispatch). The
+    decision (``declined_at``) is recorded first; each step of the work claims itself
+    (``advance``'s compare-and-set on ``Call.attempt``), so it runs once, and a process
+    that dies before it ran leaves a hunt that ``reconcile_calls`` sees as stalled."""
     accepted = digits.strip()[:1] == nccos.ACCEPT_DIGIT
     with transaction.atomic():
         call = _locked(call_id)
         leg = CallLeg.objects.filter(uuid=leg_uuid, call_id=call_id).first() if call else None
         if call is None or leg is None:
             logger.warning("flow.input_unknown call=%s agent_uuid=%s", call_id, leg_uuid)
-            return nccos.agent_hears_caller_left()
+            return nccos.agent_hears_caller_left(), None
         if not _caller_waiting(call) and leg.accepted_at is None:
-            return nccos.agent_hears_caller_left()
+            return nccos.agent_hears_caller_left(), None
         if accepted and leg.declined_at is None:
             if leg.accepted_at is None:
                 leg.accepted_at = timezone.now()
@@ -327,8 +335,8 @@ def agent_input(*, call_id: int, leg_uuid: str, digits: str) -> nccos.Ncco:
             _refresh(call)
             logger.info("flow.accepted call=%s agent_uuid=%s", call_id, leg_uuid)
             if call.strategy == Strategy.CONNECT:
-                return nccos.agent_accepted_connect()
-            return [nccos.agent_joins(conference_name=call.conference_name)]
+                return nccos.agent_accepted_connect(), None
+            return [nccos.agent_joins(conference_name=call.conference_name)], None
         if leg.declined_at is None and leg.accepted_at is None:
             leg.declined_at = timezone.now()
             leg.save(update_fields=["declined_at"])
@@ -336,11 +344,14 @@ def agent_input(*, call_id: int, leg_uuid: str, digits: str) -> nccos.Ncco:
         strategy = call.strategy
         _refresh(call)
     logger.info("flow.declined call=%s agent_uuid=%s digits=%r", call_id, leg_uuid, digits)
-    if strategy == Strategy.CONNECT:
-        _connect_pass_on(call_id=call_id, from_attempt=attempt, agent=leg)
-    else:
-        advance(call_id=call_id, from_attempt=attempt, reason="agent declined")
-    return nccos.agent_declined()
+
+    def pass_on() -> None:
+        if strategy == Strategy.CONNECT:
+            _connect_pass_on(call_id=call_id, from_attempt=attempt, agent=leg)
+        else:
+            advance(call_id=call_id, from_attempt=attempt, reason="agent declined")
+
+    return nccos.agent_declined(), pass_on
 
 
 def _connect_pass_on(*, call_id: int, from_attempt: int, agent: CallLeg) -> None:

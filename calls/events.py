@@ -49,19 +49,30 @@ class EventReceipt:
     # Vonage runs next on that leg.
     ncco: list[dict[str, Any]] | None = None
     follow_ups: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    # REST work that follows from ``ncco`` (the next agent, transfers, hang-ups): run after
+    # Vonage has its answer, when the caller of ``event_record`` asks for that.
+    after_answer: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
 
-def event_record(*, payload: dict[str, Any], call_id: int | None = None, attempt: int | None = None) -> EventReceipt:
+def event_record(
+    *, payload: dict[str, Any], call_id: int | None = None, attempt: int | None = None, defer: bool = False
+) -> EventReceipt:
     """Store one delivery to /event (once), apply it, and run what the flow needs next.
 
     ``call_id`` and ``attempt`` come from our own query string on the URLs we gave
-    Vonage (the connect strategy's and the press-1 prompt's ``eventUrl``).
+    Vonage (the connect strategy's and the press-1 prompt's ``eventUrl``). With
+    ``defer``, the REST work that follows an NCCO answer is left in
+    ``receipt.after_answer`` for the webhook to run once it has answered.
     """
     receipt = _event_apply(payload=payload, call_id=call_id, attempt=attempt)
     if receipt.stored and receipt.call_id is None and receipt.kind in ("status", "detection"):
         _adopt_if_recorded_meanwhile(str(payload.get("uuid") or payload.get("call_uuid") or "")[:64])
     for follow_up in receipt.follow_ups:
         follow_up()
+    if not defer:
+        for work in receipt.after_answer:
+            work()
+        receipt.after_answer = []
     return receipt
 
 
@@ -183,7 +194,9 @@ def _input_answer(call: Call, leg_uuid: str, payload: dict[str, Any], receipt: E
     call_id = call.pk
 
     def answer() -> None:
-        receipt.ncco = call_flow.agent_input(call_id=call_id, leg_uuid=leg_uuid, digits=digits)
+        receipt.ncco, then = call_flow.agent_input(call_id=call_id, leg_uuid=leg_uuid, digits=digits)
+        if then is not None:
+            receipt.after_answer.append(then)
 
     receipt.follow_ups.append(answer)
 

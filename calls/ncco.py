@@ -139,14 +139,22 @@ def caller_connects_to_agent(
     event_url: str,
     greeting: str = "",
     voice: Voice | None = None,
+    ringback_tone_url: str = "",
 ) -> Ncco:
     """The ``connect`` strategy: Vonage rings the agent, runs ``on_answer_url``'s NCCO (the
     whisper) on the agent's leg, then bridges. With ``eventType: synchronous`` our answer to
     a busy, timeout, failed, rejected or unanswered event is the caller's next NCCO.
-    ``machineDetection: hangup`` keeps an answering machine from taking the caller."""
+    ``machineDetection: hangup`` keeps an answering machine from taking the caller.
+
+    While the agent's phone rings the caller hears the network's ringing; once the agent
+    answers, and until the whisper is over, the caller would hear silence: the
+    ``onAnswer`` ``ringbackTone`` is played to the caller on repeat meanwhile."""
+    on_answer: NccoAction = {"url": on_answer_url}
+    if ringback_tone_url:
+        on_answer["ringbackTone"] = ringback_tone_url
     connect: NccoAction = {
         "action": "connect",
-        "endpoint": [{"type": "phone", "number": destination, "onAnswer": {"url": on_answer_url}}],
+        "endpoint": [{"type": "phone", "number": destination, "onAnswer": on_answer}],
         "timeout": ring_seconds,
         "eventType": "synchronous",
         "eventUrl": [event_url],

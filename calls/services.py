@@ -21,7 +21,6 @@ from campaigns.whisper import render_template
 
 from . import agent_dispatch, call_flow
 from . import ncco as nccos
-from .callback_urls import callback_url
 from .events import events_adopt
 from .leg_progress import is_terminal
 from .logging import call_context_set
@@ -327,6 +326,11 @@ def call_answer_fallback(*, uuid: str, to: str, from_: str, reason: str = "") ->
     """
     leg = caller_leg(uuid) if uuid else None
     call_context_set(leg.call_id if leg else None)
+    if leg is None and uuid and CallLeg.objects.filter(uuid=uuid, role=LegRole.AGENT).exists():
+        # An agent's leg, whatever the request claimed to be: never connect the agent's
+        # phone to the call centre.
+        logger.warning("fallback.agent_leg uuid=%s reason=%s", uuid, reason)
+        return nccos.agent_hears_call_failed()
     if leg is not None and leg.call.caller_ncco:
         logger.warning("fallback.replay call=%s reason=%s", leg.call_id, reason)
         return list(leg.call.caller_ncco)
@@ -335,7 +339,7 @@ def call_answer_fallback(*, uuid: str, to: str, from_: str, reason: str = "") ->
         greeting=route.greeting,
         destination=route.destination,
         from_number=route.called_number,
-        event_url=_public_url("calls:event"),
+        event_url=call_flow.public_url("calls:event"),
     )
     if uuid and leg is None:
         try:
@@ -353,7 +357,3 @@ def call_answer_fallback(*, uuid: str, to: str, from_: str, reason: str = "") ->
             events_adopt(call_id=call.pk, leg_uuids=[uuid])
         logger.warning("fallback.direct call=%s reason=%s", call.pk, reason)
     return ncco
-
-
-def _public_url(name: str) -> str:
-    return callback_url(name)

@@ -6,10 +6,14 @@ so anything unexpected there is logged and answered safely: the caller with the 
 centre, directly; the agent with a sentence saying the call could not be connected.
 """
 
+import json
 import logging
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from django.core.exceptions import SuspiciousOperation
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import exceptions, serializers
 from rest_framework.parsers import FormParser
@@ -209,17 +213,109 @@ class AnswerOutboundView(AnswerWebhook):
     "fallback", FallbackSerializer, summary="Vonage could not use the answer URL: the caller's call must go on"
 )
 class FallbackView(AnswerWebhook):
+    """Vonage's ``fallback_answer_url``: used for an answer webhook *and* for any event
+    whose answer is an NCCO (an ``input``, a ``notify``, a synchronous ``connect``
+    event) once the original URL failed twice. The request carries the original's
+    fields plus ``reason`` and ``original_request {url, type}`` (VONAGE.md), so it is
+    answered by the original route's own view, with the original URL's parameters:
+    a fallen-back agent ``input`` is not a caller dialling in."""
+
     input_serializer = FallbackSerializer
     route = "calls:fallback"
     log_name = "fallback"
 
+    def get(self, request: Request) -> Response:
+        # Our application's fallback is a GET (vonage_setup): the original's nested
+        # fields (``original_request``, an input's ``dtmf``, a notify's ``payload``) come
+        # in the query string, as JSON text or as ``name[key]`` fields.
+        self.payload = _unflatten(vonage_fields(request.query_params))
+        return self.handle(request, self.payload)
+
     def answer(self, request: Request, data: dict[str, Any]) -> Response:
-        fields = self.validated(data)
-        return Response(
-            services.call_answer_fallback(
-                uuid=fields["uuid"], to=fields["to"], from_=fields["from"], reason=fields["reason"]
+        original = original_request(data)
+        view_class = {"answer_outbound": AnswerOutboundView, "event": EventView}.get(original.route)
+        if view_class is None:
+            fields = self.validated(data)
+            return Response(
+                services.call_answer_fallback(
+                    uuid=fields["uuid"], to=fields["to"], from_=fields["from"], reason=fields["reason"]
+                )
             )
+        logger.warning(
+            "fallback.dispatch route=%s uuid=%s reason=%s", original.route, data.get("uuid"), data.get("reason")
         )
+        view = view_class()
+        view.request, view.args, view.kwargs, view.headers = request, (), {}, {}
+        view.format_kwarg = None
+        # Our parameters from the original URL only (never the body's), and only as we
+        # signed them for the original route: a fallback is no way around callback_urls.
+        try:
+            view.callback = callback_params(view_class.route, original.query)
+        except InvalidCallbackSignature as exc:
+            logger.warning("fallback.callback_refused route=%s: %s", original.route, exc)
+            raise exceptions.PermissionDenied(f"{exc} Nothing was done.") from None
+        # The original's body, as the original route read it: Vonage's fields, without the
+        # fallback's own.
+        view.payload = {key: value for key, value in data.items() if key not in (*FALLBACK_FIELDS, *OWN_QUERY_KEYS)}
+        try:
+            return view.handle(request, view.payload)
+        except exceptions.APIException:
+            raise
+        except Exception as exc:
+            if isinstance(view, AnswerWebhook):
+                return view.handle_exception(exc)
+            raise  # answered by self.handle_exception, as the original leg needs (safe_ncco)
+
+    def safe_ncco(self) -> Ncco:
+        """After an unexpected error, the safe answer for the leg the original request
+        was about: an agent's phone is never connected to anyone but its caller."""
+        payload = getattr(self, "payload", None) or {}
+        original = original_request(payload)
+        if original.route == "answer_outbound" or (original.route == "event" and "dtmf" in payload):
+            return nccos.agent_hears_call_failed()
+        if original.route == "event" and not ("checkpoint" in original.query or "attempt" in original.query):
+            return []  # an event whose answer nobody runs
+        if original.route == "event":
+            return services.safe_default_ncco(to="")
+        return super().safe_ncco()
+
+
+# The fields Vonage adds to a request it sends to the fallback URL.
+FALLBACK_FIELDS = ("reason", "original_request")
+
+
+@dataclass(frozen=True)
+class OriginalRequest:
+    """Which of our routes a fallen-back request was meant for, and its URL's parameters."""
+
+    route: str  # "answer_inbound", "answer_outbound", "event", or "" when not known
+    query: dict[str, Any]
+
+
+def original_request(data: dict[str, Any]) -> OriginalRequest:
+    """Read ``original_request {url, type}`` from a fallback request: an object in a JSON
+    body (a GET's query string is read into the same shape by ``_unflatten``).
+
+    The route is told by the URL's path (ours end in the route's name); ``type`` (an
+    answer or an event) decides when the path is not one of ours.
+    """
+    original = data.get("original_request")
+    if not isinstance(original, dict):
+        return OriginalRequest(route="", query={})
+    url = original.get("url")
+    if not isinstance(url, str) or not url:
+        return OriginalRequest(route="", query={})
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return OriginalRequest(route="", query={})
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    path = parts.path.rstrip("/")
+    for route in ("answer_inbound", "answer_outbound", "event"):
+        if path.endswith(reverse(f"calls:{route}").rstrip("/")):
+            return OriginalRequest(route=route, query=query)
+    kind = str(original.get("type") or "").lower()
+    return OriginalRequest(route="event" if kind == "event" else "", query=query)
 
 
 @extend_schema_view(
@@ -287,7 +383,7 @@ class EventView(VonageWebhook):
         self.validated(data)
         try:
             database_outage.check()
-            receipt = events.event_record(payload=data, call_id=call_id, attempt=attempt)
+            receipt = events.event_record(payload=data, call_id=call_id, attempt=attempt, defer=True)
         except Exception as exc:
             database_outage.notice(exc)
             _log_failure(
@@ -303,6 +399,8 @@ class EventView(VonageWebhook):
             # Not a 500, and the event is named in the log. Vonage may not send it again (it
             # retries an event only on a timeout): reconcile_calls asks Vonage for the leg's state.
             return Response({"detail": "The event could not be stored; please retry."}, status=503)
+        # Vonage waits for an input's answer: the REST work it decided runs after it.
+        agent_dispatch.after_answer(receipt.after_answer, call_id=receipt.call_id)
         if receipt.ncco is not None:
             return Response(receipt.ncco)
         if receipt.kind == "input":
@@ -312,15 +410,23 @@ class EventView(VonageWebhook):
 
     def checkpoint(self, call_id: int | None, data: dict[str, Any]) -> Response:
         """The caller's ``notify`` after the greeting: 204 (an empty answer) lets Vonage
-        go on to the hold; an NCCO replaces it (agent_dispatch)."""
+        go on to the hold; an NCCO replaces it (agent_dispatch). Vonage wraps the payload
+        of our NCCO: ``{conversation_uuid, payload: {"checkpoint": "agent"}, timestamp}``."""
         if call_id is None:
             raise exceptions.ValidationError({"call": "The checkpoint needs the call's id."})
+        ours = data.get("payload")
+        if ours is not None and (
+            not isinstance(ours, dict) or ours.get("checkpoint", agent_dispatch.CHECKPOINT) != agent_dispatch.CHECKPOINT
+        ):
+            raise exceptions.ValidationError(
+                {"payload": "A notify's payload must be the object our NCCO gave it: the agent checkpoint."}
+            )
         if not storable(data):
             unstorable = "A checkpoint may not contain NUL characters, unpaired surrogates or non-finite numbers."
             raise exceptions.ValidationError({"non_field_errors": [unstorable]})
         try:
             database_outage.check()
-            ncco = agent_dispatch.checkpoint_answer(call_id=call_id, payload=data)
+            ncco = agent_dispatch.checkpoint_answer(call_id=call_id, body=data)
         except Exception as exc:
             database_outage.notice(exc)
             _log_failure(exc, "checkpoint.failed call=%s: connecting the caller directly", call_id)
@@ -373,3 +479,24 @@ def _query_readable(request: Request) -> None:
         request._request.GET  # noqa: B018
     except SuspiciousOperation as exc:
         raise exceptions.ParseError(f"The query string cannot be read: {exc}") from None
+
+
+def _unflatten(fields: dict[str, Any]) -> dict[str, Any]:
+    """A query string's fields with nested objects rebuilt: ``dtmf[digits]=1`` and
+    ``dtmf={"digits": "1"}`` both become ``{"dtmf": {"digits": "1"}}``."""
+    nested: dict[str, Any] = {}
+    for key, value in fields.items():
+        if isinstance(value, str) and value.startswith("{"):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                pass
+        names = key.replace("]", "").split("[") if "[" in key and key.endswith("]") else [key]
+        target = nested
+        for name in names[:-1]:
+            inner = target.get(name)
+            if not isinstance(inner, dict):
+                inner = target[name] = {}
+            target = inner
+        target[names[-1]] = value
+    return nested

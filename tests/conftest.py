@@ -2,6 +2,7 @@
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,15 @@ def summer_campaign(db: None) -> Campaign:
 @pytest.fixture
 def summer_number(summer_campaign: Campaign) -> TrackingNumber:
     return TrackingNumberFactory(number="447700900001", campaign=summer_campaign, source="M4 billboard")
+
+
+def notify_body(payload: dict[str, Any], *, conversation_uuid: str = "CON-f972836a-550f-45fa-956c-12a2ab5b7d22") -> Any:
+    """What Vonage posts to a ``notify`` action's eventUrl: the NCCO's payload, wrapped."""
+    return {
+        "conversation_uuid": conversation_uuid,
+        "payload": payload,
+        "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+    }
 
 
 def post_json(client: Client, path: str, payload: Any, **extra: Any) -> Any:

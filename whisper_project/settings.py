@@ -203,6 +203,12 @@ HOLD_MUSIC_URL = env(
     "HOLD_MUSIC_URL",
     default="https://nexmo-community.github.io/ncco-examples/assets/voice_api_audio_streaming.mp3",
 )
+# What the caller hears, with the connect strategy, between the agent answering and the
+# end of the whisper (``onAnswer.ringbackTone``): without it, silence. Empty: none.
+RINGBACK_TONE_URL = env(
+    "RINGBACK_TONE_URL",
+    default="https://nexmo-community.github.io/ncco-examples/assets/voice_api_audio_streaming.mp3",
+)
 VONAGE_APPLICATION_ID = env("VONAGE_APPLICATION_ID", default="")
 VONAGE_PRIVATE_KEY = env("VONAGE_PRIVATE_KEY", default="")
 VONAGE_API_KEY = env("VONAGE_API_KEY", default="")

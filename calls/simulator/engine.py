@@ -92,6 +92,7 @@ class SimLeg:
     synchronous: bool = False  # a connect's eventType
     behaviour: str = ""  # an agent's: ANSWERS, BUSY...
     answer_url: str = ""  # the create-call answer_url, or a connect's onAnswer url
+    ringback_tone: str = ""  # a connect's onAnswer ringbackTone: the caller hears it during the whisper
     ring_timer: int = 60
     machine_detection: str = ""
     parent: SimLeg | None = None  # connect: the leg whose NCCO rang this one
@@ -326,6 +327,7 @@ class MiniVonage:
             event_url=(action.get("eventUrl") or [_app_url("calls:event")])[0],
             synchronous=action.get("eventType") == "synchronous",
             answer_url=str(on_answer.get("url", "")),
+            ringback_tone=str(on_answer.get("ringbackTone", "")),
             ring_timer=int(action.get("timeout", 60)),
             machine_detection=str(action.get("machineDetection", "")),
             parent=leg,
@@ -377,7 +379,13 @@ class MiniVonage:
         rest of the leg's NCCO, an empty answer lets it go on."""
         url = (action.get("eventUrl") or [_app_url("calls:event")])[0]
         version = leg.version
-        answer = self._event(url, dict(action.get("payload") or {}), f"{leg.who} notify")
+        # Vonage wraps the NCCO's payload; a notify names the conversation, not the leg.
+        body = {
+            "conversation_uuid": leg.conversation_uuid,
+            "payload": dict(action.get("payload") or {}),
+            "timestamp": vonage_time(self.now),
+        }
+        answer = self._event(url, body, f"{leg.who} notify")
         if leg.ended or leg.version != version:
             return
         if isinstance(answer, list) and answer:
@@ -467,6 +475,9 @@ class MiniVonage:
         if leg.parent is not None and not leg.answer_url:
             self._bridge(leg)  # a connect without onAnswer: no whisper
             return
+        if leg.parent is not None:
+            heard = f"the ringback tone {leg.ringback_tone}" if leg.ringback_tone else "silence (no ringbackTone)"
+            self.say(f"[{leg.parent.who} hears] {heard} while the agent hears the whisper")
         ncco = self._answer_webhook(leg, leg.answer_url)
         if leg.ended:
             return

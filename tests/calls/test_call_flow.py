@@ -476,8 +476,9 @@ def connect_number(number: TrackingNumber) -> TrackingNumber:
 
 
 def test_connect_strategy_answers_the_caller_without_any_rest_request(
-    client: Client, connect_number: TrackingNumber, vonage: VonageRecorder
+    client: Client, connect_number: TrackingNumber, vonage: VonageRecorder, settings: Any
 ) -> None:
+    settings.RINGBACK_TONE_URL = "https://media.example.com/ringing.mp3"
     ncco = dial(client)
     call = Call.objects.get()
     assert actions(ncco) == ["talk", "connect"]
@@ -486,7 +487,11 @@ def test_connect_strategy_answers_the_caller_without_any_rest_request(
         {
             "type": "phone",
             "number": "447700900999",
-            "onAnswer": {"url": callback("answer_outbound", call=call.pk, attempt=0)},
+            "onAnswer": {
+                "url": callback("answer_outbound", call=call.pk, attempt=0),
+                # The caller hears this, not silence, while the agent hears the whisper.
+                "ringbackTone": settings.RINGBACK_TONE_URL,
+            },
         }
     ]
     assert connect["from"] == "447700900001"

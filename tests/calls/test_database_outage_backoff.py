@@ -16,7 +16,7 @@ from pytest_django.fixtures import Settings
 from calls import database_outage, services
 from calls.models import Call, CallEvent
 from campaigns.models import TrackingNumber
-from tests.conftest import callback_path, post_json
+from tests.conftest import callback_path, notify_body, post_json
 
 ANSWER = {"to": "447700900001", "from": "447700900456", "uuid": "caller-1", "conversation_uuid": "CON-1"}
 
@@ -52,7 +52,9 @@ def test_after_a_failed_connect_callers_are_answered_without_the_database(
     with django_assert_num_queries(0):
         second = client.get("/answer_inbound", {**ANSWER, "uuid": "caller-2"})
         event = post_json(client, "/event", {"uuid": "caller-2", "status": "started", "direction": "inbound"})
-        checkpoint = post_json(client, callback_path("event", call=1, checkpoint="agent"), {"checkpoint": "agent"})
+        checkpoint = post_json(
+            client, callback_path("event", call=1, checkpoint="agent"), notify_body({"checkpoint": "agent"})
+        )
     assert second.status_code == 200
     assert second.json()[-1]["endpoint"] == [{"type": "phone", "number": "447700900999"}]
     assert event.status_code == 503

@@ -141,3 +141,33 @@ def test_builders_return_json_serialisable_plain_data() -> None:
         ncco.agent_hears_caller_left(),
     ):
         assert json.loads(json.dumps(actions)) == actions
+
+
+def test_connect_to_agent_plays_the_ringback_tone_to_the_caller_during_the_whisper() -> None:
+    (connect,) = ncco.caller_connects_to_agent(
+        destination="447700900999",
+        from_number="447700900001",
+        ring_seconds=20,
+        on_answer_url="https://whisper.example.com/answer_outbound?call=1&attempt=0",
+        event_url="https://whisper.example.com/event?call=1&attempt=0",
+        ringback_tone_url="https://media.example.com/ringing.mp3",
+    )
+
+    assert connect["endpoint"][0]["onAnswer"] == {
+        "url": "https://whisper.example.com/answer_outbound?call=1&attempt=0",
+        "ringbackTone": "https://media.example.com/ringing.mp3",
+    }
+    # Not on the connect itself: for a phone the carrier plays its own ringing.
+    assert "ringbackTone" not in connect
+
+
+def test_connect_to_agent_without_a_ringback_tone_sends_none() -> None:
+    (connect,) = ncco.caller_connects_to_agent(
+        destination="447700900999",
+        from_number="447700900001",
+        ring_seconds=20,
+        on_answer_url="https://whisper.example.com/answer_outbound?call=1",
+        event_url="https://whisper.example.com/event?call=1",
+    )
+
+    assert connect["endpoint"][0]["onAnswer"] == {"url": "https://whisper.example.com/answer_outbound?call=1"}

@@ -15,7 +15,7 @@ from calls import agent_dispatch, events, services, vonage_adapter
 from calls.models import Call, CallEvent, CallLeg, CallState, LegRole, LegStatus, NumberStatus, Outcome
 from calls.vonage_adapter import PlacedCall
 from campaigns.models import Campaign, TrackingNumber
-from tests.conftest import LEG_FIELDS, callback, load_fixture
+from tests.conftest import LEG_FIELDS, callback, load_fixture, notify_body
 
 ANSWER = load_fixture("vonage/answer_inbound.json")
 AGENT_ANSWER = load_fixture("vonage/answer_outbound.json")
@@ -432,7 +432,7 @@ def test_agent_call_that_cannot_be_placed_connects_the_caller_directly(
     assert call.agent_call_error == "Vonage answered 503 to create_call."
     assert not call.legs.filter(role=LegRole.AGENT).exists()
     # The checkpoint after the greeting connects the caller straight through.
-    direct = agent_dispatch.checkpoint_answer(call_id=call.pk, payload={"checkpoint": "agent"})
+    direct = agent_dispatch.checkpoint_answer(call_id=call.pk, body=notify_body({"checkpoint": "agent"}))
     assert direct is not None
     assert direct[-1]["endpoint"] == [{"type": "phone", "number": "447700900999"}]
     assert direct[-1]["from"] == "447700900001"

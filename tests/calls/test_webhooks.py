@@ -19,7 +19,7 @@ from calls.models import Call, CallEvent, CallLeg, CallState, LegRole, LegStatus
 from calls.vonage_adapter import PlacedCall, VonageUnavailable
 from campaigns.models import Campaign, TrackingNumber
 from campaigns.whisper import speaking_seconds
-from tests.conftest import callback, callback_path, load_fixture, post_json, with_fields
+from tests.conftest import callback, callback_path, load_fixture, notify_body, post_json, with_fields
 from tests.factories import CallFactory, CallLegFactory, CampaignFactory, TrackingNumberFactory
 
 ANSWER = load_fixture("vonage/answer_inbound.json")
@@ -237,7 +237,11 @@ def test_agent_call_that_cannot_be_placed_connects_the_caller_to_the_campaign_de
     assert not call.legs.filter(role=LegRole.AGENT).exists()
 
     # After the greeting Vonage posts the notify; our answer replaces the hold.
-    answer = client.post(_local(checkpoint["eventUrl"][0]), checkpoint["payload"], content_type="application/json")
+    answer = client.post(
+        _local(checkpoint["eventUrl"][0]),
+        json.dumps(notify_body(checkpoint["payload"])),
+        content_type="application/json",
+    )
     assert answer.status_code == 200
     talk, connect = answer.json()
     assert talk["action"] == "talk"
@@ -250,7 +254,11 @@ def test_agent_call_that_cannot_be_placed_connects_the_caller_to_the_campaign_de
     # A retried answer webhook replays the first answer; it does not try the agent call again.
     assert client.get("/answer_inbound", ANSWER).json() == response.json()
     # A redelivered notify is answered the same, and stored once.
-    again = client.post(_local(checkpoint["eventUrl"][0]), checkpoint["payload"], content_type="application/json")
+    again = client.post(
+        _local(checkpoint["eventUrl"][0]),
+        json.dumps(notify_body(checkpoint["payload"])),
+        content_type="application/json",
+    )
     assert again.json() == answer.json()
     assert CallEvent.objects.filter(call=call, kind="notify").count() == 1
 
@@ -260,7 +268,11 @@ def test_checkpoint_lets_the_caller_wait_when_the_agent_is_rung(
 ) -> None:
     checkpoint = client.get("/answer_inbound", ANSWER).json()[1]
 
-    answer = client.post(_local(checkpoint["eventUrl"][0]), checkpoint["payload"], content_type="application/json")
+    answer = client.post(
+        _local(checkpoint["eventUrl"][0]),
+        json.dumps(notify_body(checkpoint["payload"])),
+        content_type="application/json",
+    )
 
     assert answer.status_code == 204
     assert answer.content == b""
@@ -277,7 +289,11 @@ def test_checkpoint_connects_the_caller_when_no_agent_call_was_ever_placed(
     checkpoint = client.get("/answer_inbound", ANSWER).json()[1]
     Call.objects.update(started_at=timezone.now() - timedelta(seconds=2))
 
-    answer = client.post(_local(checkpoint["eventUrl"][0]), checkpoint["payload"], content_type="application/json")
+    answer = client.post(
+        _local(checkpoint["eventUrl"][0]),
+        json.dumps(notify_body(checkpoint["payload"])),
+        content_type="application/json",
+    )
 
     assert answer.json()[-1]["endpoint"] == [{"type": "phone", "number": "447700900999"}]
     call = Call.objects.get()
@@ -287,10 +303,38 @@ def test_checkpoint_connects_the_caller_when_no_agent_call_was_ever_placed(
     assert agent_dispatch.ring_first_agent(call.pk) is None
 
 
+def test_checkpoint_reads_the_notify_as_vonage_wraps_it(
+    client: Client, summer_number: TrackingNumber, agent_calls: list[dict[str, Any]]
+) -> None:
+    checkpoint = client.get("/answer_inbound", ANSWER).json()[1]
+    body = notify_body(checkpoint["payload"], conversation_uuid=ANSWER["conversation_uuid"])
+
+    answer = post_json(client, _local(checkpoint["eventUrl"][0]), body)
+
+    assert answer.status_code == 204
+    stored = CallEvent.objects.get(kind="notify")
+    assert stored.payload == body
+    assert stored.payload["payload"] == {"checkpoint": "agent"}
+    assert stored.conversation_uuid == ANSWER["conversation_uuid"]
+    assert stored.leg_uuid == ""
+    assert stored.occurred_at is not None
+
+
+@pytest.mark.parametrize("payload", [{"checkpoint": "other"}, "agent", ["agent"]])
+def test_checkpoint_whose_payload_is_not_ours_is_400_and_writes_nothing(
+    client: Client, answered: Call, payload: Any
+) -> None:
+    before = rows()
+
+    response = post_json(client, callback_path("event", call=answered.pk, checkpoint="agent"), notify_body(payload))
+
+    assert response.status_code == 400
+    assert "payload" in response.json()
+    assert rows() == before
+
+
 def test_checkpoint_needs_the_call(client: Client, db: None) -> None:
-    response = client.post(
-        callback_path("event", checkpoint="agent"), {"checkpoint": "agent"}, content_type="application/json"
-    )
+    response = post_json(client, callback_path("event", checkpoint="agent"), notify_body({"checkpoint": "agent"}))
 
     assert response.status_code == 400
     assert "call" in response.json()
@@ -999,9 +1043,13 @@ def test_unmatched_event_query_count(client: Client, history: int, django_assert
 def test_checkpoint_query_count(client: Client, history: int, answered: Call, django_assert_num_queries: Any) -> None:
     checkpoint = answered.caller_ncco[1]
 
-    with django_assert_num_queries(2):
+    # The call read with its row locked, and the notify stored, in one transaction (a
+    # savepoint here): the thread placing the agent call reads the notify under that lock.
+    with django_assert_num_queries(4):
         response = client.post(
-            _local(checkpoint["eventUrl"][0]), checkpoint["payload"], content_type="application/json"
+            _local(checkpoint["eventUrl"][0]),
+            json.dumps(notify_body(checkpoint["payload"])),
+            content_type="application/json",
         )
     assert response.status_code == 204
 

@@ -7,6 +7,7 @@ the REST API did, with a ``connect`` straight to the call centre, from the campa
 number. These tests play Vonage's part: the answer webhook, then the notify.
 """
 
+import json
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,7 +19,7 @@ from pytest_django.fixtures import Settings
 from calls.fake_vonage_api import FakeCall, FakeVonageAPI
 from calls.models import Call, CallEvent, CallState, LegRole, Outcome
 from campaigns.models import TrackingNumber
-from tests.conftest import callback_path, with_fields
+from tests.conftest import callback_path, notify_body, with_fields
 from tests.e2e.conftest import APPLICATION_ID, CALLER_NUMBER, Leg, make_key_pair, post_event
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
@@ -41,7 +42,9 @@ def caller_dials(client: Client, vonage: FakeVonageAPI) -> tuple[list[dict[str, 
     assert Call.objects.get().caller_ncco == answer
     (notify,) = [index for index, action in enumerate(answer) if action["action"] == "notify"]
     url = urlsplit(answer[notify]["eventUrl"][0])
-    checkpoint = client.post(f"{url.path}?{url.query}", answer[notify]["payload"], content_type="application/json")
+    checkpoint = client.post(
+        f"{url.path}?{url.query}", json.dumps(notify_body(answer[notify]["payload"])), content_type="application/json"
+    )
     if checkpoint.status_code == 204:
         return answer[:notify] + answer[notify + 1 :], elapsed
     assert checkpoint.status_code == 200

@@ -25,6 +25,7 @@ from urllib.parse import urlencode
 import pytest
 
 from benchmarks import load
+from tests.conftest import notify_body
 from tests.e2e.conftest import Leg
 from tests.e2e.live_server import (
     ANSWER_BUDGET_SECONDS,
@@ -92,7 +93,7 @@ def test_answers_survive_a_database_outage_and_calls_recover_without_a_restart(p
                 live.port,
                 "POST",
                 load.callback_path("event", call=1, checkpoint="agent"),
-                {"checkpoint": "agent"},
+                notify_body({"checkpoint": "agent"}),
             )
         logs = live.server.log_tail(60)
 
