@@ -227,6 +227,7 @@ def django_env(*, database: str, public_url: str, **extra: str) -> dict[str, str
     }
     env.update(
         DJANGO_SETTINGS_MODULE="whisper_project.settings",
+        ENV_FILE=os.devnull,  # not a developer's .env
         DEBUG="false",
         SECRET_KEY="load-benchmark-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",  # noqa: S106
         ALLOWED_HOSTS="127.0.0.1",
