@@ -161,3 +161,27 @@ def test_seed_calls_refuses_a_production_database_from_the_command_line(tmp_path
     allowed = manage("seed_calls", "--count", "20", "--allow-production", "--verbosity", "0", **production)
     assert allowed.returncode == 0, allowed.stderr
     assert "Added 20 calls" in allowed.stdout
+
+
+def test_gunicorn_without_a_secret_key_stops_instead_of_serving_errors() -> None:
+    # It used to boot with an empty key and answer 500 to every request.
+    result = subprocess.run(  # noqa: S603 - our own gunicorn and application
+        [
+            str(Path(sys.executable).with_name("gunicorn")),
+            "whisper_project.wsgi",
+            "--bind",
+            "127.0.0.1:0",
+            "--workers",
+            "1",
+            "--no-control-socket",
+        ],
+        cwd=BASE_DIR,
+        env={"PATH": os.environ.get("PATH", ""), "ENV_FILE": os.devnull, "SECRET_KEY": ""},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 3  # gunicorn's "worker failed to boot": the server stops
+    assert SECRET_KEY_MISSING in result.stderr.splitlines()
+    assert "Traceback" not in result.stderr

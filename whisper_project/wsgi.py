@@ -1,6 +1,15 @@
 import os
+import sys
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "whisper_project.settings")
-application = get_wsgi_application()
+try:
+    application = get_wsgi_application()
+except ImproperlyConfigured as error:
+    # A missing or bad setting (SECRET_KEY…): one line for the operator, and exit code 3,
+    # gunicorn's "worker failed to boot", which stops the server instead of respawning the
+    # worker (the unit's ExecStartPre check normally says it first).
+    print(f"ImproperlyConfigured: {error}", file=sys.stderr)
+    raise SystemExit(3) from None
