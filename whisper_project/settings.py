@@ -1,6 +1,7 @@
 """Settings for Call Whisper, read from the environment with django-environ.
 
-Every variable is listed, with a one-line comment, in ``.env.example``. Secrets have
+Every variable is listed, with a one-line comment, in ``.env.example`` (development) and
+``deploy/env.example`` (production); tests/test_deploy_files.py keeps both complete. Secrets have
 no production default: only with ``DEBUG`` on does the app fall back to development
 values, so a production process without ``SECRET_KEY`` refuses to start.
 """
