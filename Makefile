@@ -15,8 +15,13 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 install: $(STAMP)
 
+## Development settings (DEBUG=true) for manage.py and the server, from .env.example; made
+## once, never overwritten.
+.env:
+	cp .env.example .env
+
 ## Set up SQLite with the demo campaigns, print an admin login, serve on 127.0.0.1:8000.
-run: $(STAMP)
+run: $(STAMP) .env
 	$(DEV) $(BIN)/python manage.py migrate --noinput
 	$(DEV) $(BIN)/python manage.py import_campaigns campaigns/demo_campaigns.json
 	$(DEV) $(BIN)/python manage.py demo_admin
@@ -24,7 +29,7 @@ run: $(STAMP)
 	$(DEV) $(BIN)/python manage.py runserver 127.0.0.1:8000
 
 ## A whole simulated call to the summer offer's number, narrated.
-simulate: $(STAMP)
+simulate: $(STAMP) .env
 	$(DEV) $(BIN)/python manage.py simulate_call --to 447700900001 --from 447946000123
 
 ## The whole suite on SQLite (set DATABASE_URL to run it on PostgreSQL).

@@ -71,7 +71,7 @@ def main() -> None:
     if have < args.calls:
         print(f"seeding {args.calls - have} calls (have {have}) …", flush=True)
         started = time.perf_counter()
-        call_command("seed_calls", count=args.calls - have, days=365, seed=have + 1, verbosity=0)
+        call_command("seed_calls", count=args.calls - have, days=365, seed=have + 1, allow_production=True, verbosity=0)
         print(f"  seeded in {time.perf_counter() - started:.0f} s", flush=True)
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE calls_call")

@@ -70,7 +70,17 @@ def main() -> None:
             if have < size:
                 started = time.perf_counter()
                 # A different seed each time: the seeded calls' conference names are unique.
-                manage(env, "seed_calls", "--count", str(size - have), "--seed", str(have + 1), "--verbosity", "0")
+                manage(
+                    env,
+                    "seed_calls",
+                    "--count",
+                    str(size - have),
+                    "--seed",
+                    str(have + 1),
+                    "--allow-production",
+                    "--verbosity",
+                    "0",
+                )
                 print(f"  (seeded {size - have} calls in {time.perf_counter() - started:.0f} s)", file=sys.stderr)
             result = json.loads(run(env, sys.executable, __file__, "--measure").splitlines()[-1])
             print(

@@ -246,6 +246,7 @@ def django_env(*, database: str, public_url: str, **extra: str) -> dict[str, str
     }
     env.update(
         DJANGO_SETTINGS_MODULE="whisper_project.settings",
+        ENV_FILE=os.devnull,  # not a developer's .env
         DEBUG="false",
         SECRET_KEY=SECRET_KEY,
         # Webhooks are signed as Vonage signs them (Webhooks, vonage_authorization): the
@@ -605,12 +606,14 @@ def call_drive(
     duplicate_share: float = 0.05,
     first_port: int = 0,
     talk_seconds: float = 0.0,
+    agent_call_wait_seconds: float = 5.0,
 ) -> CallResult:
     """One complete call: the caller's answer webhook, the agent call the app placed at
     the fake, the agent's answer webhook, then every event of both legs (``started`` and
     ``ringing`` sometimes swapped, ``duplicate_share`` of them delivered twice). Each
     request goes to the next of ``ports`` in turn, starting at ``ports[first_port]``;
-    ``talk_seconds`` of real time pass between the agent's answer and the hang-ups."""
+    ``talk_seconds`` of real time pass between the agent's answer and the hang-ups;
+    the app has ``agent_call_wait_seconds`` to place the agent call at the fake."""
     caller = {
         "from": caller_number,
         "to": CAMPAIGN_NUMBER,
@@ -666,7 +669,7 @@ def call_drive(
     if result.call_id is None:
         result.errors.append("answer_inbound: no call recorded for the caller's uuid")
         return result
-    placed = fake.agent_calls(result.call_id, timeout=5.0)
+    placed = fake.agent_calls(result.call_id, timeout=agent_call_wait_seconds)
     if len(placed) != 1:
         result.errors.append(f"agent calls placed for call {result.call_id}: {len(placed)}, not 1")
         if not placed:

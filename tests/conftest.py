@@ -1,6 +1,8 @@
 """Fixtures shared by the whole suite."""
 
 import json
+import os
+import signal
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +45,50 @@ def _database_reachable() -> Iterator[None]:
     database_outage.reset()
     yield
     database_outage.reset()
+
+
+def running_children() -> dict[int, str]:
+    """This process's running children (Linux ``/proc``; elsewhere none): pid → command.
+    Zombies are left out: they have exited, only their status is still to be read."""
+    found: dict[int, str] = {}
+    me = os.getpid()
+    try:
+        entries = list(os.scandir("/proc"))
+    except OSError:
+        return found
+    for entry in entries:
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+            # "pid (command) state ppid …": the command may hold spaces and parentheses.
+            state, parent = stat[stat.rindex(")") + 2 :].split()[:2]
+            if int(parent) != me or state == "Z":
+                continue
+            command = Path(entry.path, "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, ValueError):
+            continue
+        found[int(entry.name)] = command.strip()
+    return found
+
+
+@pytest.fixture(autouse=True)
+def _no_process_outlives_its_test() -> Iterator[None]:
+    """A test that starts a process (a server, a command, a fake) stops and waits for it
+    before it ends: a leftover keeps ports, database connections and CPU for the rest of
+    the run. Processes of wider-scoped fixtures were already running before, so they pass."""
+    before = running_children()
+    yield
+    leftover = {pid: command for pid, command in running_children().items() if pid not in before}
+    if not leftover:
+        return
+    for pid in leftover:
+        try:
+            os.killpg(pid, signal.SIGKILL) if os.getpgid(pid) == pid else os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+    pytest.fail(f"The test left processes running (now killed): {leftover}")
 
 
 @pytest.fixture

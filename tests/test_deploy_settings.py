@@ -48,6 +48,7 @@ def run(code: list[str], **env: str) -> subprocess.CompletedProcess[str]:
         "PATH": os.environ.get("PATH", ""),
         "HOME": os.environ.get("HOME", str(BASE_DIR)),
         "DJANGO_SETTINGS_MODULE": "whisper_project.settings",
+        "ENV_FILE": os.devnull,  # not the developer's .env
         **env,
     }
     return subprocess.run(  # noqa: S603 - our own interpreter and code

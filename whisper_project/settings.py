@@ -1,10 +1,13 @@
 """Settings for Call Whisper, read from the environment with django-environ.
 
-Every variable is listed, with a one-line comment, in ``.env.example``. Secrets have
+Every variable is listed, with a one-line comment, in ``.env.example`` (development) and
+``deploy/env.example`` (production); tests/test_deploy_files.py keeps both complete. Secrets have
 no production default: only with ``DEBUG`` on does the app fall back to development
 values, so a production process without ``SECRET_KEY`` refuses to start.
 """
 
+import os
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,15 +16,42 @@ from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
+
+class _SetVariables(Mapping[str, str]):
+    """The process environment without its empty variables: ``KEY=`` in an env file (as
+    ``.env.example`` writes the ones it leaves unset) means unset, so the default applies
+    and a required setting is reported missing instead of being read as ``""``."""
+
+    def __getitem__(self, name: str) -> str:
+        value = os.environ[name]
+        if value == "":
+            raise KeyError(name)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, value in os.environ.items() if value != "")
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+env.ENVIRON = _SetVariables()
+# The env file beside manage.py (ENV_FILE names another; /dev/null reads none, as the test
+# suite does). Variables already in the environment win over the file.
+environ.Env.read_env(os.environ.get("ENV_FILE") or BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
 
-if DEBUG:
-    SECRET_KEY = env("SECRET_KEY", default="django-insecure-development-only-key-change-me")
-else:
-    SECRET_KEY = env("SECRET_KEY")
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        # One sentence, shown by manage.py without a traceback.
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set: set it in the environment file for production "
+            "(deploy/env.example), or use DEBUG=true for development (cp .env.example .env)."
+        )
+    SECRET_KEY = "django-insecure-development-only-key-change-me"  # noqa: S105 - DEBUG only
 
 # Earlier secret keys still accepted while rotating SECRET_KEY (sessions, callback URLs of
 # calls in progress: calls.callback_urls).

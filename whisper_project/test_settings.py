@@ -2,6 +2,9 @@
 
 import os
 
+# The suite reads no env file: a developer's .env (DEBUG=true, a database) must not change it,
+# nor the servers and commands it starts, which inherit this environment.
+os.environ.setdefault("ENV_FILE", os.devnull)
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
 os.environ.setdefault("DEBUG", "false")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")

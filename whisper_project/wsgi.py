@@ -1,12 +1,20 @@
 import os
+import sys
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "whisper_project.settings")
-application = get_wsgi_application()
+try:
+    application = get_wsgi_application()
+    # Safe by default: a production process without the webhook signature secret does
+    # not start (gunicorn runs no system checks; calls.E005 covers manage.py).
+    from calls.checks import refuse_unsafe_start
 
-# Safe by default: a production process without the webhook signature secret does not
-# start (gunicorn runs no system checks; calls.E005 covers manage.py).
-from calls.checks import refuse_unsafe_start  # noqa: E402
-
-refuse_unsafe_start()
+    refuse_unsafe_start()
+except ImproperlyConfigured as error:
+    # A missing or bad setting (SECRET_KEY…): one line for the operator, and exit code 3,
+    # gunicorn's "worker failed to boot", which stops the server instead of respawning the
+    # worker (the unit's ExecStartPre check normally says it first).
+    print(f"ImproperlyConfigured: {error}", file=sys.stderr)
+    raise SystemExit(3) from None

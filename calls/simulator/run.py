@@ -188,6 +188,10 @@ def local_vonage() -> Iterator[FakeVonageAPI]:
                 # The simulation runs in one thread on its own clock: the agent call is
                 # placed before the answer returns, where the fake's log shows it at once.
                 AGENT_CALL_DISPATCH="inline",
+                # Vonage's 5 s budget does not apply to the simulated Vonage, and no scenario
+                # is about our deadline: a busy machine (the first request also imports the
+                # SDK) must not turn a whispered call into a direct connect.
+                AGENT_CALL_DEADLINE_SECONDS=30.0,
             ),
             _environ(
                 REQUESTS_CA_BUNDLE=fake.ca_bundle_path,

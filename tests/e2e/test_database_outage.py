@@ -41,8 +41,9 @@ from tests.e2e.tcp_proxy import Outage, wait_for
 pytestmark = pytest.mark.e2e
 
 WORKERS, THREADS = 2, 2
-# A reply must leave Vonage's 5 s well clear: the connect timeout (2 s) plus the work.
-ANSWER_LIMIT_SECONDS = 3.5
+# A reply must come inside Vonage's 5 s: the connect timeout (2 s) plus the work. That
+# budget is the behaviour; a tighter stopwatch fails on a loaded machine (issue 14).
+ANSWER_LIMIT_SECONDS = ANSWER_BUDGET_SECONDS
 CALLS_AFTER = 4
 
 

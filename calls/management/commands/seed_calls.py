@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from tqdm import tqdm
@@ -18,8 +19,20 @@ class Command(BaseCommand):
         parser.add_argument("--count", type=int, default=10_000)
         parser.add_argument("--days", type=int, default=365, help="Spread the calls over this many past days.")
         parser.add_argument("--seed", type=int, default=1, help="Random seed: the same seed gives the same calls.")
+        parser.add_argument(
+            "--allow-production",
+            action="store_true",
+            help="Write fake calls even though DEBUG is off (a production database, or a benchmark's).",
+        )
 
-    def handle(self, *args: Any, count: int, days: int, seed: int, **options: Any) -> None:
+    def handle(self, *args: Any, count: int, days: int, seed: int, allow_production: bool, **options: Any) -> None:
+        if not settings.DEBUG and not allow_production:
+            # Fake calls in a real history would skew every report, and nothing marks them.
+            database = settings.DATABASES["default"]
+            raise CommandError(
+                f"DEBUG is off, so {database.get('NAME')} on {database.get('HOST') or 'this machine'} looks like "
+                "a production database: seed_calls writes fake calls. Add --allow-production to write them anyway."
+            )
         numbers = list(TrackingNumber.objects.select_related("campaign"))
         if not numbers:
             raise CommandError("There are no tracking numbers: import campaigns first (make run does).")
