@@ -385,7 +385,8 @@ def _agent_never_rung(call: Call, now: datetime) -> bool:
     been placed, yet no agent leg exists for it: the process placing it died."""
     if call.attempt >= len(call_flow.destinations_for(call)):
         return False
-    since = call.agent_requested_at or call.started_at
+    # A caller queued under the account's limit (calls/pacing.py) is due at ``ring_at``.
+    since = call.ring_at or call.agent_requested_at or call.started_at
     if since > now - timedelta(seconds=settings.AGENT_CALL_DEADLINE_SECONDS + AGENT_CALL_GRACE_SECONDS):
         return False
     legs = call.legs.filter(role=LegRole.AGENT)
@@ -399,11 +400,16 @@ def _ring_again(call: Call, *, now: datetime, dry_run: bool) -> str:
     if dry_run:
         return "rung"
     claimed = Call.objects.filter(
-        pk=call.pk, attempt=call.attempt, state=CallState.WAITING, agent_requested_at=call.agent_requested_at
-    ).update(agent_requested_at=now)
+        pk=call.pk,
+        attempt=call.attempt,
+        state=CallState.WAITING,
+        agent_requested_at=call.agent_requested_at,
+        ring_at=call.ring_at,
+    ).update(agent_requested_at=now, ring_at=None)
     if not claimed:
         return ""
-    call_flow.agent_ring(call=Call.objects.with_related().get(pk=call.pk), attempt=call.attempt)
+    # Paced like every new call; this run waits for the slot (its process has no timer to leave it to).
+    call_flow.agent_ring(call=Call.objects.with_related().get(pk=call.pk), attempt=call.attempt, wait_for_slot=True)
     return "rung"
 
 
