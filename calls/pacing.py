@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from .models import CallPacer
@@ -116,7 +116,8 @@ def slot_claim(*, not_before: datetime | None = None, now: datetime | None = Non
         "CASE WHEN next_free_us > %s THEN next_free_us ELSE %s END + %s WHERE id = %s RETURNING next_free_us"
     )
     for _ in range(2):
-        with transaction.atomic(), connection.cursor() as cursor:
+        # One statement, atomic by itself: no savepoint around it inside a caller's transaction.
+        with connection.cursor() as cursor:
             cursor.execute(sql, [earliest_us, earliest_us, interval_us, PACER_ID])
             row = cursor.fetchone()
         if row is not None:
