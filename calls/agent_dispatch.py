@@ -70,6 +70,8 @@ def ring_first_agent_soon(call_id: int) -> None:
 def ring_first_agent(call_id: int) -> CallLeg | None:
     """Claim the first agent call and place it. A refusal moves the call to ``direct``:
     the caller's checkpoint then connects them straight to the call centre."""
+    if pacing.pacing_on() and _late_requeued(call_id):
+        return None
     claimed = Call.objects.filter(
         pk=call_id,
         strategy=Strategy.CONFERENCE,
@@ -96,6 +98,26 @@ def ring_first_agent(call_id: int) -> CallLeg | None:
 
 
 # --- callers queued under the account's limit (calls/pacing.py) ---------------------------
+
+
+def _late_requeued(call_id: int) -> bool:
+    """The caller's send time (the call's start) passed long ago, because this process
+    stalled: claim a new one rather than crowd the calls paced after it. True when the
+    caller was queued for later instead."""
+    vonage_adapter.warm_up()
+    started_at = Call.objects.filter(pk=call_id).values_list("started_at", flat=True).first()
+    if started_at is None or not pacing.late(started_at):
+        return False
+    slot = pacing.slot_claim()
+    if slot.due:
+        return False
+    queued = Call.objects.filter(
+        pk=call_id, attempt=0, state=CallState.WAITING, agent_requested_at__isnull=True, ring_at__isnull=True
+    ).update(ring_at=slot.at)
+    if queued:
+        logger.info("dispatch.late call=%s: queued again", call_id)
+        schedule(call_id=call_id, attempt=0, ring_at=slot.at)
+    return True
 
 
 def queue(*, call_id: int, attempt: int, slot: pacing.Slot) -> bool:
@@ -157,7 +179,19 @@ def schedule(*, call_id: int, attempt: int, ring_at: datetime) -> None:
 def ring_when_due(*, call_id: int, attempt: int, ring_at: datetime) -> None:
     """The queued caller's time has come: claim it (once, compare-and-set on ``ring_at``)
     and ring the agent; with the connect strategy, move the caller from the hold to the
-    ``connect`` (a REST transfer, which is not a new call)."""
+    ``connect`` (a REST transfer, which is not a new call). A timer that fires late (the
+    process stalled) claims a new time rather than crowd the calls paced after it."""
+    vonage_adapter.warm_up()
+    if pacing.late(ring_at):
+        slot = pacing.slot_claim()
+        if not slot.due:
+            moved = Call.objects.filter(
+                pk=call_id, attempt=attempt, state=CallState.WAITING, fallback_at__isnull=True, ring_at=ring_at
+            ).update(ring_at=slot.at)
+            if moved:
+                logger.info("dispatch.late call=%s attempt=%s: queued again", call_id, attempt)
+                schedule(call_id=call_id, attempt=attempt, ring_at=slot.at)
+            return
     claimed = Call.objects.filter(
         pk=call_id, attempt=attempt, state=CallState.WAITING, fallback_at__isnull=True, ring_at=ring_at
     ).update(ring_at=None, agent_requested_at=timezone.now())

@@ -94,6 +94,15 @@ def pacing_on() -> bool:
     return calls_per_second() > 0
 
 
+def late(due_at: datetime, *, now: datetime | None = None) -> bool:
+    """A call sent now, for a slot ``due_at``, would crowd the calls paced after it: the
+    process stalled (CPU, a cold start) for more than half an interval past its slot."""
+    rate = calls_per_second()
+    if rate <= 0:
+        return False
+    return (now or timezone.now()) - due_at > timedelta(seconds=0.5 / rate)
+
+
 def backoff_seconds(refusals: int) -> float:
     """How long a caller's next try waits after Vonage's ``refusals``-th 429 for it."""
     return min(BACKOFF_FIRST_SECONDS * 2 ** max(refusals - 1, 0), BACKOFF_MAX_SECONDS)
