@@ -139,7 +139,7 @@ def queue(*, call_id: int, attempt: int, slot: pacing.Slot) -> bool:
     if overdue:
         logger.warning("dispatch.queue_too_long call=%s attempt=%s: the caller goes to the fallback", call_id, attempt)
         if call.strategy == Strategy.CONNECT:
-            _caller_transfer(call, call_flow.fallback_ncco(call), fallback=True)
+            connect_caller_to_fallback(call)
         else:
             call_flow.caller_to_fallback(call_id=call_id, reason="the queue for the account's call limit is too long")
         return False
@@ -176,15 +176,19 @@ def schedule(*, call_id: int, attempt: int, ring_at: datetime) -> None:
     pacing.run_at(ring_at, due)
 
 
-def ring_when_due(*, call_id: int, attempt: int, ring_at: datetime) -> None:
+def ring_when_due(*, call_id: int, attempt: int, ring_at: datetime, wait_for_slot: bool = False) -> None:
     """The queued caller's time has come: claim it (once, compare-and-set on ``ring_at``)
     and ring the agent; with the connect strategy, move the caller from the hold to the
     ``connect`` (a REST transfer, which is not a new call). A timer that fires late (the
-    process stalled) claims a new time rather than crowd the calls paced after it."""
+    process stalled) claims a new time rather than crowd the calls paced after it;
+    ``wait_for_slot`` (``reconcile_calls``, whose process has no timer to leave it to)
+    waits for that time in this thread."""
     vonage_adapter.warm_up()
     if pacing.late(ring_at):
         slot = pacing.slot_claim()
-        if not slot.due:
+        if not slot.due and wait_for_slot:
+            time.sleep(slot.delay.total_seconds())
+        elif not slot.due:
             moved = Call.objects.filter(
                 pk=call_id, attempt=attempt, state=CallState.WAITING, fallback_at__isnull=True, ring_at=ring_at
             ).update(ring_at=slot.at)
@@ -204,6 +208,11 @@ def ring_when_due(*, call_id: int, attempt: int, ring_at: datetime) -> None:
         return
     # The caller is past the checkpoint, on hold: a failure moves on (next agent, fallback).
     call_flow.agent_ring(call=call, attempt=attempt, slot_claimed=True)
+
+
+def connect_caller_to_fallback(call: Call) -> None:
+    """Connect strategy: a caller held under the account's limit waited past the longest wait."""
+    _caller_transfer(call, call_flow.fallback_ncco(call), fallback=True)
 
 
 def _caller_transfer(call: Call, ncco: nccos.Ncco, *, attempt: int = 0, fallback: bool = False) -> None:

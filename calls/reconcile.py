@@ -494,6 +494,7 @@ def reconcile(*, older_than: timedelta, now: datetime | None = None, dry_run: bo
             return report
         _stuck_legs_reconcile(older_than=older_than, now=now, report=report, dry_run=dry_run)
         _waits_enforce(now=now, report=report, dry_run=dry_run)
+        _queued_connects_enforce(now=now, report=report, dry_run=dry_run)
     logger.info(
         "reconcile.done checked=%s fixed=%s ended=%s hung_up=%s moved_to_fallback=%s advanced=%s errors=%s dry_run=%s",
         report.checked,
@@ -546,6 +547,42 @@ def _waits_enforce(*, now: datetime, report: ReconcileReport, dry_run: bool) -> 
                 report.rung += 1
             elif done == "failed":
                 report.errors += 1
+
+
+def queued_connects(now: datetime) -> QuerySet[Call]:
+    """Connect-strategy callers held under the account's call limit (calls/pacing.py) whose
+    time passed unrung: the process holding the timer died. (Conference callers are in
+    :func:`waiting_calls`, whose "agent never rung" rule reads ``ring_at`` too.)"""
+    overdue = now - timedelta(seconds=settings.AGENT_CALL_DEADLINE_SECONDS + AGENT_CALL_GRACE_SECONDS)
+    return (
+        Call.objects.filter(
+            strategy=Strategy.CONNECT, state=CallState.WAITING, fallback_at__isnull=True, ring_at__lte=overdue
+        )
+        .select_related("campaign", "tracking_number")
+        .order_by("ring_at", "id")
+    )
+
+
+def _queued_connects_enforce(*, now: datetime, report: ReconcileReport, dry_run: bool) -> None:
+    from . import agent_dispatch
+
+    for call in queued_connects(now):
+        try:
+            if _overdue(call, now):
+                logger.info("reconcile.fallback call=%s reason=held past the longest wait", call.pk)
+                report.moved_to_fallback += 1
+                if not dry_run:
+                    agent_dispatch.connect_caller_to_fallback(call)
+                continue
+            logger.warning("reconcile.ring call=%s attempt=%s: held since %s", call.pk, call.attempt, call.ring_at)
+            report.rung += 1
+            if not dry_run and call.ring_at is not None:
+                agent_dispatch.ring_when_due(
+                    call_id=call.pk, attempt=call.attempt, ring_at=call.ring_at, wait_for_slot=True
+                )
+        except Exception:
+            logger.exception("reconcile.queued_failed call=%s", call.pk)
+            report.errors += 1
 
 
 def _batches(ids: list[int]) -> Iterator[list[int]]:

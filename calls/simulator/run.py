@@ -188,6 +188,9 @@ def local_vonage() -> Iterator[FakeVonageAPI]:
                 # The simulation runs in one thread on its own clock: the agent call is
                 # placed before the answer returns, where the fake's log shows it at once.
                 AGENT_CALL_DISPATCH="inline",
+                # One call at a time on a simulated clock: the pacer's send times (real
+                # clock, shared database) would not mean anything to it.
+                VONAGE_CALLS_PER_SECOND=0,
             ),
             _environ(
                 REQUESTS_CA_BUNDLE=fake.ca_bundle_path,

@@ -315,3 +315,56 @@ def test_connect_strategy_caller_due_now_is_connected_at_once(
     ncco, call = answer()
     assert ncco[-1]["action"] == "connect"
     assert call.ring_at is None and scheduled == []
+
+
+@pytest.fixture
+def transfers(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[dict[str, Any]]]]:
+    moved: list[tuple[str, list[dict[str, Any]]]] = []
+    monkeypatch.setattr(vonage_adapter, "credentials_configured", lambda: True)
+    monkeypatch.setattr(vonage_adapter, "warm_up", lambda: None)
+    monkeypatch.setattr(
+        vonage_adapter, "transfer_to_ncco", lambda *, uuid, ncco, region_url="": moved.append((uuid, ncco))
+    )
+    return moved
+
+
+@pytest.mark.django_db
+def test_reconcile_connects_a_held_caller_whose_timer_died(
+    summer_number: TrackingNumber, paced: None, scheduled: list[Any], transfers: list[Any]
+) -> None:
+    summer_number.campaign.strategy = Strategy.CONNECT
+    summer_number.campaign.save()
+    line_ahead(5)
+    _ncco, call = answer()
+    now = call.ring_at + timedelta(seconds=30)  # the process holding the timer died; nobody moved the caller
+
+    report = reconcile.ReconcileReport()
+    reconcile._queued_connects_enforce(now=now, report=report, dry_run=False)
+
+    assert report.rung == 1
+    ((uuid, ncco),) = transfers
+    assert uuid == ANSWER["uuid"] and ncco[-1]["action"] == "connect"
+    assert Call.objects.get(pk=call.pk).ring_at is None
+    # Once: the next run finds nothing to do.
+    reconcile._queued_connects_enforce(now=now, report=report, dry_run=False)
+    assert len(transfers) == 1
+
+
+@pytest.mark.django_db
+def test_reconcile_moves_a_caller_held_past_the_longest_wait_to_the_fallback(
+    summer_number: TrackingNumber, paced: None, scheduled: list[Any], transfers: list[Any]
+) -> None:
+    summer_number.campaign.strategy = Strategy.CONNECT
+    summer_number.campaign.save()
+    line_ahead(5)
+    _ncco, call = answer()
+    now = call.started_at + timedelta(seconds=summer_number.campaign.max_wait_seconds + 1)
+
+    report = reconcile.ReconcileReport()
+    reconcile._queued_connects_enforce(now=now, report=report, dry_run=False)
+
+    assert report.moved_to_fallback == 1
+    ((_uuid, ncco),) = transfers
+    assert ncco == call_flow.fallback_ncco(call)
+    call.refresh_from_db()
+    assert call.state == CallState.FALLBACK and call.fallback_at is not None
