@@ -62,6 +62,15 @@ Printed:
   on as many gunicorn servers of the same shape, driven at the same rate; our
   answer_inbound p50/p99 and CPU are given as multiples of it (``--no-ceiling`` skips it).
 
+``--burst N`` (e.g. 200) plays a TV spot instead: after a short warm-up, N callers arrive
+within ``--burst-seconds`` (default 1) while the fake enforces the account's limit of
+``--calls-per-second`` new calls (default 3, answering 429 above it) and the servers pace
+under the same figure (``VONAGE_CALLS_PER_SECOND``). Each caller's checkpoint is posted
+after its answer, as Vonage does after the greeting, then the caller waits for its agent
+call. Printed: each caller's wait from the answer to the agent call's creation at the
+fake (p50/p90/max), the answer webhook's latency, the create-calls' achieved rate, the
+429s, direct connects and the correctness check.
+
 ``--find-max`` runs a step per rate of ``--steps`` (default 10,20,30,40,60,80,100 calls/s),
 each ``--duration`` s on a fresh database, fake and servers, prints one row per step and
 stops after two failing steps in a row (a row gives the answer_inbound p99 both as the
@@ -113,6 +122,8 @@ def main() -> int:
         return 2
     work = Path(tempfile.mkdtemp(prefix="callwhisper-loadbench-"))
     try:
+        if args.burst:
+            return _burst(args, work)
         return _find_max(args, work) if args.find_max else _one_rate(args, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -144,6 +155,11 @@ def _arguments() -> argparse.Namespace:
         default=0.0,
         help="real seconds each call stays connected (between the agent's answered and completed events), "
         "so that calls overlap: rate x talk is about the number of calls in progress at once",
+    )
+    parser.add_argument("--burst", type=int, default=0, help="N callers at once under the account's call limit")
+    parser.add_argument("--burst-seconds", type=float, default=1.0, help="the burst's arrivals spread over this")
+    parser.add_argument(
+        "--calls-per-second", type=float, default=3.0, help="with --burst: the account's limit (fake and servers)"
     )
     parser.add_argument("--find-max", action="store_true", help="step up the rate; report the highest sustained")
     parser.add_argument(
@@ -183,7 +199,8 @@ class App:
 def _app_running(args: argparse.Namespace, work: Path) -> Iterator[App]:
     url = load.database_create(args.database)
     key_path, public_key = load.key_file_write(work)
-    fake = load.fake_start(public_key=public_key, latency_ms=args.latency_ms)
+    limit = args.calls_per_second if args.burst else None
+    fake = load.fake_start(public_key=public_key, latency_ms=args.latency_ms, calls_per_second=limit)
     app = App(url=url, fake=fake, call_ids=load.CallIds(url), talk_seconds=args.talk_seconds)
     if not args.no_query_count:
         app.query_dir = Path(tempfile.mkdtemp(prefix="queries-", dir=work))
@@ -197,6 +214,7 @@ def _app_running(args: argparse.Namespace, work: Path) -> Iterator[App]:
                 VONAGE_PRIVATE_KEY=str(key_path),
                 VONAGE_API_HOST=fake.host,
                 REQUESTS_CA_BUNDLE=fake.ca_bundle_path,
+                VONAGE_CALLS_PER_SECOND=str(limit or 0),
             )
             if app.query_dir is not None:
                 env["BENCHMARK_QUERY_DIR"] = str(app.query_dir)
@@ -451,6 +469,87 @@ def _one_rate(args: argparse.Namespace, work: Path) -> int:
         ceiling = None if args.no_ceiling else _ceiling(args, work, app.url)
     _report(args, run, verdict, outside, ceiling)
     return 1 if (verdict.problems or run.errors) else 0
+
+
+# --- a burst under the account's call limit --------------------------------------------------
+
+BURST_WARMUP = 6  # paced too: a few, so that each worker has its SDK client and connections
+BURST_AGENT_TIMEOUT = 300.0  # how long a caller may wait for its agent call here
+
+
+def _burst(args: argparse.Namespace, work: Path) -> int:
+    started = time.perf_counter()
+    with _app_running(args, work) as app:
+        print(
+            f"setup {time.perf_counter() - started:.1f} s: gunicorn x{args.instances} (--workers {args.workers} "
+            f"--threads {args.threads}), fake API ({args.latency_ms} ms) and servers at "
+            f"{args.calls_per_second:g} new calls/s",
+            flush=True,
+        )
+        ports = app.ports
+
+        def drive(webhooks: load.Webhooks, rng: random.Random, n: int) -> load.CallResult:
+            return load.call_drive(
+                webhooks=webhooks,
+                ports=ports,
+                fake=app.fake,
+                call_ids=app.call_ids,
+                caller_number=f"4479460{n:05d}",
+                rng=rng,
+                first_port=n % len(ports),
+                agent_timeout=BURST_AGENT_TIMEOUT,
+                checkpoint_first=True,
+            )
+
+        warmup = _warm_up(drive, BURST_WARMUP, args.seed, 2)
+        time.sleep(2.0)  # the pacer and the fake's allowance recover from the warm-up
+        refused_before = app.fake.rate_limited
+        creates_before = len(app.fake.create_requests())
+        webhooks = load.Webhooks(timeout=30)
+        first = time.monotonic() + 0.5
+
+        def caller(n: int) -> load.CallResult:
+            time.sleep(max(0.0, first + n * args.burst_seconds / args.burst - time.monotonic()))
+            return _drive_one(drive, webhooks, args.seed, n)
+
+        with ThreadPoolExecutor(max_workers=args.burst, thread_name_prefix="caller") as pool:
+            results = list(pool.map(caller, range(args.burst)))
+        verdict = load.verdict(app.url, fake=app.fake, results=warmup + results)
+        creates = app.fake.create_requests()[creates_before:]
+        refused = app.fake.rate_limited - refused_before
+        direct = _direct_calls(app.url)
+    waits = sorted(r.agent_rung - r.answered for r in results if r.agent_rung and r.answered)
+    answers = sorted(seconds for r in results for webhook, seconds in r.latencies if webhook == "answer_inbound")
+    created = [request.time for request in creates if request.status == 201]
+    rate = (len(created) - 1) / (created[-1] - created[0]) if len(created) > 1 else float("nan")
+    errors = [error for r in results for error in r.errors]
+    print(f"burst: {args.burst} callers in {args.burst_seconds:g} s, account limit {args.calls_per_second:g} calls/s")
+    print(
+        f"wait from answer to agent rung: p50 {load.percentile(waits, 0.5):.1f} s, "
+        f"p90 {load.percentile(waits, 0.9):.1f} s, max {waits[-1] if waits else float('nan'):.1f} s "
+        f"({len(waits)} callers rung)"
+    )
+    print(
+        f"answer_inbound: p50 {_ms(load.percentile(answers, 0.5)).strip()} ms, "
+        f"p99 {_ms(load.percentile(answers, 0.99)).strip()} ms, max {_ms(answers[-1] if answers else 0).strip()} ms"
+    )
+    print(
+        f"create-calls: {len(creates)} requests, {len(created)} created at {rate:.2f}/s, "
+        f"{refused} answered 429; callers connected directly: {direct}"
+    )
+    print(f"calls completed: {sum(r.completed for r in results)} of {args.burst}; errors: {len(errors)}")
+    for error in errors[:5]:
+        print(f"  {error}")
+    print("correctness: " + ("OK" if not verdict.problems else "; ".join(verdict.problems)))
+    return 1 if (verdict.problems or errors or direct) else 0
+
+
+def _direct_calls(url: str) -> int:
+    import psycopg
+
+    with psycopg.connect(url.replace("postgres://", "postgresql://", 1), connect_timeout=5) as connection:
+        row = connection.execute("SELECT count(*) FROM calls_call WHERE agent_call_error <> ''").fetchone()
+    return int(row[0]) if row else 0
 
 
 def _ms(seconds: float) -> str:

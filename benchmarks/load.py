@@ -142,6 +142,7 @@ def _fake_class() -> type:
         def __init__(self, **kwargs: Any) -> None:
             super().__init__(**kwargs)
             self._by_call: dict[int, list[Any]] = {}
+            self.created_at: dict[str, float] = {}  # agent call uuid → time.monotonic() when created
             self._index = threading.Condition()
             self._cpu_seconds = 0.0  # connection threads that ended
             self._cpu_threads: set[int] = set()  # native ids of those running
@@ -184,6 +185,7 @@ def _fake_class() -> type:
                 call_id = dict(parse_qsl(urlsplit(answer_url).query)).get("call", "")
                 if call_id.isdigit():
                     with self._index:
+                        self.created_at[payload["uuid"]] = time.monotonic()
                         self._by_call.setdefault(int(call_id), []).append(self.call(payload["uuid"]))
                         self._index.notify_all()
             return status, payload
@@ -202,9 +204,12 @@ def _fake_class() -> type:
     return IndexedFakeVonageAPI
 
 
-def fake_start(*, public_key: bytes | None, latency_ms: int) -> Any:
-    """The TLS fake on a free 127.0.0.1 port, verifying the application's JWTs."""
-    fake = _fake_class()(public_key=public_key, application_id=APPLICATION_ID).start()
+def fake_start(*, public_key: bytes | None, latency_ms: int, calls_per_second: float | None = None) -> Any:
+    """The TLS fake on a free 127.0.0.1 port, verifying the application's JWTs; with
+    ``calls_per_second``, answering 429 to create-calls above the account's limit."""
+    fake = _fake_class()(
+        public_key=public_key, application_id=APPLICATION_ID, calls_per_second=calls_per_second
+    ).start()
     fake.set_latency(latency_ms)
     return fake
 
@@ -261,6 +266,9 @@ def django_env(*, database: str, public_url: str, **extra: str) -> dict[str, str
         no_proxy="127.0.0.1,localhost",
         NO_PROXY="127.0.0.1,localhost",
         PYTHONUNBUFFERED="1",
+        # Unpaced unless a run says otherwise (--burst, tests/e2e/test_burst.py): the throughput
+        # figures model an account whose call limit Vonage raised, and the fake sets no limit.
+        VONAGE_CALLS_PER_SECOND="0",
     )
     env.update(extra)
     return env
@@ -566,6 +574,8 @@ class CallResult:
     deliveries: int = 0
     duplicates: int = 0
     completed: bool = False
+    answered: float = 0.0  # time.monotonic() when the caller's answer came back
+    agent_rung: float = 0.0  # time.monotonic() when the fake created the agent call
 
 
 def _leg_event(leg: dict[str, str], status: str, at: datetime, **extra: Any) -> dict[str, Any]:
@@ -606,14 +616,17 @@ def call_drive(
     duplicate_share: float = 0.05,
     first_port: int = 0,
     talk_seconds: float = 0.0,
-    agent_call_wait_seconds: float = 5.0,
+    agent_timeout: float = 5.0,
+    checkpoint_first: bool = False,
 ) -> CallResult:
     """One complete call: the caller's answer webhook, the agent call the app placed at
     the fake, the agent's answer webhook, then every event of both legs (``started`` and
     ``ringing`` sometimes swapped, ``duplicate_share`` of them delivered twice). Each
     request goes to the next of ``ports`` in turn, starting at ``ports[first_port]``;
-    ``talk_seconds`` of real time pass between the agent's answer and the hang-ups;
-    the app has ``agent_call_wait_seconds`` to place the agent call at the fake."""
+    ``talk_seconds`` of real time pass between the agent's answer and the hang-ups.
+    ``agent_timeout``: how long to wait for the agent call at the fake (a burst queued
+    under the account's limit waits its turn); ``checkpoint_first`` posts the caller's
+    checkpoint before that wait, as Vonage does once the greeting is over."""
     caller = {
         "from": caller_number,
         "to": CAMPAIGN_NUMBER,
@@ -651,6 +664,7 @@ def call_drive(
     region_url = fake.url
     query = urlencode({**{k: caller[k] for k in ("to", "from", "uuid", "conversation_uuid")}, "region_url": region_url})
     caller_ncco = send("answer_inbound", "GET", f"/answer_inbound?{query}")
+    result.answered = time.monotonic()
     if caller_ncco is None:
         return result
     room = next((a.get("name") for a in caller_ncco if isinstance(a, dict) and a.get("action") == "conversation"), None)
@@ -669,21 +683,31 @@ def call_drive(
     if result.call_id is None:
         result.errors.append("answer_inbound: no call recorded for the caller's uuid")
         return result
-    placed = fake.agent_calls(result.call_id, timeout=agent_call_wait_seconds)
+
+    def checkpoint() -> None:
+        if notify is None:
+            return
+        # The greeting is over: Vonage posts the caller's checkpoint; 204 lets the caller
+        # go on to the hold (the agent is being rung, or the caller is queued), an NCCO
+        # would replace it.
+        url = urlsplit(notify["eventUrl"][0])
+        result.delivered.add((f"checkpoint of call {result.call_id}", "notify"))  # stored once, as events are
+        answer = send("checkpoint", "POST", f"{url.path}?{url.query}", notify.get("payload") or {})
+        if answer is not None:
+            result.errors.append(f"checkpoint: the caller was moved off the hold: {answer}")
+
+    if checkpoint_first:
+        checkpoint()
+    placed = fake.agent_calls(result.call_id, timeout=agent_timeout)
     if len(placed) != 1:
         result.errors.append(f"agent calls placed for call {result.call_id}: {len(placed)}, not 1")
         if not placed:
             return result
     agent_call = placed[0]
     result.agent_uuid = agent_call.uuid
-    if notify is not None:
-        # The greeting is over: Vonage posts the caller's checkpoint; 204 lets the caller
-        # go on to the hold (the agent is being rung), an NCCO would replace it.
-        checkpoint = urlsplit(notify["eventUrl"][0])
-        result.delivered.add((f"checkpoint of call {result.call_id}", "notify"))  # stored once, as events are
-        answer = send("checkpoint", "POST", f"{checkpoint.path}?{checkpoint.query}", notify.get("payload") or {})
-        if answer is not None:
-            result.errors.append(f"checkpoint: the caller was moved off the hold: {answer}")
+    result.agent_rung = getattr(fake, "created_at", {}).get(agent_call.uuid, 0.0)
+    if not checkpoint_first:
+        checkpoint()
     agent = {
         "from": CAMPAIGN_NUMBER,
         "to": CALL_CENTER_NUMBER,

@@ -490,7 +490,7 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
             },
         ),
         ("What the agent heard", {"fields": ("whisper_spoken",)}),
-        ("Ringing the agent", {"fields": ("strategy", "accept_required", "attempt")}),
+        ("Ringing the agent", {"fields": ("strategy", "accept_required", "attempt", "rate_limited")}),
         (
             "Outcome",
             {

@@ -17,23 +17,33 @@ caller is rescued without any REST request, even when the REST API is down.
 across threads and processes (compare-and-set); the checkpoint gives up on a claim
 that is older than the deadline, and ``reconcile_calls`` re-rings an attempt whose
 claim went stale without an agent leg.
+
+Pacing (``calls/pacing.py``): every agent call, and the connect strategy's ``connect``,
+first claims a send time under ``VONAGE_CALLS_PER_SECOND``. A caller whose time is
+later waits on hold with ``Call.ring_at`` set, and :func:`ring_when_due` rings at that
+time (compare-and-set on ``ring_at``: once, whichever process's timer fires). The
+checkpoint lets a queued caller go on to the hold at once. A 429 from Vonage is not a
+failure of the agent call: the caller is queued again after a back-off (:func:`requeue`),
+never connected directly (a ``connect`` counts against the same limit), and goes to the
+fallback once the next try would come after the campaign's longest wait.
 """
 
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from campaigns.models import Strategy
 
-from . import call_flow, vonage_adapter
+from . import call_flow, pacing, vonage_adapter
 from . import ncco as nccos
 from .events import event_insert
 from .leg_progress import StatusEvent
@@ -63,8 +73,15 @@ def ring_first_agent(call_id: int) -> CallLeg | None:
     the caller's checkpoint then connects them straight to the call centre; or, when the
     caller is past the checkpoint already (it answers at once, without waiting for this
     call), on to the next destination or the fallback, as for any agent call refused."""
+    if pacing.pacing_on() and _late_requeued(call_id):
+        return None
     claimed = Call.objects.filter(
-        pk=call_id, strategy=Strategy.CONFERENCE, attempt=0, state=CallState.WAITING, agent_requested_at__isnull=True
+        pk=call_id,
+        strategy=Strategy.CONFERENCE,
+        attempt=0,
+        state=CallState.WAITING,
+        agent_requested_at__isnull=True,
+        ring_at__isnull=True,  # a queued caller is rung by ring_when_due, at its time
     ).update(agent_requested_at=timezone.now())
     if not claimed:
         logger.info("dispatch.not_claimed call=%s: placed or given up elsewhere", call_id)
@@ -73,11 +90,164 @@ def ring_first_agent(call_id: int) -> CallLeg | None:
     try:
         placed = call_flow.agent_call_place(call=call, attempt=0)
     except vonage_adapter.VonageUnavailable as exc:
+        if exc.status_code == 429:
+            # Over the account's limit: a direct connect would be refused the same way.
+            requeue(call_id=call_id, attempt=0)
+            return None
         logger.warning("dispatch.agent_call_failed call=%s error=%s", call_id, exc)
         if _give_up(call_id, error=str(exc), unless_past_checkpoint=True) == _PAST_CHECKPOINT:
             call_flow.advance(call_id=call_id, from_attempt=0, reason="agent call not placed")
         return None
     return call_flow.agent_leg_record(call=call, attempt=0, placed=placed)
+
+
+# --- callers queued under the account's limit (calls/pacing.py) ---------------------------
+
+
+def _late_requeued(call_id: int) -> bool:
+    """The caller's send time (the call's start) passed long ago, because this process
+    stalled: claim a new one rather than crowd the calls paced after it. True when the
+    caller was queued for later instead."""
+    vonage_adapter.warm_up()
+    started_at = Call.objects.filter(pk=call_id).values_list("started_at", flat=True).first()
+    if started_at is None or not pacing.late(started_at):
+        return False
+    slot = pacing.slot_claim()
+    if slot.due:
+        return False
+    queued = Call.objects.filter(
+        pk=call_id, attempt=0, state=CallState.WAITING, agent_requested_at__isnull=True, ring_at__isnull=True
+    ).update(ring_at=slot.at)
+    if queued:
+        logger.info("dispatch.late call=%s: queued again", call_id)
+        schedule(call_id=call_id, attempt=0, ring_at=slot.at)
+    return True
+
+
+def queue(*, call_id: int, attempt: int, slot: pacing.Slot) -> bool:
+    """Keep the waiting caller's send time (``Call.ring_at``) and ring at it; or, when it
+    comes after the campaign's longest wait, move the caller to the fallback now.
+    False when the caller no longer waits for ``attempt``."""
+    from .reconcile import max_wait_seconds
+
+    with transaction.atomic():
+        call = one_or_none(Call.objects.select_for_update(of=("self",)).with_related().filter(pk=call_id))
+        if call is None or call.attempt != attempt or call.state != CallState.WAITING or call.fallback_at is not None:
+            return False
+        if slot.at >= call.started_at + timedelta(seconds=max_wait_seconds(call)):
+            overdue = True
+        else:
+            overdue = False
+            call.ring_at = slot.at
+            call.save(update_fields=["ring_at"])
+    if overdue:
+        logger.warning("dispatch.queue_too_long call=%s attempt=%s: the caller goes to the fallback", call_id, attempt)
+        if call.strategy == Strategy.CONNECT:
+            connect_caller_to_fallback(call)
+        else:
+            call_flow.caller_to_fallback(call_id=call_id, reason="the queue for the account's call limit is too long")
+        return False
+    schedule(call_id=call_id, attempt=attempt, ring_at=slot.at)
+    return True
+
+
+def requeue(*, call_id: int, attempt: int) -> None:
+    """Vonage answered 429 (too many new calls for the account): try again after a
+    back-off that doubles with each refusal, in a slot claimed after it."""
+    refusals = Call.objects.filter(pk=call_id).update(rate_limited=F("rate_limited") + 1)
+    call = one_or_none(Call.objects.filter(pk=call_id))
+    if not refusals or call is None:
+        return
+    backoff = pacing.backoff_seconds(call.rate_limited)
+    slot = pacing.slot_claim(not_before=timezone.now() + timedelta(seconds=backoff))
+    logger.warning(
+        "dispatch.rate_limited call=%s attempt=%s refusals=%s retry_in_ms=%d",
+        call_id,
+        attempt,
+        call.rate_limited,
+        slot.delay.total_seconds() * 1000,
+    )
+    queue(call_id=call_id, attempt=attempt, slot=slot)
+
+
+def schedule(*, call_id: int, attempt: int, ring_at: datetime) -> None:
+    """Ring at ``ring_at`` on this process's timer; ``reconcile_calls`` rings a caller
+    whose time passed unrung (this process died)."""
+
+    def due() -> None:
+        _executor().submit(_ring_when_due_background, call_id, attempt, ring_at)
+
+    pacing.run_at(ring_at, due)
+
+
+def ring_when_due(*, call_id: int, attempt: int, ring_at: datetime, wait_for_slot: bool = False) -> None:
+    """The queued caller's time has come: claim it (once, compare-and-set on ``ring_at``)
+    and ring the agent; with the connect strategy, move the caller from the hold to the
+    ``connect`` (a REST transfer, which is not a new call). A timer that fires late (the
+    process stalled) claims a new time rather than crowd the calls paced after it;
+    ``wait_for_slot`` (``reconcile_calls``, whose process has no timer to leave it to)
+    waits for that time in this thread."""
+    vonage_adapter.warm_up()
+    if pacing.late(ring_at):
+        slot = pacing.slot_claim()
+        if not slot.due and wait_for_slot:
+            time.sleep(slot.delay.total_seconds())
+        elif not slot.due:
+            moved = Call.objects.filter(
+                pk=call_id, attempt=attempt, state=CallState.WAITING, fallback_at__isnull=True, ring_at=ring_at
+            ).update(ring_at=slot.at)
+            if moved:
+                logger.info("dispatch.late call=%s attempt=%s: queued again", call_id, attempt)
+                schedule(call_id=call_id, attempt=attempt, ring_at=slot.at)
+            return
+    claimed = Call.objects.filter(
+        pk=call_id, attempt=attempt, state=CallState.WAITING, fallback_at__isnull=True, ring_at=ring_at
+    ).update(ring_at=None, agent_requested_at=timezone.now())
+    if not claimed:
+        logger.info("dispatch.not_due call=%s attempt=%s: rung, moved on or gone", call_id, attempt)
+        return
+    call = Call.objects.with_related().get(pk=call_id)
+    if call.strategy == Strategy.CONNECT:
+        _caller_transfer(call, call_flow.connect_attempt_ncco(call, attempt), attempt=attempt)
+        return
+    # The caller is past the checkpoint, on hold: a failure moves on (next agent, fallback).
+    call_flow.agent_ring(call=call, attempt=attempt, slot_claimed=True)
+
+
+def connect_caller_to_fallback(call: Call) -> None:
+    """Connect strategy: a caller held under the account's limit waited past the longest wait."""
+    _caller_transfer(call, call_flow.fallback_ncco(call), fallback=True)
+
+
+def _caller_transfer(call: Call, ncco: nccos.Ncco, *, attempt: int = 0, fallback: bool = False) -> None:
+    """Connect strategy: move the held caller to ``ncco`` with a REST transfer."""
+    caller = CallLeg.objects.filter(call_id=call.pk, role=LegRole.CALLER).first()
+    if caller is None or caller.uuid.startswith(vonage_adapter.DRY_RUN_PREFIX):
+        return
+    if fallback:
+        Call.objects.filter(pk=call.pk, fallback_at__isnull=True).update(
+            fallback_at=timezone.now(), state=CallState.FALLBACK
+        )
+    try:
+        vonage_adapter.transfer_to_ncco(uuid=caller.uuid, ncco=ncco, region_url=caller.region_url)
+    except vonage_adapter.VonageUnavailable as exc:
+        if exc.status_code == 404:
+            logger.info("dispatch.caller_gone call=%s", call.pk)
+            return
+        logger.warning("dispatch.connect_transfer_failed call=%s error=%s: trying again", call.pk, exc)
+        if not fallback:
+            requeue(call_id=call.pk, attempt=attempt)
+        return
+    logger.info("dispatch.caller_connecting call=%s attempt=%s fallback=%s", call.pk, attempt, fallback)
+
+
+def _ring_when_due_background(call_id: int, attempt: int, ring_at: datetime) -> None:
+    try:
+        ring_when_due(call_id=call_id, attempt=attempt, ring_at=ring_at)
+    except Exception:
+        logger.exception("dispatch.queued_failed call=%s: reconcile_calls rings the caller", call_id)
+    finally:
+        close_old_connections()
 
 
 def _ring_in_background(call_id: int) -> None:
@@ -191,8 +361,10 @@ def checkpoint_answer(*, call_id: int, body: dict[str, object]) -> nccos.Ncco | 
         if call.state == CallState.DIRECT:
             logger.info("checkpoint.direct call=%s error=%s", call_id, call.agent_call_error)
             return direct_ncco(call)
-        if call.state != CallState.WAITING or call.outcome == Outcome.ANSWERED or call.attempt > 0 or agent_rung:
+        if call.state != CallState.WAITING or call.outcome == Outcome.ANSWERED or call.attempt > 0:
             return None
+        if agent_rung or call.ring_at is not None:
+            return None  # rung, or queued under the account's limit: rung at its time
         since = call.agent_requested_at or call.started_at
         if timezone.now() - since <= patience:
             return None
@@ -214,6 +386,7 @@ def _call_and_agent_rung(call_id: int) -> tuple[Call | None, bool]:
 
 def direct_ncco(call: Call) -> nccos.Ncco:
     """The caller, past the greeting, goes straight to the call centre."""
+    pacing.slot_claim()  # the connect is a new call for Vonage's limit: later ones are spaced after it
     return nccos.caller_connects_directly(
         greeting="Connecting you now.",
         destination=call.destination,

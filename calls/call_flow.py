@@ -22,7 +22,7 @@ from campaigns.models import DEFAULT_CLOSED_MESSAGE, DEFAULT_FALLBACK_MESSAGE, C
 from campaigns.whisper import speaking_seconds
 
 from . import ncco as nccos
-from . import vonage_adapter
+from . import pacing, vonage_adapter
 from .callback_urls import callback_url
 from .leg_progress import is_terminal
 from .models import Call, CallLeg, CallState, LegRole, NumberStatus, Outcome
@@ -120,6 +120,18 @@ def connect_attempt_ncco(call: Call, attempt: int, *, greeting: str = "") -> ncc
     )
 
 
+def caller_holds(call: Call, *, greeting: str) -> nccos.Ncco:
+    """The greeting, then hold music in the call's own conversation until the caller is
+    moved on (the connect strategy's caller queued under the account's limit)."""
+    campaign = call.campaign if call.number_status == NumberStatus.TRACKED else None
+    return nccos.caller_waits(
+        greeting=greeting,
+        conference_name=call.conference_name,
+        hold_music_url=(campaign.hold_music_url if campaign and campaign.hold_music_url else settings.HOLD_MUSIC_URL),
+        voice=voice_for(call),
+    )
+
+
 def whisper_seconds(call: Call) -> float:
     return speaking_seconds(call.whisper_text)
 
@@ -158,12 +170,30 @@ def advance(*, call_id: int, from_attempt: int, reason: str) -> None:
     agent_ring(call=call, attempt=step.attempt)
 
 
-def agent_ring(*, call: Call, attempt: int) -> CallLeg | None:
+def agent_ring(*, call: Call, attempt: int, slot_claimed: bool = False, wait_for_slot: bool = False) -> CallLeg | None:
     """Ring destination ``attempt`` for ``call`` (conference strategy); on failure the
-    caller goes to the next step."""
+    caller goes to the next step.
+
+    The agent call first claims a send time under the account's limit (calls/pacing.py)
+    unless the caller already holds one (``slot_claimed``); when it is later, the caller
+    stays on hold and is rung then (``agent_dispatch.queue``), or, with
+    ``wait_for_slot`` (a batch job such as ``reconcile_calls``), this thread waits for it.
+    A 429 queues the caller again after a back-off instead of moving on."""
+    from . import agent_dispatch
+
+    if not slot_claimed:
+        slot = pacing.slot_claim()
+        if not slot.due and not wait_for_slot:
+            agent_dispatch.queue(call_id=call.pk, attempt=attempt, slot=slot)
+            return None
+        if not slot.due:
+            time.sleep(slot.delay.total_seconds())
     try:
         placed = agent_call_place(call=call, attempt=attempt)
     except vonage_adapter.VonageUnavailable as exc:
+        if exc.status_code == 429:
+            agent_dispatch.requeue(call_id=call.pk, attempt=attempt)
+            return None
         logger.warning("flow.agent_call_failed call=%s attempt=%s error=%s", call.pk, attempt, exc)
         advance(call_id=call.pk, from_attempt=attempt, reason="agent call not placed")
         return None
@@ -389,6 +419,22 @@ def connect_next_ncco(*, call_id: int, failed_attempt: int) -> nccos.Ncco:
             call.attempt = next_attempt
             call.save(update_fields=["attempt"])
         if next_attempt < len(destinations):
+            # The next connect is a new call for the account's limit (calls/pacing.py):
+            # when its time is later, the caller holds and is moved to it then. (The call's
+            # row is locked here; the pacer's row is always taken after a call's, never before.)
+            if waiting and call.ring_at is not None and call.attempt == next_attempt:
+                return caller_holds(call, greeting="Please hold.")  # a redelivery: queued already
+            slot = pacing.slot_claim()
+            if waiting and not slot.due:
+                call.ring_at = slot.at
+                call.save(update_fields=["ring_at"])
+                from . import agent_dispatch
+
+                transaction.on_commit(
+                    lambda: agent_dispatch.schedule(call_id=call_id, attempt=next_attempt, ring_at=slot.at)
+                )
+                logger.info("flow.connect_queued call=%s attempt=%s", call_id, next_attempt)
+                return caller_holds(call, greeting="Please hold.")
             logger.info("flow.connect_next call=%s attempt=%s", call_id, next_attempt)
             return connect_attempt_ncco(call, next_attempt)
         if waiting and call.fallback_at is None:

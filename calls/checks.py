@@ -13,7 +13,6 @@ from campaigns.phone import InvalidNumber, normalize_number
 @register("calls")
 def vonage_settings_check(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     messages: list[Any] = []
-    messages.extend(webhook_signature_messages())
     if not settings.CALL_CENTER_NUMBER:
         messages.append(
             Error(
@@ -62,6 +61,14 @@ def vonage_settings_check(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             )
         )
     return messages
+
+
+@register("calls", deploy=True)
+def webhook_signature_check(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """A deployment check (``check --deploy``): set-up commands such as ``migrate`` and
+    ``createsuperuser`` run before the secret is in place; the server itself refuses to
+    start without it (``refuse_unsafe_start``)."""
+    return webhook_signature_messages()
 
 
 def webhook_signature_messages() -> list[Any]:

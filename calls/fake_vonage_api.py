@@ -11,6 +11,13 @@ Routes, shaped like Vonage's:
 - ``GET /v1/calls/{uuid}``: the call's record → 200
 - ``GET /v1/calls``: the calls, ``_embedded.calls``, filtered by ``conversation_uuid``/``status``
 
+With ``calls_per_second`` (``--calls-per-second``) the fake enforces the account's limit
+on new outbound calls as Vonage does (VONAGE.md: about 3 a second, create-calls and
+``connect`` actions alike): a token bucket holding ``calls_per_second`` tokens, refilled
+at that rate; a ``POST /v1/calls`` without a token is answered 429 and creates nothing
+(:attr:`FakeVonageAPI.rate_limited` counts them), and the simulator takes a token for each
+``connect`` it runs (:meth:`FakeVonageAPI.new_call_allowed`).
+
 Every request is recorded (:attr:`FakeVonageAPI.requests`), the application JWT is
 verified when a public key is given, and faults can be injected per route at run time:
 latency, an error status for the next N requests or a share of them, a hang past the
@@ -83,7 +90,7 @@ class RecordedRequest:
     route: Route | None
     # Filled in once answered: the status sent, or None when the fake hung or dropped.
     status: int | None = None
-    fault: str = ""  # "", "status", "hang" or "drop"
+    fault: str = ""  # "", "status", "hang", "drop" or "rate" (over calls_per_second)
     jwt_claims: dict[str, Any] | None = None
 
     @property
@@ -164,6 +171,7 @@ class FakeVonageAPI:
         seed: int = 0,
         hang_seconds: float = 30.0,
         ca_dir: str | Path | None = None,
+        calls_per_second: float | None = None,
     ) -> None:
         self.public_key = public_key
         self.application_id = application_id
@@ -181,6 +189,11 @@ class FakeVonageAPI:
         self._server: _TLSServer | None = None
         self._thread: threading.Thread | None = None
         self.ca_bundle_path = ""
+        self._calls_per_second: float | None = None
+        self._tokens = 0.0
+        self._tokens_at = 0.0
+        self.rate_limited = 0  # create-calls (and simulated connects) refused as over the limit
+        self.set_calls_per_second(calls_per_second)
 
     # --- life cycle ---------------------------------------------------------------------
 
@@ -268,6 +281,31 @@ class FakeVonageAPI:
         (VONAGE.md): each re-sent ``POST /v1/calls`` creates another call.
         """
         self._add_fault(route, _Fault("drop", remaining=times, share=share))
+
+    def set_calls_per_second(self, rate: float | None) -> None:
+        """Enforce the account's limit on new calls (None: no limit); the bucket starts full."""
+        with self._lock:
+            self._calls_per_second = rate if rate and rate > 0 else None
+            self._tokens = self._bucket_size()
+            self._tokens_at = time.monotonic()
+
+    def new_call_allowed(self) -> bool:
+        """Take a token for one new outbound call; False (counted) when over the limit."""
+        with self._lock:
+            rate = self._calls_per_second
+            if rate is None:
+                return True
+            now = time.monotonic()
+            self._tokens = min(self._bucket_size(), self._tokens + (now - self._tokens_at) * rate)
+            self._tokens_at = now
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                return True
+            self.rate_limited += 1
+            return False
+
+    def _bucket_size(self) -> float:
+        return max(self._calls_per_second or 0.0, 1.0)
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -438,6 +476,9 @@ class FakeVonageAPI:
 
         if body_error:
             status, payload = 400, _error(400, body_error)
+        elif route == "create" and not self.new_call_allowed():
+            self._note(request, fault="rate")
+            status, payload = 429, _error(429, "You have exceeded the number of new calls allowed per second.")
         elif route is None:
             known = path.rstrip("/") == "/v1/calls" or _CALL_PATH.match(path)
             status = 405 if known else 404
@@ -765,6 +806,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--public-key", type=Path, help="PEM file: verify the application JWT with it")
     parser.add_argument("--application-id", help="require this application_id claim")
     parser.add_argument("--ca-dir", type=Path, help="where to write the CA certificate (default: a temp dir)")
+    parser.add_argument(
+        "--calls-per-second", type=float, help="answer 429 to create-calls above this rate (Vonage's account limit)"
+    )
     args = parser.parse_args(argv)
 
     fake = FakeVonageAPI(
@@ -772,6 +816,7 @@ def main(argv: list[str] | None = None) -> None:
         application_id=args.application_id,
         port=args.port,
         ca_dir=args.ca_dir,
+        calls_per_second=args.calls_per_second,
     )
     with fake:
         fake.set_latency(args.latency_ms)

@@ -91,6 +91,14 @@ class Call(models.Model):
     agent_call_error = models.TextField(
         blank=True, help_text="Why the agent call could not be placed, when it could not."
     )
+    ring_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the caller, queued under VONAGE_CALLS_PER_SECOND, is due to be rung (calls/pacing.py).",
+    )
+    rate_limited = models.PositiveSmallIntegerField(
+        default=0, help_text="How many times Vonage refused a call for this caller as over the account's limit (429)."
+    )
     started_at = models.DateTimeField(default=timezone.now, db_index=True)
     agent_answered_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
@@ -230,3 +238,21 @@ class SignedWebhook(models.Model):
 
     def __str__(self) -> str:
         return f"signature {self.jti}"
+
+
+class CallPacer(models.Model):
+    """The account's next free send time for a new outbound call (calls/pacing.py).
+
+    One row, shared by every process and instance: Vonage counts the account's new
+    calls per second, whichever server placed them.
+    """
+
+    next_free_us = models.BigIntegerField(
+        default=0, help_text="Microseconds since the epoch (UTC) before which no new call may be sent."
+    )
+
+    class Meta:
+        verbose_name = "call pacer"
+
+    def __str__(self) -> str:
+        return f"Call pacer {self.pk}"

@@ -385,7 +385,8 @@ def _agent_never_rung(call: Call, now: datetime) -> bool:
     been placed, yet no agent leg exists for it: the process placing it died."""
     if call.attempt >= len(call_flow.destinations_for(call)):
         return False
-    since = call.agent_requested_at or call.started_at
+    # A caller queued under the account's limit (calls/pacing.py) is due at ``ring_at``.
+    since = call.ring_at or call.agent_requested_at or call.started_at
     if since > now - timedelta(seconds=settings.AGENT_CALL_DEADLINE_SECONDS + AGENT_CALL_GRACE_SECONDS):
         return False
     legs = call.legs.filter(role=LegRole.AGENT)
@@ -399,11 +400,16 @@ def _ring_again(call: Call, *, now: datetime, dry_run: bool) -> str:
     if dry_run:
         return "rung"
     claimed = Call.objects.filter(
-        pk=call.pk, attempt=call.attempt, state=CallState.WAITING, agent_requested_at=call.agent_requested_at
-    ).update(agent_requested_at=now)
+        pk=call.pk,
+        attempt=call.attempt,
+        state=CallState.WAITING,
+        agent_requested_at=call.agent_requested_at,
+        ring_at=call.ring_at,
+    ).update(agent_requested_at=now, ring_at=None)
     if not claimed:
         return ""
-    call_flow.agent_ring(call=Call.objects.with_related().get(pk=call.pk), attempt=call.attempt)
+    # Paced like every new call; this run waits for the slot (its process has no timer to leave it to).
+    call_flow.agent_ring(call=Call.objects.with_related().get(pk=call.pk), attempt=call.attempt, wait_for_slot=True)
     return "rung"
 
 
@@ -488,6 +494,7 @@ def reconcile(*, older_than: timedelta, now: datetime | None = None, dry_run: bo
             return report
         _stuck_legs_reconcile(older_than=older_than, now=now, report=report, dry_run=dry_run)
         _waits_enforce(now=now, report=report, dry_run=dry_run)
+        _queued_connects_enforce(now=now, report=report, dry_run=dry_run)
     logger.info(
         "reconcile.done checked=%s fixed=%s ended=%s hung_up=%s moved_to_fallback=%s advanced=%s errors=%s dry_run=%s",
         report.checked,
@@ -540,6 +547,42 @@ def _waits_enforce(*, now: datetime, report: ReconcileReport, dry_run: bool) -> 
                 report.rung += 1
             elif done == "failed":
                 report.errors += 1
+
+
+def queued_connects(now: datetime) -> QuerySet[Call]:
+    """Connect-strategy callers held under the account's call limit (calls/pacing.py) whose
+    time passed unrung: the process holding the timer died. (Conference callers are in
+    :func:`waiting_calls`, whose "agent never rung" rule reads ``ring_at`` too.)"""
+    overdue = now - timedelta(seconds=settings.AGENT_CALL_DEADLINE_SECONDS + AGENT_CALL_GRACE_SECONDS)
+    return (
+        Call.objects.filter(
+            strategy=Strategy.CONNECT, state=CallState.WAITING, fallback_at__isnull=True, ring_at__lte=overdue
+        )
+        .select_related("campaign", "tracking_number")
+        .order_by("ring_at", "id")
+    )
+
+
+def _queued_connects_enforce(*, now: datetime, report: ReconcileReport, dry_run: bool) -> None:
+    from . import agent_dispatch
+
+    for call in queued_connects(now):
+        try:
+            if _overdue(call, now):
+                logger.info("reconcile.fallback call=%s reason=held past the longest wait", call.pk)
+                report.moved_to_fallback += 1
+                if not dry_run:
+                    agent_dispatch.connect_caller_to_fallback(call)
+                continue
+            logger.warning("reconcile.ring call=%s attempt=%s: held since %s", call.pk, call.attempt, call.ring_at)
+            report.rung += 1
+            if not dry_run and call.ring_at is not None:
+                agent_dispatch.ring_when_due(
+                    call_id=call.pk, attempt=call.attempt, ring_at=call.ring_at, wait_for_slot=True
+                )
+        except Exception:
+            logger.exception("reconcile.queued_failed call=%s", call.pk)
+            report.errors += 1
 
 
 def _batches(ids: list[int]) -> Iterator[list[int]]:

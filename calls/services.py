@@ -9,6 +9,7 @@ time are stored and given again.
 import logging
 import time
 import uuid as uuid_lib
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -19,12 +20,13 @@ from campaigns.models import DEFAULT_GREETING, Strategy
 from campaigns.phone import InvalidNumber, masked, normalize_number, spoken_digits
 from campaigns.whisper import render_template
 
-from . import agent_dispatch, call_flow
+from . import agent_dispatch, call_flow, pacing
 from . import ncco as nccos
 from .events import events_adopt
 from .leg_progress import is_terminal
 from .logging import call_context_set
 from .models import Call, CallLeg, CallState, LegRole, NumberStatus, Outcome
+from .reconcile import max_wait_seconds
 from .selectors import Route, caller_leg, one_or_none, route_for
 
 logger = logging.getLogger(__name__)
@@ -53,6 +55,9 @@ def call_answer_inbound(
     route = route_for(to)
     campaign = route.campaign if route.number_status == NumberStatus.TRACKED else None
     closed = campaign is not None and not campaign.is_open(timezone.now())
+    # The agent call (or the connect) claims its send time under the account's limit
+    # before the call's transaction: the pacer's row is held only for its own statement.
+    slot = None if closed else pacing.slot_claim()
     try:
         # One transaction: the call, the caller's leg, the answer and any early events.
         with transaction.atomic():
@@ -67,16 +72,21 @@ def call_answer_inbound(
                 closed=closed,
             )
             call_context_set(call.pk)
-            ncco, fields = _caller_first_ncco(call, route, closed=closed)
+            ncco, fields = _caller_first_ncco(call, route, closed=closed, slot=slot)
             Call.objects.filter(pk=call.pk).update(caller_ncco=ncco, **fields)
             events_adopt(call_id=call.pk, leg_uuids=[uuid])
     except IntegrityError:
         return _answer_again(uuid)
 
+    ring_at = fields.get("ring_at")
     if closed:
         logger.info("answer_inbound.closed call=%s campaign=%s", call.pk, call.campaign_id)
+    elif fields.get("fallback_at"):
+        logger.warning("answer_inbound.queue_too_long call=%s: the caller goes to the fallback", call.pk)
     elif call.strategy == Strategy.CONNECT:
-        logger.info("answer_inbound.connect call=%s caller=%s", call.pk, masked(from_))
+        logger.info("answer_inbound.connect call=%s caller=%s queued=%s", call.pk, masked(from_), bool(ring_at))
+        if isinstance(ring_at, datetime):
+            agent_dispatch.schedule(call_id=call.pk, attempt=0, ring_at=ring_at)
     else:
         logger.info(
             "answer_inbound.waiting call=%s number_status=%s caller=%s",
@@ -84,7 +94,10 @@ def call_answer_inbound(
             route.number_status,
             masked(from_),
         )
-        agent_dispatch.ring_first_agent_soon(call.pk)
+        if isinstance(ring_at, datetime):
+            agent_dispatch.schedule(call_id=call.pk, attempt=0, ring_at=ring_at)  # queued: rung at its time
+        else:
+            agent_dispatch.ring_first_agent_soon(call.pk)
     return ncco
 
 
@@ -100,15 +113,41 @@ def _answer_again(uuid: str) -> nccos.Ncco:
     call_context_set(existing.call_id)
     logger.info("answer_inbound.retry call=%s uuid=%s", existing.call_id, uuid)
     if existing.call.agent_requested_at is None and existing.call.strategy == Strategy.CONFERENCE:
-        agent_dispatch.ring_first_agent_soon(existing.call_id)
+        if existing.call.ring_at is not None:
+            agent_dispatch.schedule(call_id=existing.call_id, attempt=0, ring_at=existing.call.ring_at)
+        else:
+            agent_dispatch.ring_first_agent_soon(existing.call_id)
     return list(existing.call.caller_ncco)
 
 
-def _caller_first_ncco(call: Call, route: Route, *, closed: bool) -> tuple[nccos.Ncco, dict[str, object]]:
-    """What the caller hears first, and what that changes on the call."""
+def _caller_first_ncco(
+    call: Call, route: Route, *, closed: bool, slot: pacing.Slot | None = None
+) -> tuple[nccos.Ncco, dict[str, object]]:
+    """What the caller hears first, and what that changes on the call.
+
+    A caller whose send time (``slot``, calls/pacing.py) is later than now is queued:
+    ``ring_at`` is kept on the call, and with ``CALL_QUEUE_ANNOUNCE_POSITION`` the
+    greeting says the caller's place in line. With the connect strategy a queued caller
+    holds in the call's conversation, with hold music, instead of the ``connect``, and
+    is moved to it at that time (agent_dispatch.ring_when_due). A caller whose time
+    would come after the campaign's longest wait hears the fallback at once.
+    """
     if closed:
         return call_flow.closed_ncco(call), {"state": CallState.FALLBACK, "fallback_at": timezone.now()}
     greeting = render_template(route.greeting, whisper_values(call))
+    fields: dict[str, object] = {}
+    if slot is not None and not slot.due:
+        if slot.at >= call.started_at + timedelta(seconds=max_wait_seconds(call)):
+            fallback = call_flow.fallback_ncco(call)
+            return [nccos.talk(greeting, voice=call_flow.voice_for(call)), *fallback], {
+                "state": CallState.FALLBACK,
+                "fallback_at": timezone.now(),
+            }
+        fields["ring_at"] = slot.at
+        if settings.CALL_QUEUE_ANNOUNCE_POSITION:
+            greeting = f"{greeting} You are number {slot.position} in line."
+        if call.strategy == Strategy.CONNECT:
+            return call_flow.caller_holds(call, greeting=greeting), fields
     if call.strategy == Strategy.CONNECT:
         return call_flow.connect_attempt_ncco(call, 0, greeting=greeting), {}
     # The agent is rung while the greeting plays; the checkpoint after it connects the
@@ -120,7 +159,7 @@ def _caller_first_ncco(call: Call, route: Route, *, closed: bool) -> tuple[nccos
         voice=call_flow.voice_for(call),
         checkpoint_url=agent_dispatch.checkpoint_url(call.pk),
     )
-    return ncco, {}
+    return ncco, fields
 
 
 def _call_create(

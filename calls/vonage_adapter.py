@@ -116,6 +116,19 @@ def place_call(
         raise VonageUnavailable(f"Vonage did not create the call within {deadline_seconds:g} s.") from None
 
 
+def warm_up() -> None:
+    """Build the client and sign its token now. A fresh worker's first request otherwise
+    spends a second or more importing the SDK and parsing the key, and the calls paced
+    behind it (calls/pacing.py) would then leave together, over the account's limit."""
+    if not credentials_configured():
+        return
+    client = _voice_client(settings.VONAGE_API_HOST)
+    try:
+        client.http_client.auth.create_jwt_auth_string()
+    except Exception as exc:  # a bad key is reported by the request that needs it
+        logger.warning("vonage.warm_up_failed error=%s", type(exc).__name__)
+
+
 def transfer_to_ncco(*, uuid: str, ncco: list[dict[str, Any]], region_url: str = "") -> None:
     """Move a live leg to a new NCCO (``PUT /v1/calls/{uuid}``, action transfer)."""
     models = [_ncco_model(action) for action in ncco]

@@ -261,6 +261,12 @@ AGENT_CALL_DEADLINE_SECONDS = env.float("AGENT_CALL_DEADLINE_SECONDS", default=3
 AGENT_CALL_DISPATCH = env.str("AGENT_CALL_DISPATCH", default="background")
 # Worker threads per server process placing agent calls; each holds a database connection.
 AGENT_CALL_THREADS = env.int("AGENT_CALL_THREADS", default=8)
+# Vonage's limit on new outbound calls per second for the account, REST create-calls and
+# NCCO connects alike (VONAGE.md); every process and instance paces under it together
+# through one database row (calls/pacing.py). 0 turns pacing off (the test suite).
+VONAGE_CALLS_PER_SECOND = env.float("VONAGE_CALLS_PER_SECOND", default=3.0)
+# A caller queued under that limit hears "you are number N in line" after the greeting.
+CALL_QUEUE_ANNOUNCE_POSITION = env.bool("CALL_QUEUE_ANNOUNCE_POSITION", default=False)
 
 # Days a caller's number is kept; `manage.py purge_calls` redacts (or deletes) older calls.
 CALL_RETENTION_DAYS = env.int("CALL_RETENTION_DAYS", default=365)

@@ -28,5 +28,7 @@ VONAGE_API_HOST = "vonage.invalid"
 # pytest-django's test transaction is invisible to other threads' connections: the first
 # agent call is placed in the request's thread (tests/e2e run real servers with "background").
 AGENT_CALL_DISPATCH = "inline"
+# Unpaced: tests place calls back to back; the pacing tests turn it on (tests/calls/test_pacing.py).
+VONAGE_CALLS_PER_SECOND = 0.0
 SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False

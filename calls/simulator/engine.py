@@ -333,6 +333,26 @@ class MiniVonage:
             parent=leg,
         )
         leg.child = child
+        if not self.fake.new_call_allowed():
+            # A connect counts against the account's new calls per second (VONAGE.md): over
+            # it, nobody is rung and the connect's event URL is told the leg failed.
+            self.legs[child.uuid] = child
+            self.fake.add_call(
+                uuid=child.uuid,
+                conversation_uuid=child.conversation_uuid,
+                to=child.to,
+                from_=child.from_,
+                direction="outbound",
+            )
+            self.after(
+                0.1,
+                lambda: self._end(
+                    child, ["failed", "completed"], "[vonage] over the account's call limit: the connect is refused"
+                ),
+                leg=child,
+                ncco=False,
+            )
+            return
         self.fake.add_call(
             uuid=child.uuid,
             conversation_uuid=child.conversation_uuid,

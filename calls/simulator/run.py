@@ -192,6 +192,9 @@ def local_vonage() -> Iterator[FakeVonageAPI]:
                 # is about our deadline: a busy machine (the first request also imports the
                 # SDK) must not turn a whispered call into a direct connect.
                 AGENT_CALL_DEADLINE_SECONDS=30.0,
+                # One call at a time on a simulated clock: the pacer's send times (real
+                # clock, shared database) would not mean anything to it.
+                VONAGE_CALLS_PER_SECOND=0,
             ),
             _environ(
                 REQUESTS_CA_BUNDLE=fake.ca_bundle_path,

@@ -270,7 +270,7 @@ def test_fallen_back_checkpoint_connects_the_caller_when_the_agent_call_failed(
 ) -> None:
     from calls.vonage_adapter import VonageUnavailable
 
-    vonage.place_error = VonageUnavailable("429 Too Many Requests", status_code=429)
+    vonage.place_error = VonageUnavailable("Vonage answered 500 to create_call.", status_code=500)
     ncco = dial(client)
     call = Call.objects.get()
     assert call.state == CallState.DIRECT

@@ -128,3 +128,20 @@ def test_app_log_lines_are_shown_only_with_verbosity_2(
     assert any("answered 500" in message for message in warnings) is logged
     assert logging.getLogger("calls").level == level
     assert settings.VONAGE_API_HOST == "vonage.invalid"
+
+
+def test_a_connect_over_the_account_call_limit_is_refused_by_the_simulated_vonage(db: None) -> None:
+    """The simulator counts a ``connect`` against the fake's limit, as Vonage counts it."""
+    from calls.simulator.run import local_vonage, run_scenario
+
+    lines: list[str] = []
+    with local_vonage() as fake:
+        fake.set_calls_per_second(0.001)  # one call in the allowance, refilled after ~17 minutes
+        assert fake.new_call_allowed()  # taken: the next new call is over the limit
+        result = run_scenario(SCENARIOS["answered"], fake=fake, narrate=lines.append, strategy="connect")
+
+    assert fake.rate_limited == 1
+    assert any("over the account's call limit" in line for line in lines)
+    assert result.call is not None
+    assert result.call.outcome != Outcome.ANSWERED  # nobody was rung: the caller went on to the fallback
+    assert result.call.legs.filter(role=LegRole.AGENT, status="failed").count() == 1

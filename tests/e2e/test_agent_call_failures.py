@@ -70,7 +70,7 @@ def assert_connected_directly(ncco: list[dict[str, Any]], settings: Settings) ->
     return call
 
 
-@pytest.mark.parametrize("status", [500, 429, 503])
+@pytest.mark.parametrize("status", [500, 503])
 def test_an_error_from_vonage_connects_the_caller_directly(
     status: int, client: Client, vonage: FakeVonageAPI, summer_number: TrackingNumber, settings: Settings
 ) -> None:
@@ -83,6 +83,38 @@ def test_an_error_from_vonage_connects_the_caller_directly(
     # Not retried: neither the SDK nor urllib3 sends it again (we set max_retries=0).
     assert [request.status for request in vonage.create_requests()] == [status]
     assert vonage.created_calls() == []
+
+
+def test_a_429_holds_the_caller_and_rings_the_agent_again_after_a_back_off(
+    client: Client,
+    vonage: FakeVonageAPI,
+    summer_number: TrackingNumber,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Over the account's call limit: a direct connect would be refused the same way
+    (VONAGE.md: a ``connect`` counts), so the caller holds and is rung again later."""
+    from calls import agent_dispatch
+
+    settings.VONAGE_CALLS_PER_SECOND = 3
+    retries: list[tuple[int, int, Any]] = []
+    monkeypatch.setattr(
+        agent_dispatch, "schedule", lambda *, call_id, attempt, ring_at: retries.append((call_id, attempt, ring_at))
+    )
+    vonage.fail(429, route="create", times=1)
+
+    ncco, _ = caller_dials(client, vonage)
+
+    assert [action["action"] for action in ncco] == ["talk", "conversation"]  # the checkpoint let it hold
+    call = Call.objects.get()
+    assert (call.state, call.agent_call_error, call.rate_limited) == (CallState.WAITING, "", 1)
+    assert retries == [(call.pk, 0, call.ring_at)]
+
+    agent_dispatch.ring_when_due(call_id=call.pk, attempt=0, ring_at=call.ring_at)
+
+    assert [request.status for request in vonage.create_requests()] == [429, 201]
+    (agent,) = call.legs.filter(role=LegRole.AGENT)
+    assert agent.uuid == vonage.created_calls()[0].uuid
 
 
 @pytest.mark.parametrize("wrong", ["private key", "application id"])

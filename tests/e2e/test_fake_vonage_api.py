@@ -238,6 +238,25 @@ def wait_until(condition: Callable[[], object], timeout: float = 30.0) -> None:
         time.sleep(0.01)
 
 
+def test_the_account_call_limit_refuses_new_calls_beyond_it(api: Api) -> None:
+    # One call every five seconds: the second of two back-to-back create-calls is over it.
+    api.fake.set_calls_per_second(0.2)
+    first = api.send("POST", "/v1/calls", CREATE)
+    second = api.send("POST", "/v1/calls", CREATE)
+    assert first.status_code == 201
+    assert second.status_code == 429
+    assert second.json()["type"].endswith("throttled")
+    assert len(api.fake.created_calls()) == 1  # the refused request created nothing
+    assert api.fake.rate_limited == 1
+    assert api.fake.new_call_allowed() is False  # a simulated connect counts against the same limit
+    assert api.fake.rate_limited == 2
+    # Other requests are not new calls: a hang-up goes through.
+    uuid_ = first.json()["uuid"]
+    assert api.send("PUT", f"/v1/calls/{uuid_}", {"action": "hangup"}).status_code == 204
+    api.fake.set_calls_per_second(None)
+    assert api.send("POST", "/v1/calls", CREATE).status_code == 201
+
+
 def test_a_hang_outlasts_the_client_timeout(api: Api) -> None:
     api.fake.hang(route="create")
 

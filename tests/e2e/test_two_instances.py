@@ -83,7 +83,7 @@ def test_calls_split_between_two_instances_are_each_recorded_once(postgres: None
                     rng=random.Random(n),
                     duplicate_share=0.1,
                     first_port=n % 2,
-                    agent_call_wait_seconds=AGENT_CALL_DEADLINE_SECONDS,
+                    agent_timeout=AGENT_CALL_DEADLINE_SECONDS,
                 )
 
             # The timeout only keeps a hung server from hanging the suite: no stopwatch.
