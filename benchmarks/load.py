@@ -134,7 +134,7 @@ def key_file_write(directory: Path) -> tuple[Path, bytes]:
 
 
 def _fake_class() -> type:
-    from calls.fake_vonage_api import FakeVonageAPI
+    from devtools.fake_vonage_api import FakeVonageAPI
 
     class IndexedFakeVonageAPI(FakeVonageAPI):
         """The fake, also indexing each created call by the ``?call=`` of its answer_url."""

@@ -75,6 +75,9 @@ INSTALLED_APPS = [
     "simple_history",
     "campaigns",
     "calls",
+    # The simulator's command (manage.py simulate_call); its fake of Vonage's API and
+    # their dependencies load only when it runs (requirements-dev.txt).
+    "devtools",
 ]
 
 MIDDLEWARE = [

@@ -11,8 +11,8 @@ from django.core.management import CommandError, call_command
 from pytest_django.fixtures import Settings
 
 from calls.models import Call, CallEvent, CallState, LegRole, Outcome
-from calls.simulator import SCENARIOS
 from campaigns.models import Campaign, Strategy, TrackingNumber
+from devtools.simulator import SCENARIOS
 
 
 def simulate(**options: object) -> str:
@@ -132,7 +132,7 @@ def test_app_log_lines_are_shown_only_with_verbosity_2(
 
 def test_a_connect_over_the_account_call_limit_is_refused_by_the_simulated_vonage(db: None) -> None:
     """The simulator counts a ``connect`` against the fake's limit, as Vonage counts it."""
-    from calls.simulator.run import local_vonage, run_scenario
+    from devtools.simulator.run import local_vonage, run_scenario
 
     lines: list[str] = []
     with local_vonage() as fake:

@@ -21,7 +21,7 @@ from django.test import Client
 from pytest_django.fixtures import Settings
 
 from calls import vonage_adapter
-from calls.fake_vonage_api import FakeVonageAPI
+from devtools.fake_vonage_api import FakeVonageAPI
 
 APPLICATION_ID = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"
 CALLER_NUMBER = "447946000123"

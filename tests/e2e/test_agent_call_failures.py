@@ -16,9 +16,9 @@ import pytest
 from django.test import Client
 from pytest_django.fixtures import Settings
 
-from calls.fake_vonage_api import FakeCall, FakeVonageAPI
 from calls.models import Call, CallEvent, CallState, LegRole, Outcome
 from campaigns.models import TrackingNumber
+from devtools.fake_vonage_api import FakeCall, FakeVonageAPI
 from tests.conftest import callback_path, notify_body, with_fields
 from tests.e2e.conftest import APPLICATION_ID, CALLER_NUMBER, Leg, make_key_pair, post_event
 

@@ -11,10 +11,10 @@ from django.test import Client
 from pytest_django.fixtures import Settings
 
 from calls import vonage_adapter
-from calls.fake_vonage_api import FakeVonageAPI
 from calls.models import Call, CallEvent, CallState, LegRole, LegStatus, Outcome
 from campaigns.models import TrackingNumber
 from campaigns.whisper import speaking_seconds
+from devtools.fake_vonage_api import FakeVonageAPI
 from tests.conftest import callback, callback_path, with_fields
 from tests.e2e.conftest import APPLICATION_ID, CALLER_NUMBER, KeyPair, Leg, make_key_pair, post_event
 

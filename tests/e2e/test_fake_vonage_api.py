@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from calls import vonage_adapter
-from calls.fake_vonage_api import FakeVonageAPI
+from devtools.fake_vonage_api import FakeVonageAPI
 from tests.e2e.conftest import APPLICATION_ID, KeyPair
 
 pytestmark = pytest.mark.e2e
@@ -285,7 +285,7 @@ def test_the_command_line_serves_until_interrupted(application_keys: KeyPair, tm
         [
             sys.executable,
             "-m",
-            "calls.fake_vonage_api",
+            "devtools.fake_vonage_api",
             "--port",
             "0",
             "--latency-ms",

@@ -13,10 +13,10 @@ from django.test import Client
 from django.utils import timezone
 
 from calls import call_flow
-from calls.fake_vonage_api import FakeCall, FakeVonageAPI
 from calls.models import Call, CallEvent, CallLeg, CallState, LegRole, LegStatus, Outcome
 from calls.reconcile import ReconcileReport, reconcile
 from campaigns.models import Campaign, Fallback, TrackingNumber
+from devtools.fake_vonage_api import FakeCall, FakeVonageAPI
 from tests.conftest import callback_path, with_fields
 from tests.e2e.conftest import CALLER_NUMBER, Leg, post_event
 from tests.factories import CampaignFactory, TrackingNumberFactory

@@ -15,8 +15,8 @@ import responses
 from pytest_django.fixtures import Settings
 
 from calls import vonage_adapter
-from calls.fake_vonage_api import FakeVonageAPI
 from calls.vonage_adapter import VonageUnavailable
+from devtools.fake_vonage_api import FakeVonageAPI
 from tests.e2e.conftest import APPLICATION_ID
 
 pytestmark = pytest.mark.e2e

@@ -1,6 +1,6 @@
 """The simulator's scenarios, end to end: every scenario with both strategies.
 
-The engine (``calls.simulator``) plays Vonage: it sends the webhooks, runs the NCCOs
+The engine (``devtools.simulator``) plays Vonage: it sends the webhooks, runs the NCCOs
 the app answers with, and plays the REST requests the app makes through the real SDK
 to the local TLS fake of the API. Each test checks the outcome, what the caller and
 the agent heard, what the app asked of Vonage, and that every status event was stored
@@ -13,10 +13,7 @@ import pytest
 from pytest_django.fixtures import Settings
 
 from calls import call_flow
-from calls.fake_vonage_api import FakeVonageAPI, RecordedRequest
 from calls.models import Call, CallEvent, CallLeg, CallState, LegRole, NumberStatus, Outcome
-from calls.simulator import SCENARIOS, Result, run_scenario
-from calls.simulator.scenarios import FIRST_DESTINATION, SECOND_DESTINATION
 from campaigns.models import (
     DEFAULT_ACCEPT_PROMPT,
     DEFAULT_CLOSED_MESSAGE,
@@ -25,6 +22,9 @@ from campaigns.models import (
     DEFAULT_VOICEMAIL_PROMPT,
     Strategy,
 )
+from devtools.fake_vonage_api import FakeVonageAPI, RecordedRequest
+from devtools.simulator import SCENARIOS, Result, run_scenario
+from devtools.simulator.scenarios import FIRST_DESTINATION, SECOND_DESTINATION
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 

@@ -8,8 +8,8 @@ from pytest_django.fixtures import Settings
 
 from calls import ncco as nccos
 from calls import vonage_adapter
-from calls.fake_vonage_api import FakeVonageAPI
 from calls.vonage_adapter import VonageUnavailable
+from devtools.fake_vonage_api import FakeVonageAPI
 
 pytestmark = pytest.mark.e2e
 

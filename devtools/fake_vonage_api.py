@@ -25,7 +25,7 @@ client's timeout, and a connection dropped after the request was acted on.
 
 Imported only by tests, benchmarks and dev tools, never on the request path::
 
-    python -m calls.fake_vonage_api --port 8443 --latency-ms 200
+    python -m devtools.fake_vonage_api --port 8443 --latency-ms 200
 """
 
 from __future__ import annotations
@@ -798,7 +798,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m calls.fake_vonage_api",
+        prog="python -m devtools.fake_vonage_api",
         description="Serve a fake of Vonage's Voice REST API over TLS on 127.0.0.1.",
     )
     parser.add_argument("--port", type=int, default=8443, help="0 picks a free port")

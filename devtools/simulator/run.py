@@ -12,9 +12,9 @@ from django.conf import settings
 from django.test import override_settings
 from django.urls import reverse
 
-from calls.fake_vonage_api import FakeVonageAPI
 from calls.models import Call, CallEvent, LegRole
 from campaigns.models import Campaign, Strategy, TrackingNumber
+from devtools.fake_vonage_api import FakeVonageAPI
 
 from .engine import MiniVonage, Narrate
 from .scenarios import CALLER_NUMBER, Scenario, scenario_campaign

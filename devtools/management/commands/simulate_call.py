@@ -7,14 +7,31 @@ with throwaway credentials: nothing leaves the machine, whatever the environment
 """
 
 import logging
+from types import ModuleType
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from calls.simulator import SCENARIOS, local_vonage, run_scenario
-from calls.simulator.scenarios import CALLER_NUMBER
 from campaigns.models import Strategy
 from campaigns.phone import InvalidNumber, normalize_number
+
+# The scenarios' caller (devtools/simulator/scenarios.py), here so that --help works
+# without the development requirements.
+CALLER_NUMBER = "447946000123"
+MISSING = (
+    "The simulator is a development tool and needs the development requirements "
+    "(trustme and cryptography, for its local TLS fake of Vonage's API): "
+    ".venv/bin/pip install -r requirements-dev.txt ({error})."
+)
+
+
+def simulator() -> ModuleType:
+    """The simulator package, or a CommandError saying what to install."""
+    try:
+        import devtools.simulator
+    except ImportError as exc:
+        raise CommandError(MISSING.format(error=exc)) from None
+    return devtools.simulator
 
 
 class Command(BaseCommand):
@@ -25,7 +42,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="answered", help="What happens.")
+        parser.add_argument("--scenario", default="answered", help="What happens (--list shows them).")
         parser.add_argument(
             "--strategy",
             choices=Strategy.values,
@@ -40,12 +57,17 @@ class Command(BaseCommand):
         parser.add_argument("--list", action="store_true", help="List the scenarios and exit.")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        sim = simulator()
         if options["list"]:
-            width = max(len(name) for name in SCENARIOS)
-            for scenario in SCENARIOS.values():
+            width = max(len(name) for name in sim.SCENARIOS)
+            for scenario in sim.SCENARIOS.values():
                 self.stdout.write(f"{scenario.name:<{width}}  {scenario.story} (expected: {scenario.expected})")
             return
-        scenario = SCENARIOS[options["scenario"]]
+        if options["scenario"] not in sim.SCENARIOS:
+            raise CommandError(
+                f"No scenario {options['scenario']!r}: choose one of {', '.join(sorted(sim.SCENARIOS))}."
+            )
+        scenario = sim.SCENARIOS[options["scenario"]]
         try:
             to = normalize_number(options["to"]) if options["to"] else None
             from_ = normalize_number(options["from_"]) if options["from_"] else ""
@@ -65,8 +87,8 @@ class Command(BaseCommand):
             for logger in loggers:
                 logger.setLevel(logging.ERROR)
         try:
-            with local_vonage() as fake:
-                result = run_scenario(
+            with sim.local_vonage() as fake:
+                result = sim.run_scenario(
                     scenario,
                     fake=fake,
                     narrate=self.stdout.write,

@@ -3,7 +3,7 @@
 It sends the webhooks Vonage would send, through Django's test client (so the real URL
 routing, signature check, serializers, services and flow run), executes the NCCOs the
 app answers with, and reacts to the REST requests the app makes, which the local TLS
-fake of the API (``calls.fake_vonage_api``) receives through the real SDK and records:
+fake of the API (``devtools.fake_vonage_api``) receives through the real SDK and records:
 after every webhook the engine reads the fake's new requests and plays them (a new
 call rings, a transfer runs its NCCO on that leg, a hang-up ends the leg).
 
@@ -36,9 +36,9 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from calls.fake_vonage_api import FakeCall, FakeVonageAPI, RecordedRequest
 from calls.signatures import sign_webhook
 from campaigns.whisper import speaking_seconds
+from devtools.fake_vonage_api import FakeCall, FakeVonageAPI, RecordedRequest
 
 from .scenarios import (
     AGENT_HANGS_UP,
