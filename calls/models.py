@@ -91,6 +91,10 @@ class Call(models.Model):
     agent_call_error = models.TextField(
         blank=True, help_text="Why the agent call could not be placed, when it could not."
     )
+    recorded_late = models.BooleanField(
+        default=False,
+        help_text="Answered while the database was unreachable; recorded afterwards from the webhook spool.",
+    )
     started_at = models.DateTimeField(default=timezone.now, db_index=True)
     agent_answered_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)

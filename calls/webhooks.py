@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from django.db import DatabaseError
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import exceptions, serializers
@@ -20,7 +21,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import agent_dispatch, database_outage, events, services
+from . import agent_dispatch, database_outage, events, services, spool
 from . import ncco as nccos
 from . import openapi as api
 from .logging import call_context
@@ -109,7 +110,18 @@ class AnswerWebhook(VonageWebhook):
             payload.get("call"),
             type(exc).__name__,
         )
-        return Response(self.safe_ncco())
+        ncco = self.safe_ncco()
+        if _database_failed(exc) and hasattr(self, "payload"):
+            route, fields, query = self.spooled()
+            spool.write(route=route, payload=fields, query=query, answered=ncco)
+        return Response(ncco)
+
+    def spooled(self) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        """What is kept of this request while the database is unreachable (calls/spool.py):
+        the route it is recorded as, its fields and our URL's parameters."""
+        return self.spool_route, self.payload, getattr(self, "query", {})
+
+    spool_route = spool.CALLER_ANSWER
 
     def safe_ncco(self) -> Ncco:
         """The caller is connected to the call centre directly, from the number dialled
@@ -157,6 +169,7 @@ class AnswerInboundView(AnswerWebhook):
 class AnswerOutboundView(AnswerWebhook):
     input_serializer = AnswerOutboundSerializer
     log_name = "answer_outbound"
+    spool_route = spool.AGENT_ANSWER
 
     def safe_ncco(self) -> Ncco:
         # This is the agent's leg: the caller's default (connect to the call centre)
@@ -233,6 +246,17 @@ class FallbackView(AnswerWebhook):
             if isinstance(view, AnswerWebhook):
                 return view.handle_exception(exc)
             raise  # answered by self.handle_exception, as the original leg needs (safe_ncco)
+
+    def spooled(self) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        """Kept as the original request: the route and parameters of its URL."""
+        original = original_request(self.payload)
+        fields = {key: value for key, value in self.payload.items() if key not in FALLBACK_FIELDS}
+        if original.route == "answer_outbound":
+            return spool.AGENT_ANSWER, fields, original.query
+        if original.route == "event":
+            route = spool.CHECKPOINT if "checkpoint" in original.query else spool.EVENT
+            return route, fields, original.query
+        return spool.CALLER_ANSWER, fields, {}
 
     def safe_ncco(self) -> Ncco:
         """After an unexpected error, the safe answer for the leg the original request
@@ -343,6 +367,8 @@ class EventView(VonageWebhook):
                 data.get("uuid") or data.get("call_uuid"),
                 data.get("status"),
             )
+            if _database_failed(exc):
+                spool.write(route=spool.EVENT, payload=data, query=self.query)
             if attempt is not None or "dtmf" in data:
                 # Vonage runs this answer: never leave the leg in silence.
                 return Response(services.safe_default_ncco(to="") if attempt is not None else nccos.agent_declined())
@@ -380,10 +406,19 @@ class EventView(VonageWebhook):
         except Exception as exc:
             database_outage.notice(exc)
             _log_failure(exc, "checkpoint.failed call=%s: connecting the caller directly", call_id)
-            return Response(services.safe_default_ncco(to=""))
+            ncco = services.safe_default_ncco(to="")
+            if _database_failed(exc):
+                spool.write(route=spool.CHECKPOINT, payload=data, query=self.query, answered=ncco)
+            return Response(ncco)
         if ncco is None:
             return Response(status=204)
         return Response(ncco)
+
+
+def _database_failed(exc: Exception) -> bool:
+    """The request could not be written: the database was skipped or failed (not a bug,
+    which a replay would only repeat)."""
+    return isinstance(exc, database_outage.DatabaseSkipped | DatabaseError)
 
 
 def _log_failure(exc: Exception, message: str, *args: object) -> None:

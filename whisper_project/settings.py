@@ -220,6 +220,12 @@ AGENT_CALL_DISPATCH = env.str("AGENT_CALL_DISPATCH", default="background")
 # Worker threads per server process placing agent calls; each holds a database connection.
 AGENT_CALL_THREADS = env.int("AGENT_CALL_THREADS", default=8)
 
+# A directory where each web process appends (fsync'd JSON lines) what the answer and
+# event webhooks received while the database was unreachable; `manage.py reconcile_calls`
+# records it once the database is back (calls/spool.py). Empty: nothing is kept, and a
+# call answered during an outage leaves no record.
+WEBHOOK_SPOOL_DIR = env.str("WEBHOOK_SPOOL_DIR", default="")
+
 # Days a caller's number is kept; `manage.py purge_calls` redacts (or deletes) older calls.
 CALL_RETENTION_DAYS = env.int("CALL_RETENTION_DAYS", default=365)
 
