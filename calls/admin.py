@@ -459,6 +459,7 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
         CallerFilter,
         "number_status",
         "state",
+        "recorded_late",
         "started_at",
         ReportPeriodFilter,
     )
@@ -504,6 +505,7 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
                     "wait_seconds",
                     "talk_seconds",
                     "agent_call_error",
+                    "recorded_late",
                 )
             },
         ),

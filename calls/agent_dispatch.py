@@ -396,16 +396,32 @@ def direct_ncco(call: Call) -> nccos.Ncco:
     )
 
 
+def notify_record_late(*, call_id: int, body: dict[str, object]) -> bool:
+    """Store a checkpoint's notify that came while the database was unreachable (the
+    caller was then put straight through), from the spool; True if stored now."""
+    with transaction.atomic():
+        call = one_or_none(Call.objects.select_for_update(of=("self",)).filter(pk=call_id))
+        if call is None:
+            return False
+        stored = _notify_store(call_id, call, body)
+        if stored and call.state == CallState.WAITING and call.outcome != Outcome.ANSWERED:
+            # The answer it got (the call centre, directly) is what the caller heard.
+            call.state = CallState.DIRECT
+            call.agent_call_error = "The checkpoint was answered while the database was unreachable."
+            call.save(update_fields=["state", "agent_call_error"])
+    return stored
+
+
 def _notify_key(call_id: int) -> str:
     return f"notify:{call_id}:{CHECKPOINT}"
 
 
-def _notify_store(call_id: int, call: Call | None, body: dict[str, object]) -> None:
+def _notify_store(call_id: int, call: Call | None, body: dict[str, object]) -> bool:
     """Kept like every other event (once: a redelivery is answered but not stored). A
     notify names no leg, only the caller's conversation. Stored with the call's row
     locked: it tells the thread placing the agent call that the checkpoint is passed
     (``_give_up``)."""
-    event_insert(
+    return event_insert(
         CallEvent(
             dedupe_key=_notify_key(call_id),
             call=call,

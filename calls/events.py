@@ -66,7 +66,7 @@ def event_record(
     """
     receipt = _event_apply(payload=payload, call_id=call_id, attempt=attempt)
     if receipt.stored and receipt.call_id is None and receipt.kind in ("status", "detection"):
-        _adopt_if_recorded_meanwhile(str(payload.get("uuid") or payload.get("call_uuid") or "")[:64])
+        leg_events_adopt(str(payload.get("uuid") or payload.get("call_uuid") or "")[:64])
     for follow_up in receipt.follow_ups:
         follow_up()
     if not defer:
@@ -76,13 +76,17 @@ def event_record(
     return receipt
 
 
-def _adopt_if_recorded_meanwhile(leg_uuid: str) -> None:
-    """An event stored without its leg looks for the leg again once committed.
+def leg_events_adopt(leg_uuid: str) -> None:
+    """Apply the events stored without their leg, once the leg ``leg_uuid`` is recorded
+    (nothing when it is not): for an agent leg, with what follows (the next step when
+    that agent gave up).
 
-    A new agent leg's first event can reach us while another thread is recording the
-    leg: each looks for the other before the other has committed, and neither sees it.
-    Both write, commit, then look (the recorder adopts early events after committing
-    the leg), so whichever commits second finds the other's row.
+    An event stored without its leg looks for the leg again once committed: a new agent
+    leg's first event can reach us while another thread is recording the leg: each
+    looks for the other before the other has committed, and neither sees it. Both
+    write, commit, then look (the recorder adopts early events after committing the
+    leg), so whichever commits second finds the other's row. ``reconcile_calls`` looks
+    too, for any leg, finished or not.
     """
     leg = one_or_none(CallLeg.objects.filter(uuid=leg_uuid)) if leg_uuid else None
     if leg is None:
@@ -105,6 +109,8 @@ def _event_apply(*, payload: dict[str, Any], call_id: int | None, attempt: int |
         if leg is None and leg_uuid and kind in ("status", "detection"):
             leg = _leg_adopt(payload, leg_uuid, call_id=call_id, attempt=attempt)
             if leg is not None:
+                # The leg's earlier events, stored while nobody knew it, count from now on.
+                events_adopt(call_id=leg.call_id, leg_uuids=[leg_uuid])
                 call, legs = _call_and_legs_locked(leg_uuid, call_id=leg.call_id)
                 leg = next(each for each in legs if each.pk == leg.pk)
         call_context_set(call.pk if call else None)
@@ -336,6 +342,27 @@ def _leg_adopt(payload: dict[str, Any], leg_uuid: str, *, call_id: int | None, a
             )
     except IntegrityError:
         return CallLeg.objects.filter(uuid=leg_uuid).first()
+
+
+def conversation_legs_adopt(*, call_id: int, conversation_uuid: str) -> int:
+    """Attach the outbound legs of the caller's conversation that only their events
+    know (the ``connect`` to the call centre of a caller put straight through), from
+    events stored unmatched, and apply those events. Returns how many legs."""
+    if not conversation_uuid:
+        return 0
+    unmatched = CallEvent.objects.filter(
+        conversation_uuid=conversation_uuid, leg__isnull=True, kind__in=("status", "detection")
+    ).exclude(leg_uuid="")
+    adopted = 0
+    for event in unmatched.order_by("received_at", "id"):
+        if CallLeg.objects.filter(uuid=event.leg_uuid).exists():
+            continue
+        leg = _leg_adopt(event.payload, event.leg_uuid, call_id=None, attempt=None)
+        if leg is not None and leg.call_id == call_id:
+            with transaction.atomic():
+                events_adopt(call_id=call_id, leg_uuids=[leg.uuid])
+            adopted += 1
+    return adopted
 
 
 def events_adopt(*, call_id: int, leg_uuids: list[str]) -> int:

@@ -99,6 +99,10 @@ class Call(models.Model):
     rate_limited = models.PositiveSmallIntegerField(
         default=0, help_text="How many times Vonage refused a call for this caller as over the account's limit (429)."
     )
+    recorded_late = models.BooleanField(
+        default=False,
+        help_text="Answered while the database was unreachable; recorded afterwards from the webhook spool.",
+    )
     started_at = models.DateTimeField(default=timezone.now, db_index=True)
     agent_answered_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)

@@ -65,9 +65,9 @@ from django.utils import timezone
 
 from campaigns.models import Campaign, Strategy
 
-from . import call_flow, events, vonage_adapter
+from . import call_flow, events, spool, vonage_adapter
 from .leg_progress import DETECTION_STATUSES, STATUS_RANK, TERMINAL_STATUSES, StatusEvent, is_terminal
-from .models import Call, CallLeg, CallState, LegRole, NumberStatus, Outcome
+from .models import Call, CallEvent, CallLeg, CallState, LegRole, NumberStatus, Outcome
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +114,8 @@ class ReconcileReport:
     advanced: int = 0
     rung: int = 0  # agents rung again: the process that claimed the attempt never placed it
     errors: int = 0
+    adopted: int = 0  # legs whose events, stored before the leg was recorded, were applied
+    recorded_late: int = 0  # webhooks received while the database was unreachable, recorded now
     skipped: str = ""  # why nothing was done, when it was not
     dry_run: bool = False
     asked: set[str] = field(default_factory=set, repr=False)  # leg uuids asked this run
@@ -137,6 +139,16 @@ class ReconcileReport:
             f"{self.moved_to_fallback} caller{'s' * (self.moved_to_fallback != 1)} {would}moved to the fallback, "
             f"{self.advanced} hunt{'s' * (self.advanced != 1)} {would}advanced; "
             + (f"{self.rung} agent call{'s' * (self.rung != 1)} {would}placed again; " if self.rung else "")
+            + (
+                f"{self.adopted} leg{'s' * (self.adopted != 1)} given {would}their early events; "
+                if self.adopted
+                else ""
+            )
+            + (
+                f"{self.recorded_late} webhook{'s' * (self.recorded_late != 1)} from the spool {would}recorded late; "
+                if self.recorded_late
+                else ""
+            )
             + f"{self.errors} error{'s' * (self.errors != 1)}."
         )
 
@@ -492,6 +504,9 @@ def reconcile(*, older_than: timedelta, now: datetime | None = None, dry_run: bo
             logger.info("reconcile.skipped reason=locked")
             report.skipped = "another reconcile_calls run is in progress."
             return report
+        if not dry_run:
+            _spool_replay(report=report)
+            _early_events_everywhere_adopt(report=report)
         _stuck_legs_reconcile(older_than=older_than, now=now, report=report, dry_run=dry_run)
         _waits_enforce(now=now, report=report, dry_run=dry_run)
         _queued_connects_enforce(now=now, report=report, dry_run=dry_run)
@@ -507,6 +522,32 @@ def reconcile(*, older_than: timedelta, now: datetime | None = None, dry_run: bo
         dry_run,
     )
     return report
+
+
+def _spool_replay(*, report: ReconcileReport) -> None:
+    """Record what the webhooks received while the database was unreachable (spool)."""
+    try:
+        report.recorded_late += spool.replay()
+    except Exception:
+        logger.exception("reconcile.spool_replay_failed")
+        report.errors += 1
+
+
+def _early_events_everywhere_adopt(*, report: ReconcileReport) -> None:
+    """Events stored before their leg was recorded, for finished legs (a leg recorded by
+    a route, or a process, that did not adopt them); a leg without a final status has
+    them adopted by ``leg_reconcile`` before Vonage is asked."""
+    waiting = CallEvent.objects.filter(leg__isnull=True).exclude(leg_uuid="").values("leg_uuid")
+    finished = CallLeg.objects.filter(uuid__in=waiting, status__in=TERMINAL_STATUSES)
+    for leg_uuid in finished.values_list("uuid", flat=True):
+        try:
+            events.leg_events_adopt(leg_uuid)
+        except Exception:
+            logger.exception("reconcile.adopt_failed uuid=%s", leg_uuid)
+            report.errors += 1
+            continue
+        logger.info("reconcile.adopted_events uuid=%s", leg_uuid)
+        report.adopted += 1
 
 
 def _stuck_legs_reconcile(*, older_than: timedelta, now: datetime, report: ReconcileReport, dry_run: bool) -> None:

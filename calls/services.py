@@ -22,7 +22,7 @@ from campaigns.whisper import render_template
 
 from . import agent_dispatch, call_flow, pacing
 from . import ncco as nccos
-from .events import events_adopt
+from .events import conversation_legs_adopt, events_adopt
 from .leg_progress import is_terminal
 from .logging import call_context_set
 from .models import Call, CallLeg, CallState, LegRole, NumberStatus, Outcome
@@ -172,9 +172,11 @@ def _call_create(
     strategy: str = Strategy.CONFERENCE,
     accept_required: bool = False,
     closed: bool = False,
+    started_at: datetime | None = None,
 ) -> Call:
     """The call and its caller's leg; run inside the caller's transaction."""
     call = Call.objects.create(
+        started_at=started_at or timezone.now(),
         tracking_number=route.tracking_number,
         campaign=route.campaign,
         number_status=route.number_status,
@@ -231,6 +233,83 @@ def safe_default_ncco(*, to: str) -> nccos.Ncco:
     )
 
 
+# --- calls answered while the database was unreachable (spool) ---------------------------
+
+LATE_REASON = "Answered while the database was unreachable: connected directly, recorded afterwards."
+
+
+def call_record_late(
+    *,
+    uuid: str,
+    to: str,
+    from_: str,
+    conversation_uuid: str,
+    region_url: str,
+    ncco: nccos.Ncco,
+    received_at: datetime,
+) -> Call | None:
+    """Record a caller's call that was answered while the database was unreachable
+    (the answer was the safe one: straight to the call centre), from the spool. Nothing
+    when the caller's leg is recorded already (Vonage retried once the database was
+    back, or a replay ran before). The ``connect`` leg Vonage then made shares the
+    caller's conversation: its events, stored unmatched meanwhile, are adopted too."""
+    if not uuid or caller_leg(uuid) is not None:
+        return None
+    route = route_for(to)
+    try:
+        with transaction.atomic():
+            call = _call_create(
+                route=route,
+                uuid=uuid,
+                from_=from_,
+                conversation_uuid=conversation_uuid,
+                region_url=region_url,
+                started_at=received_at,
+            )
+            Call.objects.filter(pk=call.pk).update(
+                caller_ncco=ncco or safe_default_ncco(to=to),
+                state=CallState.DIRECT,
+                agent_call_error=LATE_REASON,
+                recorded_late=True,
+            )
+            events_adopt(call_id=call.pk, leg_uuids=[uuid])
+    except IntegrityError:
+        return None
+    conversation_legs_adopt(call_id=call.pk, conversation_uuid=conversation_uuid)
+    logger.warning("call.recorded_late call=%s uuid=%s", call.pk, uuid)
+    return call
+
+
+def agent_leg_record_late(
+    *, call_id: int, uuid: str, conversation_uuid: str, region_url: str, attempt: int | None
+) -> bool:
+    """Record an agent's leg whose answer webhook came while the database was
+    unreachable (the agent was told the call could not be connected), from the spool."""
+    if not uuid or CallLeg.objects.filter(uuid=uuid).exists():
+        return False
+    call = one_or_none(Call.objects.filter(pk=call_id))
+    if call is None:
+        return False
+    try:
+        with transaction.atomic():
+            CallLeg.objects.create(
+                uuid=uuid,
+                call=call,
+                role=LegRole.AGENT,
+                attempt=attempt if attempt is not None else call.attempt,
+                direction="outbound",
+                to_number=call.destination,
+                from_number=call.called_number,
+                conversation_uuid=conversation_uuid,
+                region_url=region_url,
+            )
+            events_adopt(call_id=call.pk, leg_uuids=[uuid])
+    except IntegrityError:
+        return False
+    logger.warning("call.agent_leg_recorded_late call=%s agent_uuid=%s", call_id, uuid)
+    return True
+
+
 # --- the agent's answer webhook ----------------------------------------------------------
 
 
@@ -273,6 +352,10 @@ def call_answer_agent(
                 region_url=region_url,
             )
             legs.append(leg)
+            # Its first events may have come before it was recorded (a late agent call, or
+            # the placing worker killed after Vonage created it): they count from now on.
+            if events_adopt(call_id=call.pk, leg_uuids=[uuid]):
+                leg.refresh_from_db()
         else:
             updates = [
                 f

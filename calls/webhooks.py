@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from django.core.exceptions import SuspiciousOperation
+from django.db import DatabaseError
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import exceptions, serializers
@@ -21,7 +22,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import agent_dispatch, database_outage, events, services
+from . import agent_dispatch, database_outage, events, services, spool
 from . import ncco as nccos
 from . import openapi as api
 from .callback_urls import CALLBACK_PARAMS, SIGNATURE_PARAM, InvalidCallbackSignature, callback_params
@@ -115,15 +116,24 @@ class AnswerWebhook(VonageWebhook):
             try:
                 get = self.request.method == "GET"
                 self.payload = vonage_fields(self.request.query_params) if get else _body_fields(self.request)
-            except exceptions.APIException:
-                self.payload = {}
+                self.callback = callback_params(self.route, self.request.query_params)
+                readable = True
+            except (exceptions.APIException, InvalidCallbackSignature):
+                self.payload, readable = {}, False
             _log_failure(
                 exc,
                 "%s.database_unavailable uuid=%s: answering with a safe default",
                 self.log_name,
                 self.payload.get("uuid"),
             )
-            return Response(self.safe_ncco())
+            ncco = self.safe_ncco()
+            if readable:
+                # Recorded once the database is back (calls/spool.py). A valid, fresh signature
+                # whose jti could not be looked up: at worst Vonage's (or a replayed) identical
+                # request, which the spool's idempotent writes record once.
+                route, fields, query = self.spooled()
+                spool.write(route=route, payload=fields, query=query, answered=ncco)
+            return Response(ncco)
         if isinstance(exc, exceptions.APIException):
             return super().handle_exception(exc)
         payload = getattr(self, "payload", None) or {}
@@ -136,7 +146,18 @@ class AnswerWebhook(VonageWebhook):
             payload.get("call"),
             type(exc).__name__,
         )
-        return Response(self.safe_ncco())
+        ncco = self.safe_ncco()
+        if _database_failed(exc) and hasattr(self, "payload"):
+            route, fields, query = self.spooled()
+            spool.write(route=route, payload=fields, query=query, answered=ncco)
+        return Response(ncco)
+
+    def spooled(self) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        """What is kept of this request while the database is unreachable (calls/spool.py):
+        the route it is recorded as, its fields and our URL's parameters."""
+        return self.spool_route, self.payload, getattr(self, "callback", {})
+
+    spool_route = spool.CALLER_ANSWER
 
     def safe_ncco(self) -> Ncco:
         """The caller is connected to the call centre directly, from the number dialled
@@ -186,6 +207,7 @@ class AnswerOutboundView(AnswerWebhook):
     input_serializer = AnswerOutboundSerializer
     route = "calls:answer_outbound"
     log_name = "answer_outbound"
+    spool_route = spool.AGENT_ANSWER
 
     def safe_ncco(self) -> Ncco:
         # This is the agent's leg: the caller's default (connect to the call centre)
@@ -265,6 +287,21 @@ class FallbackView(AnswerWebhook):
             if isinstance(view, AnswerWebhook):
                 return view.handle_exception(exc)
             raise  # answered by self.handle_exception, as the original leg needs (safe_ncco)
+
+    def spooled(self) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        """Kept as the original request: the route and parameters of its URL."""
+        original = original_request(self.payload)
+        fields = {key: value for key, value in self.payload.items() if key not in FALLBACK_FIELDS}
+        try:
+            ours = callback_params(f"calls:{original.route}", original.query) if original.route else {}
+        except InvalidCallbackSignature:
+            ours = {}  # not our parameters: kept without them
+        if original.route == "answer_outbound":
+            return spool.AGENT_ANSWER, fields, ours
+        if original.route == "event":
+            route = spool.CHECKPOINT if "checkpoint" in ours else spool.EVENT
+            return route, fields, ours
+        return spool.CALLER_ANSWER, fields, {}
 
     def safe_ncco(self) -> Ncco:
         """After an unexpected error, the safe answer for the leg the original request
@@ -359,8 +396,11 @@ class EventView(VonageWebhook):
                 callback = callback_params(self.route, self.request.query_params)
                 body = _body_fields(self.request) if self.request.method == "POST" else {}
             except (InvalidCallbackSignature, exceptions.APIException):
-                callback, body = {}, {}
+                callback, body = {}, {}  # nothing of it is ours to keep
             ncco = _ncco_without_database(callback, body)
+            if body:
+                route = spool.CHECKPOINT if "checkpoint" in callback else spool.EVENT
+                spool.write(route=route, payload=body, query=callback, answered=ncco)
             if ncco is not None:
                 return Response(ncco)
             _log_failure(
@@ -393,6 +433,8 @@ class EventView(VonageWebhook):
                 data.get("uuid") or data.get("call_uuid"),
                 data.get("status"),
             )
+            if _database_failed(exc):
+                spool.write(route=spool.EVENT, payload=data, query=self.callback)
             ncco = _ncco_without_database({"attempt": str(attempt)} if attempt is not None else {}, data)
             if ncco is not None:
                 return Response(ncco)
@@ -430,7 +472,10 @@ class EventView(VonageWebhook):
         except Exception as exc:
             database_outage.notice(exc)
             _log_failure(exc, "checkpoint.failed call=%s: connecting the caller directly", call_id)
-            return Response(services.safe_default_ncco(to=""))
+            ncco = services.safe_default_ncco(to="")
+            if _database_failed(exc):
+                spool.write(route=spool.CHECKPOINT, payload=data, query=self.callback, answered=ncco)
+            return Response(ncco)
         if ncco is None:
             return Response(status=204)
         return Response(ncco)
@@ -445,6 +490,12 @@ def _ncco_without_database(callback: dict[str, str], data: dict[str, Any]) -> Nc
     if "dtmf" in data:
         return nccos.agent_declined()
     return None
+
+
+def _database_failed(exc: Exception) -> bool:
+    """The request could not be written: the database was skipped or failed (not a bug,
+    which a replay would only repeat)."""
+    return isinstance(exc, database_outage.DatabaseSkipped | DatabaseError)
 
 
 def _log_failure(exc: Exception, message: str, *args: object) -> None:

@@ -271,6 +271,12 @@ VONAGE_CALLS_PER_SECOND = env.float("VONAGE_CALLS_PER_SECOND", default=3.0)
 # A caller queued under that limit hears "you are number N in line" after the greeting.
 CALL_QUEUE_ANNOUNCE_POSITION = env.bool("CALL_QUEUE_ANNOUNCE_POSITION", default=False)
 
+# A directory where each web process appends (fsync'd JSON lines) what the answer and
+# event webhooks received while the database was unreachable; `manage.py reconcile_calls`
+# records it once the database is back (calls/spool.py). Empty: nothing is kept, and a
+# call answered during an outage leaves no record.
+WEBHOOK_SPOOL_DIR = env.str("WEBHOOK_SPOOL_DIR", default="")
+
 # Days a caller's number is kept; `manage.py purge_calls` redacts (or deletes) older calls.
 CALL_RETENTION_DAYS = env.int("CALL_RETENTION_DAYS", default=365)
 

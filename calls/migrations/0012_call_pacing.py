@@ -11,7 +11,7 @@ def pacer_create(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('calls', '0008_agent_requested_at'),
+        ('calls', '0010_recorded_late'),
     ]
 
     operations = [

@@ -19,7 +19,8 @@ reached through :class:`tests.e2e.tcp_proxy.PostgresProxy`; see ``live_server.py
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
@@ -34,6 +35,7 @@ from tests.e2e.live_server import (
     connects_to,
     live_server,
     postgres_or_skip,
+    process_stop,
     request,
 )
 from tests.e2e.tcp_proxy import Outage, wait_for
@@ -209,3 +211,92 @@ def test_a_burst_of_callers_while_the_database_is_silent_is_answered_in_time(pos
         caller = Leg(from_="447946599999", to=load.CAMPAIGN_NUMBER, direction="inbound")
         reply = request(live.port, "GET", f"/answer_inbound?{urlencode(caller.answer_params(live.fake.url))}")
         assert [action["action"] for action in reply.body] == ["talk", "notify", "conversation"]
+
+
+SPOOLED_CALLS = 12
+
+
+def test_calls_answered_while_the_database_is_away_are_recorded_once_it_is_back(postgres: None, tmp_path: Path) -> None:
+    """A burst of callers while PostgreSQL refuses connections: each is put straight
+    through, and what the webhooks received is spooled (WEBHOOK_SPOOL_DIR); once the
+    database is back, ``reconcile_calls`` records every call once, marked recorded late,
+    with its events, and the Vonage events that came after the outage join them."""
+    spool_dir = tmp_path / "spool"
+    with live_server(
+        "db_spool",
+        workers=WORKERS,
+        threads=THREADS,
+        DATABASE_OUTAGE_BACKOFF_SECONDS="1",
+        WEBHOOK_SPOOL_DIR=str(spool_dir),
+    ) as live:
+        every_thread_connected(live)
+        live.proxy.down("refuse")
+        callers = [
+            Leg(from_=f"4479466{n:05d}", to=load.CAMPAIGN_NUMBER, direction="inbound") for n in range(SPOOLED_CALLS)
+        ]
+        # Vonage's connect to the call centre, in each caller's conversation.
+        directs = [
+            Leg(
+                from_=load.CAMPAIGN_NUMBER,
+                to=load.CALL_CENTER_NUMBER,
+                direction="outbound",
+                conversation_uuid=caller.conversation_uuid,
+            )
+            for caller in callers
+        ]
+        t0 = datetime.now(UTC)
+
+        def during(pair: tuple[Leg, Leg]) -> list[Reply]:
+            caller, direct = pair
+            replies = [request(live.port, "GET", f"/answer_inbound?{urlencode(caller.answer_params(live.fake.url))}")]
+            for payload in (
+                caller.event("started", t0),
+                caller.event("ringing", t0),
+                caller.answered(t0),
+                direct.event("started", t0),
+                direct.answered(t0),
+            ):
+                replies.append(request(live.port, "POST", "/event", payload))
+            return replies
+
+        with ThreadPoolExecutor(max_workers=2 * WORKERS * THREADS) as pool:
+            replies = list(pool.map(during, zip(callers, directs, strict=True)))
+        for answer, *events in replies:
+            assert answer.status == 200 and connects_to(answer.body, load.CALL_CENTER_NUMBER), answer
+            assert {reply.status for reply in events} == {503}, events
+
+        # --- back: the calls end, then reconcile_calls records what was spooled ---------
+        live.proxy.up()
+        time.sleep(1.2)  # the back-off after the last failed connect
+        end = t0 + timedelta(seconds=30)
+        for caller, direct in zip(callers, directs, strict=True):
+            for payload in (
+                direct.completed(start=t0, end=end, rate="0.02700000", price="0.01350000"),
+                caller.completed(start=t0, end=end, rate="0.00390000", price="0.00195000"),
+            ):
+                assert request(live.port, "POST", "/event", payload).status == 200
+        assert live.rows("SELECT count(*) FROM calls_call") == [(0,)]
+        reconcile_once(live)
+        reconcile_once(live)  # a second run finds nothing left to record
+
+        # Every call once, recorded late, answered (by the call centre) and ended.
+        rows = live.rows(
+            "SELECT l.uuid, c.recorded_late, c.outcome, c.state FROM calls_call c "
+            "JOIN calls_callleg l ON l.call_id = c.id AND l.role = 'caller' ORDER BY l.uuid"
+        )
+        assert [row[0] for row in rows] == sorted(caller.uuid for caller in callers)
+        assert {row[1:] for row in rows} == {(True, "answered", "ended")}, (rows, live.server.log_tail(40))
+        assert live.rows("SELECT count(*) FROM calls_call") == [(SPOOLED_CALLS,)]
+        assert live.rows("SELECT count(*) FROM calls_callleg WHERE role = 'agent'") == [(SPOOLED_CALLS,)]
+        # Each event once, every one matched to its leg: four of the caller's, three of the connect's.
+        assert live.rows("SELECT count(*) FROM calls_callevent") == [(SPOOLED_CALLS * 7,)]
+        assert live.rows("SELECT count(*) FROM calls_callevent WHERE leg_id IS NULL") == [(0,)]
+        assert list(spool_dir.iterdir()) == []
+
+
+def reconcile_once(live: LiveServer) -> None:
+    run = live.manage("reconcile_calls")
+    try:
+        assert run.wait(timeout=60) == 0, (live.work / "manage-reconcile_calls.log").read_text()
+    finally:
+        process_stop(run)
