@@ -23,6 +23,7 @@ from campaigns.whisper import speaking_seconds
 
 from . import ncco as nccos
 from . import pacing, vonage_adapter
+from .call_records import call_refresh, events_adopt
 from .callback_urls import callback_url
 from .leg_progress import is_terminal
 from .models import Call, CallLeg, CallState, LegRole, NumberStatus, Outcome
@@ -242,8 +243,6 @@ def early_events_adopt(*, call_id: int, leg: CallLeg, attempt: int) -> None:
     rung) as soon as it creates the call, often before ``create_call`` answers us: they
     were stored unmatched. Apply them now, and move on if this agent already gave up.
     An agent rung for a caller who meanwhile hung up or was moved on is stopped."""
-    from .events import events_adopt
-
     with transaction.atomic():
         if events_adopt(call_id=call_id, leg_uuids=[leg.uuid]):
             leg.refresh_from_db()
@@ -471,8 +470,6 @@ def _locked(call_id: int) -> Call | None:
 
 
 def _refresh(call: Call) -> None:
-    from .events import call_refresh
-
     call_refresh(call, list(call.legs.all()))
 
 

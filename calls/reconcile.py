@@ -65,7 +65,7 @@ from django.utils import timezone
 
 from campaigns.models import Campaign, Strategy
 
-from . import call_flow, events, spool, vonage_adapter
+from . import call_flow, call_records, events, spool, vonage_adapter
 from .leg_progress import DETECTION_STATUSES, STATUS_RANK, TERMINAL_STATUSES, StatusEvent, is_terminal
 from .models import Call, CallEvent, CallLeg, CallState, LegRole, NumberStatus, Outcome
 
@@ -305,7 +305,7 @@ def _early_events_adopt(leg: CallLeg) -> bool:
     them first, or the synthetic event would be refused as their duplicate."""
     status_before = leg.status
     with transaction.atomic():
-        if not events.events_adopt(call_id=leg.call_id, leg_uuids=[leg.uuid]):
+        if not call_records.events_adopt(call_id=leg.call_id, leg_uuids=[leg.uuid]):
             return False
     leg.refresh_from_db()
     logger.info("reconcile.adopted call=%s uuid=%s status=%s", leg.call_id, leg.uuid, leg.status)

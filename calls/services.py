@@ -22,7 +22,8 @@ from campaigns.whisper import render_template
 
 from . import agent_dispatch, call_flow, pacing
 from . import ncco as nccos
-from .events import conversation_legs_adopt, events_adopt
+from .call_records import events_adopt
+from .events import conversation_legs_adopt
 from .leg_progress import is_terminal
 from .logging import call_context_set
 from .models import Call, CallLeg, CallState, LegRole, NumberStatus, Outcome
