@@ -1,0 +1,24 @@
+"""Calls: what Vonage tells us, what we decide, what supervisors read.
+
+Where to look, by concern (each module's docstring says more):
+
+- **The webhooks** (Vonage's requests, the edge of the system): ``urls`` (the four routes),
+  ``webhooks`` (the DRF views: verify, parse, dispatch), ``webhook_auth`` and
+  ``signatures`` (Vonage's signature, one request per token), ``replay`` (the tokens
+  seen), ``callback_urls`` (our own signed URL parameters), ``serializers`` (what Vonage
+  may send), ``openapi`` (their description), ``spool`` (what they received while the
+  database was away).
+- **The call's state machine**: ``services`` (a call answered), ``call_flow`` (what happens
+  next: the next agent, the fallback, press 1, hang-ups), ``agent_dispatch`` (the agent
+  call off the answer path, the caller's checkpoint), ``pacing`` (the account's calls per
+  second), ``events`` (recording what Vonage posts), ``call_records`` (early events, the
+  call derived from its legs), ``leg_progress`` and ``outcomes`` (order-proof state),
+  ``ncco`` (what callers and agents hear), ``reconcile`` (asking Vonage when events are
+  missing), ``database_outage``.
+- **The Vonage adapter**: ``vonage_adapter`` (the only module that imports the SDK) and
+  ``vonage_setup`` (the application and numbers).
+- **Admin and reports**: ``admin``, ``selectors``, ``reports``, ``charts``,
+  ``spreadsheets`` (inert CSV), ``roles``, ``retention``, ``seeding``.
+
+The TLS fake of Vonage's API and the simulator are development tools, in ``devtools``.
+"""
