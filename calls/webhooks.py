@@ -501,8 +501,12 @@ def _database_failed(exc: Exception) -> bool:
 def _log_failure(exc: Exception, message: str, *args: object) -> None:
     """With the traceback, unless the database was skipped on purpose (database_outage)."""
     if isinstance(exc, ReplayStoreUnavailable):
-        logger.warning(message, *args)
-    elif isinstance(exc, database_outage.DatabaseSkipped):
+        # The signature's jti could not be looked up: say why, as for any other write.
+        exc = exc.__cause__ if isinstance(exc.__cause__, Exception) else exc
+        if not isinstance(exc, database_outage.DatabaseSkipped):
+            logger.warning(message + " (database unavailable: %s)", *args, type(exc).__name__)
+            return
+    if isinstance(exc, database_outage.DatabaseSkipped):
         logger.warning(message + " (database skipped: it could not be reached moments ago)", *args)
     else:
         logger.exception(message, *args)
