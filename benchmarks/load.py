@@ -229,7 +229,7 @@ SIGNATURE_SECRET = "load-benchmark-only-signature-secret-0123456789abcdef"  # no
 
 def vonage_authorization(body: bytes | None) -> str:
     """``Authorization`` as Vonage sends it: a fresh signed token for this request."""
-    from calls.signatures import sign_webhook
+    from calls.webhooks.signatures import sign_webhook
 
     return "Bearer " + sign_webhook(body=body or b"", secret=SIGNATURE_SECRET)
 
@@ -237,7 +237,7 @@ def vonage_authorization(body: bytes | None) -> str:
 def callback_path(route: str, **params: object) -> str:
     """``/route?params&sig=…`` as a server started by django_env signs it: for a client
     playing a callback the server never handed out (an outage test, say)."""
-    from calls.callback_urls import callback_query
+    from calls.webhooks.callback_urls import callback_query
 
     return f"/{route}?{callback_query(f'calls:{route}', params, key=SECRET_KEY)}"
 

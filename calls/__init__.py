@@ -2,12 +2,11 @@
 
 Where to look, by concern (each module's docstring says more):
 
-- **The webhooks** (Vonage's requests, the edge of the system): ``urls`` (the four routes),
-  ``webhooks`` (the DRF views: verify, parse, dispatch), ``webhook_auth`` and
-  ``signatures`` (Vonage's signature, one request per token), ``replay`` (the tokens
-  seen), ``callback_urls`` (our own signed URL parameters), ``serializers`` (what Vonage
-  may send), ``openapi`` (their description), ``spool`` (what they received while the
-  database was away).
+- **The webhooks** (Vonage's requests, the edge of the system): the package ``webhooks``
+  (``views``: verify, parse, dispatch; ``auth``, ``signatures``, ``replay``: Vonage's
+  signature, one request per token; ``callback_urls``: our own signed URL parameters;
+  ``serializers`` and ``openapi``: what Vonage may send; ``spool``: what they received while
+  the database was away), routed by ``urls``.
 - **The call's state machine**: ``services`` (a call answered), ``call_flow`` (what happens
   next: the next agent, the fallback, press 1, hang-ups), ``agent_dispatch`` (the agent
   call off the answer path, the caller's checkpoint), ``pacing`` (the account's calls per

@@ -24,11 +24,11 @@ from campaigns.whisper import speaking_seconds
 from . import ncco as nccos
 from . import pacing, vonage_adapter
 from .call_records import call_refresh, events_adopt
-from .callback_urls import callback_url
 from .leg_progress import is_terminal
 from .models import Call, CallLeg, CallState, LegRole, NumberStatus, Outcome
 from .outcomes import agent_gave_up
 from .selectors import one_or_none
+from .webhooks.callback_urls import callback_url
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ UPDATE_RETRY_INTERVAL = 0.4
 
 
 def public_url(name: str, **query: object) -> str:
-    """A callback URL for Vonage, its parameters signed by us (calls.callback_urls)."""
+    """A callback URL for Vonage, its parameters signed by us (calls.webhooks.callback_urls)."""
     return callback_url(name, **query)
 
 

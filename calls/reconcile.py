@@ -65,9 +65,10 @@ from django.utils import timezone
 
 from campaigns.models import Campaign, Strategy
 
-from . import call_flow, call_records, events, spool, vonage_adapter
+from . import call_flow, call_records, events, vonage_adapter
 from .leg_progress import DETECTION_STATUSES, STATUS_RANK, TERMINAL_STATUSES, StatusEvent, is_terminal
 from .models import Call, CallEvent, CallLeg, CallState, LegRole, NumberStatus, Outcome
+from .webhooks import spool
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@ redirects on POST."""
 
 from django.urls import re_path
 
-from . import webhooks
+from .webhooks import views as webhooks
 
 app_name = "calls"
 

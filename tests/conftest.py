@@ -121,7 +121,7 @@ def post_json(client: Client, path: str, payload: Any, **extra: Any) -> Any:
 
 def callback(route: str, **params: object) -> str:
     """A callback URL exactly as the app hands it to Vonage (its parameters signed)."""
-    from calls.callback_urls import callback_url
+    from calls.webhooks.callback_urls import callback_url
 
     return callback_url(f"calls:{route}", **params)
 

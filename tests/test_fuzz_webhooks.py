@@ -28,8 +28,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from calls.callback_urls import CALLBACK_PARAMS, callback_query
-from calls.signatures import sign_webhook
+from calls.webhooks.callback_urls import CALLBACK_PARAMS, callback_query
+from calls.webhooks.signatures import sign_webhook
 from whisper_project.wsgi import application
 
 # Loaded when the module is collected: schemathesis' lazy fixture loader does not work

@@ -54,7 +54,7 @@ if not SECRET_KEY:
     SECRET_KEY = "django-insecure-development-only-key-change-me"  # noqa: S105 - DEBUG only
 
 # Earlier secret keys still accepted while rotating SECRET_KEY (sessions, callback URLs of
-# calls in progress: calls.callback_urls).
+# calls in progress: calls.webhooks.callback_urls).
 SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if DEBUG else [])
@@ -205,7 +205,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
-    "EXCEPTION_HANDLER": "calls.webhook_auth.webhook_exception_handler",
+    "EXCEPTION_HANDLER": "calls.webhooks.auth.webhook_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 

@@ -36,7 +36,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from calls.signatures import sign_webhook
+from calls.webhooks.signatures import sign_webhook
 from campaigns.whisper import speaking_seconds
 from devtools.fake_vonage_api import FakeCall, FakeVonageAPI, RecordedRequest
 

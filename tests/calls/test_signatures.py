@@ -15,8 +15,8 @@ from pytest_django.fixtures import Settings
 
 from calls import vonage_adapter
 from calls.models import Call, CallEvent, CallLeg
-from calls.signatures import CLOCK_SKEW_SECONDS, InvalidSignature, sign_webhook, verify_webhook
 from calls.vonage_adapter import PlacedCall
+from calls.webhooks.signatures import CLOCK_SKEW_SECONDS, InvalidSignature, sign_webhook, verify_webhook
 from campaigns.models import TrackingNumber
 from tests.conftest import load_fixture
 

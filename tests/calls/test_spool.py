@@ -11,8 +11,9 @@ from django.test import Client
 from django.utils import timezone
 from pytest_django.fixtures import Settings
 
-from calls import agent_dispatch, database_outage, reconcile, services, spool, vonage_adapter
+from calls import agent_dispatch, database_outage, reconcile, services, vonage_adapter
 from calls.models import Call, CallEvent, CallLeg, CallState, LegRole, LegStatus, Outcome
+from calls.webhooks import spool
 from campaigns.models import TrackingNumber
 from tests.calls import test_call_flow as flow
 from tests.calls.test_call_flow import CALLER_UUID, CONVERSATION, VonageRecorder, agent_answers, dial, status

@@ -22,7 +22,7 @@ from pytest_django.fixtures import Settings
 
 from calls import call_flow, vonage_adapter
 from calls.models import Call, CallEvent, CallLeg, CallState, SignedWebhook
-from calls.signatures import sign_webhook
+from calls.webhooks.signatures import sign_webhook
 from campaigns.models import TrackingNumber
 from tests.calls.test_call_flow import VonageRecorder
 from tests.conftest import callback_path, with_fields

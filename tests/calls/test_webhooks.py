@@ -14,9 +14,10 @@ from django.test import Client
 from django.utils import timezone
 from pytest_django.fixtures import Settings
 
-from calls import agent_dispatch, events, services, vonage_adapter, webhooks
+from calls import agent_dispatch, events, services, vonage_adapter
 from calls.models import Call, CallEvent, CallLeg, CallState, LegRole, LegStatus, NumberStatus, Outcome
 from calls.vonage_adapter import PlacedCall, VonageUnavailable
+from calls.webhooks import views as webhooks
 from campaigns.models import Campaign, TrackingNumber
 from campaigns.whisper import speaking_seconds
 from tests.conftest import callback, callback_path, load_fixture, notify_body, post_json, with_fields

@@ -19,7 +19,7 @@ import psycopg
 import pytest
 
 from benchmarks import load
-from calls.signatures import sign_webhook
+from calls.webhooks.signatures import sign_webhook
 
 pytestmark = pytest.mark.e2e
 

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import close_old_connections
 
 from calls.reconcile import ReconcileReport, reconcile
-from calls.replay import signed_requests_forget
+from calls.webhooks.replay import signed_requests_forget
 
 logger = logging.getLogger("calls.reconcile")
 

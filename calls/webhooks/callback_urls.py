@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 # neither signed nor accepted.
 CALLBACK_PARAMS = ("call", "attempt", "checkpoint")
 SIGNATURE_PARAM = "sig"
-_SALT = "calls.callback_urls"
+_SALT = "calls.webhooks.callback_urls"
 
 
 class InvalidCallbackSignature(Exception):

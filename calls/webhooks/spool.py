@@ -138,7 +138,7 @@ def _read(path: Path) -> list[dict[str, Any]]:
 def record_late(record: dict[str, Any]) -> bool:
     """Record one spooled request through the webhooks' own writes; True if it recorded
     something that was not recorded yet."""
-    from . import agent_dispatch, events, services
+    from .. import agent_dispatch, events, services
 
     route = record.get("route")
     payload: dict[str, Any] = record["payload"] if isinstance(record.get("payload"), dict) else {}

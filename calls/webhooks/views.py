@@ -22,12 +22,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import agent_dispatch, database_outage, events, services, spool
-from . import ncco as nccos
+from .. import agent_dispatch, database_outage, events, services
+from .. import ncco as nccos
+from ..logging import call_context
+from ..ncco import Ncco
 from . import openapi as api
+from . import spool
+from .auth import ReplayStoreUnavailable, VonageSignatureAuthentication, WebhookJSONParser, webhook_body
 from .callback_urls import CALLBACK_PARAMS, SIGNATURE_PARAM, InvalidCallbackSignature, callback_params
-from .logging import call_context
-from .ncco import Ncco
 from .serializers import (
     AnswerInboundSerializer,
     AnswerOutboundSerializer,
@@ -37,7 +39,6 @@ from .serializers import (
     storable,
 )
 from .signatures import SignedRequest
-from .webhook_auth import ReplayStoreUnavailable, VonageSignatureAuthentication, WebhookJSONParser, webhook_body
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ class AnswerWebhook(VonageWebhook):
             )
             ncco = self.safe_ncco()
             if readable:
-                # Recorded once the database is back (calls/spool.py). A valid, fresh signature
+                # Recorded once the database is back (calls/webhooks/spool.py). A valid, fresh signature
                 # whose jti could not be looked up: at worst Vonage's (or a replayed) identical
                 # request, which the spool's idempotent writes record once.
                 route, fields, query = self.spooled()
@@ -153,7 +154,7 @@ class AnswerWebhook(VonageWebhook):
         return Response(ncco)
 
     def spooled(self) -> tuple[str, dict[str, Any], dict[str, Any]]:
-        """What is kept of this request while the database is unreachable (calls/spool.py):
+        """What is kept of this request while the database is unreachable (calls/webhooks/spool.py):
         the route it is recorded as, its fields and our URL's parameters."""
         return self.spool_route, self.payload, getattr(self, "callback", {})
 

@@ -125,7 +125,7 @@ EVENT_RESPONSES = {
 
 
 class VonageSignatureScheme(OpenApiAuthenticationExtension):
-    target_class = "calls.webhook_auth.VonageSignatureAuthentication"
+    target_class = "calls.webhooks.auth.VonageSignatureAuthentication"
     name = "vonageSignature"
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, str]:

@@ -14,7 +14,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from . import database_outage, replay
+from .. import database_outage
+from . import replay
 from .signatures import InvalidSignature, MissingSignature, SignedRequest, request_digest, verify_webhook
 
 logger = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .models import SignedWebhook
+from ..models import SignedWebhook
 
 logger = logging.getLogger(__name__)
 

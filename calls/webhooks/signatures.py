@@ -8,7 +8,7 @@ authorises exactly one request here:
 - the body must match ``payload_hash``, and a body without one is refused;
 - ``iat`` may be at most ``max_age`` seconds old (and at most the clock-skew leeway in
   the future);
-- its ``jti`` is remembered (``calls.replay``) and refused for any *other* request.
+- its ``jti`` is remembered (``calls.webhooks.replay``) and refused for any *other* request.
 
 We verify with PyJWT directly rather than ``vonage_jwt.verify_signature``: the SDK
 raises on an ``iat`` a few seconds in the future (ordinary clock skew between Vonage
