@@ -26,7 +26,7 @@ from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connection
-from django.db.models import Exists, Model, OuterRef, QuerySet
+from django.db.models import Exists, F, Model, OuterRef, QuerySet, Value
 from django.http import (
     Http404,
     HttpRequest,
@@ -48,7 +48,7 @@ from django.utils.safestring import SafeString, mark_safe
 from campaigns.admin import NumberSearchMixin, formatted_number
 from campaigns.models import Campaign, TrackingNumber
 
-from . import reports, vonage_adapter
+from . import privacy, reports, vonage_adapter
 from .charts import stacked_bars_svg
 from .models import Call, CallEvent, CallLeg, Outcome
 from .reports import OUTCOME_COLORS, REPORT_OUTCOMES, ReportPeriod, ReportRow
@@ -387,8 +387,8 @@ class CallLegInline(VonageRecordInline):
         "role",
         "status",
         "detail",
-        "from_number",
-        "to_number",
+        "from_shown",
+        "to_shown",
         "attempt",
         "started",
         "answered",
@@ -407,6 +407,41 @@ class CallLegInline(VonageRecordInline):
     declined = time_column("declined_at", "declined at")
     ended = time_column("ended_at", "ended at")
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[CallLeg]:
+        return with_caller_privacy(super().get_queryset(request), request, caller=F("call__caller_number"))
+
+    @admin.display(description="from")
+    def from_shown(self, leg: CallLeg) -> str:
+        return shown_number(leg, leg.from_number)
+
+    @admin.display(description="to")
+    def to_shown(self, leg: CallLeg) -> str:
+        return shown_number(leg, leg.to_number)
+
+
+def with_caller_privacy(queryset: QuerySet[Any], request: HttpRequest, *, caller: Any) -> QuerySet[Any]:
+    """Rows carrying what their display needs to mask the caller's number for this
+    user (``calls.privacy``): the number (``shown_caller``) and whether they may see it."""
+    return queryset.annotate(shown_caller=caller, caller_visible=Value(privacy.sees_caller_numbers(request)))
+
+
+def shown_number(row: Any, number: str) -> str:
+    """A number on a leg or event: the caller's masked for those who may not see it."""
+    if not number:
+        return "-"
+    if getattr(row, "caller_visible", False):
+        return formatted_number(number)
+    return privacy.masked_text(formatted_number(number), getattr(row, "shown_caller", "") or "")
+
+
+def shown_payload(event: CallEvent) -> SafeString:
+    if getattr(event, "caller_visible", False):
+        return pretty_json(event.payload)
+    caller = getattr(event, "shown_caller", None)
+    # An event that matched no call: its "from" may be the caller.
+    unknown = () if caller else ("from",)
+    return pretty_json(privacy.masked_payload(event.payload, caller or "", unknown_caller_keys=unknown))
+
 
 class CallEventInline(VonageRecordInline):
     model = CallEvent
@@ -417,9 +452,12 @@ class CallEventInline(VonageRecordInline):
     received = time_column("received_at", "received at", milliseconds=True)
     occurred = time_column("occurred_at", "Vonage's timestamp", milliseconds=True)
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[CallEvent]:
+        return with_caller_privacy(super().get_queryset(request), request, caller=F("call__caller_number"))
+
     @admin.display(description="payload")
     def payload_pretty(self, event: CallEvent) -> SafeString:
-        return pretty_json(event.payload)
+        return shown_payload(event)
 
 
 class VonageRecordAdmin(admin.ModelAdmin):
@@ -483,7 +521,7 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
                     "number_status",
                     "called_number",
                     "source",
-                    "caller_number",
+                    "caller",
                     "redacted_at",
                     "destination",
                 )
@@ -522,6 +560,7 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
         "whisper_text",
         "caller_ncco",
         "recording_seconds",
+        "caller_number",
     }
 
     started = time_column("started_at", "started at")
@@ -652,7 +691,8 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
                 f"These filters cannot be applied to the call list: {exc}", content_type="text/plain; charset=utf-8"
             )
         name = f"calls-{timezone.localdate():%Y-%m-%d}.csv"
-        return csv_response(reports.calls_csv(calls), filename=name)
+        masked = not privacy.sees_caller_numbers(request)
+        return csv_response(reports.calls_csv(calls, mask_callers=masked), filename=name)
 
     def recording_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """The call's voicemail, fetched from Vonage through the adapter.
@@ -682,6 +722,31 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
         response["Content-Disposition"] = f'inline; filename="call-{call.pk}-voicemail.mp3"'
         return response
 
+    # --- callers' numbers, for those who may see them (calls.privacy) ---
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Call]:
+        return with_caller_privacy(super().get_queryset(request), request, caller=F("caller_number"))
+
+    def get_list_display(self, request: HttpRequest) -> Any:
+        if privacy.sees_caller_numbers(request):
+            return self.list_display
+        # Not sortable either: the order would rank the hidden numbers.
+        return tuple("caller_masked" if name == "caller" else name for name in self.list_display)
+
+    def get_search_fields(self, request: HttpRequest) -> Any:
+        if privacy.sees_caller_numbers(request):
+            return self.search_fields
+        # A search that matched would reveal the number: only the campaign's number is searched.
+        return tuple(f for f in self.search_fields if not privacy.lookup_mentions(f, privacy.CALL_FIELDS_WITH_CALLER))
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
+        # The admin allows any lookup on the model's own fields from the query string:
+        # ?caller_number__startswith=4479 would be the same oracle as the search.
+        if not privacy.sees_caller_numbers(request):
+            if privacy.lookup_mentions(lookup, privacy.CALL_FIELDS_WITH_CALLER):
+                return False
+        return super().lookup_allowed(lookup, value, request)
+
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Call], search_term: str
     ) -> tuple[QuerySet[Call], bool]:
@@ -708,12 +773,19 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
 
     @admin.display(description="caller", ordering="caller_number")
     def caller(self, call: Call) -> str:
-        return formatted_number(call.caller_number) if call.caller_number else "unknown"
+        return privacy.caller_display(call.caller_number, visible=getattr(call, "caller_visible", False))
+
+    @admin.display(description="caller")
+    def caller_masked(self, call: Call) -> str:
+        return privacy.caller_display(call.caller_number, visible=False)
 
     @admin.display(description="whisper, as spoken")
     def whisper_spoken(self, call: Call) -> str:
         if call.whisper_text:
-            return f"“{call.whisper_text}”"
+            text = call.whisper_text
+            if not getattr(call, "caller_visible", False):
+                text = privacy.masked_text(text, call.caller_number)
+            return f"“{text}”"
         return "No whisper was spoken: the agent did not answer, or the caller had already gone."
 
     @admin.display(description="caller's NCCO")
@@ -788,6 +860,16 @@ class CallEventAdmin(VonageRecordAdmin):
         url = reverse("admin:calls_call_change", args=[event.call_id])
         return format_html('<a href="{}">Call {}</a>', url, event.call_id)
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[CallEvent]:
+        return with_caller_privacy(super().get_queryset(request), request, caller=F("call__caller_number"))
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
+        # ?payload__from__startswith=4479 would tell the caller's number a digit at a time.
+        if not privacy.sees_caller_numbers(request):
+            if privacy.lookup_mentions(lookup, privacy.EVENT_FIELDS_WITH_CALLER):
+                return False
+        return super().lookup_allowed(lookup, value, request)
+
     @admin.display(description="payload")
     def payload_pretty(self, event: CallEvent) -> SafeString:
-        return pretty_json(event.payload)
+        return shown_payload(event)

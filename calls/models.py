@@ -110,6 +110,7 @@ class Call(models.Model):
         permissions = [
             ("view_report", "Can view the call reports"),
             ("export_calls", "Can export calls and reports as CSV"),
+            ("see_caller_numbers", "Can see callers' phone numbers"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(outcome__in=Outcome.values), name="call_outcome_valid"),

@@ -23,7 +23,10 @@ from django.conf import settings
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
+from campaigns.phone import display_number, masked
+
 from .models import Call, Outcome
+from .privacy import masked_text
 
 # The outcome columns of every report and export, in the order people read them.
 REPORT_OUTCOMES: tuple[str, ...] = (
@@ -320,7 +323,7 @@ def _label(values: dict[str, Any]) -> str:
         source = values.get("source") or ""
         if number is None:
             return "Unknown numbers"
-        return f"+{number}" + (f" ({source})" if source else "")
+        return display_number(number) + (f" ({source})" if source else "")
     return values.get("campaign__name") or ""
 
 
@@ -381,14 +384,15 @@ CALLS_CSV_CHUNK = 2000
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def calls_csv(calls: QuerySet[Call]) -> Iterator[str]:
+def calls_csv(calls: QuerySet[Call], *, mask_callers: bool = False) -> Iterator[str]:
     """``calls`` as CSV text, in pieces of :data:`CALLS_CSV_CHUNK` lines.
 
     Memory stays the same whatever the number of calls: the rows are read as tuples
     (``values_list``, no model instances) through a database cursor that fetches a
     chunk at a time (``iterator``; a server-side cursor on PostgreSQL), and each piece
     is handed on before the next is read. Times are ISO 8601 in the site's time zone;
-    the caller is the number as stored, so empty once redacted.
+    the caller is the number as stored, so empty once redacted; with ``mask_callers``
+    (staff who may not see callers' numbers) masked, in the whisper too.
     """
     zone = ZoneInfo(settings.TIME_ZONE)
     outcome_labels = dict(Outcome.choices)
@@ -403,12 +407,12 @@ def calls_csv(calls: QuerySet[Call]) -> Iterator[str]:
                 _text_cell(campaign or ""),
                 _text_cell(source),
                 called,
-                caller,
+                masked(caller) if mask_callers and caller else caller,
                 outcome_labels.get(outcome, outcome),
                 state,
                 wait,
                 talk,
-                _text_cell(whisper),
+                _text_cell(masked_text(whisper, caller) if mask_callers else whisper),
             )
         )
         if n % CALLS_CSV_CHUNK == 0:

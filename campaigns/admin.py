@@ -53,7 +53,7 @@ from calls.models import Call, NumberStatus, Outcome
 from calls.reports import ReportPeriod, ReportRow
 
 from .models import Campaign, OpeningHours, TrackingNumber
-from .phone import InvalidNumber, normalize_number, spoken_digits
+from .phone import InvalidNumber, display_number, masked, normalize_number, number_from_search, spoken_digits
 from .whisper import TemplateError, render_template, speaking_seconds, validate_template
 
 # What the preview says for the variables only a real call knows.
@@ -74,7 +74,8 @@ RECENT_DAYS = 7
 
 
 class NumberSearchMixin:
-    """Let staff search for a number the way they write it: ``+44 7700 900001``.
+    """Let staff search for a number the way they write it: ``+44 7700 900001``,
+    ``07700 900001`` (national, in the call centre's country).
 
     Numbers are stored as E.164 digits, so a search term that is a whole phone number
     is normalised first; any other term is searched as typed.
@@ -83,16 +84,13 @@ class NumberSearchMixin:
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
     ) -> tuple[QuerySet[Any], bool]:
-        try:
-            search_term = normalize_number(search_term.strip())
-        except InvalidNumber:
-            pass
+        search_term = number_from_search(search_term) or search_term
         return super().get_search_results(request, queryset, search_term)  # type: ignore[misc]
 
 
 def formatted_number(number: str) -> str:
-    """``447700900001`` as people write it in international format."""
-    return f"+{number}" if number.isdigit() else number
+    """``447700900001`` as people write it (PHONE_NUMBER_DISPLAY: ``campaigns.phone``)."""
+    return display_number(number)
 
 
 class PhoneNumberField(forms.CharField):
@@ -197,6 +195,7 @@ def preview_whisper(
     number: str | None = None,
     source: str | None = None,
     accept_prompt: str | None = None,
+    mask_caller: bool = False,
 ) -> WhisperPreview:
     """Render ``template`` as a call to ``number`` would: the form's preview and its endpoint.
 
@@ -230,9 +229,13 @@ def preview_whisper(
     )
     # The agent hears the accept prompt right after the whisper.
     with_prompt = speaking_seconds(f"{text} {accept_prompt}") if accept_prompt else None
-    return WhisperPreview(
-        text=text, error="", note=note, seconds=speaking_seconds(text), seconds_with_accept_prompt=with_prompt
-    )
+    seconds = speaking_seconds(text)
+    if mask_caller:
+        # Staff who may not see callers' numbers see the sample masked, as on a call's page
+        # (the timing is still the spoken text's).
+        text = text.replace(PREVIEW_CALLER, masked(PREVIEW_CALLER.replace(" ", "")))
+        note = note.replace(PREVIEW_CALLER, masked(PREVIEW_CALLER.replace(" ", "")))
+    return WhisperPreview(text=text, error="", note=note, seconds=seconds, seconds_with_accept_prompt=with_prompt)
 
 
 def _preview_digits(number: str | None) -> str | None:
@@ -372,7 +375,7 @@ class CampaignAdmin(PhoneNumberFieldsMixin, NumberSearchMixin, SimpleHistoryAdmi
     list_editable = ("is_active",)
     list_filter = ("is_active", "strategy")
     search_fields = ("name", "topic", "numbers__number", "numbers__source")
-    readonly_fields = ("whisper_preview",)
+    readonly_fields = ("whisper_preview", "whisper_preview_masked")
     inlines = [TrackingNumberInline, OpeningHoursInline]
     phone_number_fields = ("destination",)
     # Vonage fetches hold music over the internet: a bare host means HTTPS.
@@ -472,7 +475,21 @@ class CampaignAdmin(PhoneNumberFieldsMixin, NumberSearchMixin, SimpleHistoryAdmi
         rest = tuple(
             f.name for f in Campaign._meta.concrete_fields if f.editable and not f.primary_key and f.name not in named
         )
-        return self.campaign_fieldsets + ((("More", {"fields": rest}),) if rest else ())
+        fieldsets = self.campaign_fieldsets + ((("More", {"fields": rest}),) if rest else ())
+        if request.user.has_perm("calls.see_caller_numbers"):
+            return fieldsets
+        return tuple(
+            (
+                name,
+                {
+                    **options,
+                    "fields": tuple(
+                        "whisper_preview_masked" if f == "whisper_preview" else f for f in options["fields"]
+                    ),
+                },
+            )
+            for name, options in fieldsets
+        )
 
     def formfield_for_dbfield(self, db_field: "Field[Any, Any]", request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name in self.short_text_fields:
@@ -533,7 +550,7 @@ class CampaignAdmin(PhoneNumberFieldsMixin, NumberSearchMixin, SimpleHistoryAdmi
         return "–" if rate is None else f"{rate:.0%}"
 
     @admin.display(description="Whisper preview")
-    def whisper_preview(self, campaign: Campaign) -> SafeString:
+    def whisper_preview(self, campaign: Campaign, *, mask_caller: bool = False) -> SafeString:
         number = None
         if campaign.pk is not None:
             # An active number is what a real call would most likely come in on.
@@ -545,6 +562,7 @@ class CampaignAdmin(PhoneNumberFieldsMixin, NumberSearchMixin, SimpleHistoryAdmi
             number=number.number if number else None,
             source=number.source if number else None,
             accept_prompt=campaign.accept_prompt if campaign.require_accept else None,
+            mask_caller=mask_caller,
         )
         return render_to_string(
             "admin/campaigns/campaign/whisper_preview.html",
@@ -555,6 +573,10 @@ class CampaignAdmin(PhoneNumberFieldsMixin, NumberSearchMixin, SimpleHistoryAdmi
                 "warning_text": WHISPER_WARNING,
             },
         )
+
+    @admin.display(description="Whisper preview")
+    def whisper_preview_masked(self, campaign: Campaign) -> SafeString:
+        return self.whisper_preview(campaign, mask_caller=True)
 
     # --- the whisper preview's endpoint ---------------------------------------------------
 
@@ -571,6 +593,7 @@ class CampaignAdmin(PhoneNumberFieldsMixin, NumberSearchMixin, SimpleHistoryAdmi
             number=query.get("number"),
             source=query.get("source"),
             accept_prompt=query.get("accept_prompt") or None,
+            mask_caller=not request.user.has_perm("calls.see_caller_numbers"),
         )
         return JsonResponse({**preview.as_json(), "language": query.get("language", "")})
 

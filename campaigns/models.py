@@ -7,7 +7,7 @@ from django.db import models
 from django.db.models import F, Q
 from simple_history.models import HistoricalRecords
 
-from .phone import E164_DIGITS_REGEX, InvalidNumber, normalize_number
+from .phone import E164_DIGITS_REGEX, InvalidNumber, display_number, normalize_number
 from .schedule import WeeklyHours, is_open
 from .whisper import MAX_TALK_CHARS, WHISPER_VARIABLES, TemplateError, validate_template
 
@@ -257,7 +257,7 @@ class TrackingNumber(models.Model):
 
     def __str__(self) -> str:
         label = f" ({self.source})" if self.source else ""
-        return f"+{self.number}{label}"
+        return f"{display_number(self.number)}{label}"
 
     def clean(self) -> None:
         try:

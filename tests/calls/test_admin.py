@@ -41,9 +41,14 @@ MP3 = b"ID3\x04\x00\x00\x00\x00\x00\x00" + b"\xff\xfb" * 512
 
 @pytest.fixture
 def supervisor_client(db: None) -> Client:
-    """A staff member who may view calls, legs and events, and nothing more."""
+    """A staff member who may view calls, legs and events and see callers' numbers, and nothing more."""
     user = User.objects.create_user("supervisor", password="not-used", is_staff=True)
-    user.user_permissions.set(Permission.objects.filter(content_type__app_label="calls", codename__startswith="view_"))
+    user.user_permissions.set(
+        Permission.objects.filter(
+            content_type__app_label="calls",
+            codename__in=["view_call", "view_callleg", "view_callevent", "see_caller_numbers"],
+        )
+    )
     client = Client()
     client.force_login(user)
     return client
@@ -126,7 +131,7 @@ def test_call_list_shows_the_columns_supervisors_read(admin_client: Client, summ
 
     assert response.status_code == 200
     body = response.content.decode()
-    for text in ("Summer offer", "M4 billboard", "+447946000123", "Answered", "Campaign number"):
+    for text in ("Summer offer", "M4 billboard", "+44 7946 000123", "Answered", "Campaign number"):
         assert text in body
     assert list(response.context["cl"].list_display)[1:8] == [
         "started",
@@ -319,6 +324,7 @@ def test_every_call_field_is_on_the_detail_page(admin_client: Client) -> None:
         "caller_ncco": "caller_ncco_pretty",
         "fallback_at": "fallback",
         "recording_seconds": "recording",
+        "caller_number": "caller",
     }
     expected = {replaced.get(f.name, f.name) for f in Call._meta.concrete_fields if not f.primary_key}
     assert expected <= names

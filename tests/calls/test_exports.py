@@ -315,7 +315,7 @@ def test_the_call_detail_shows_when_the_callers_number_was_removed(
 
     first_section = next(iter(response.context["adminform"]))
     names = [field.field["name"] for line in first_section for field in line]
-    assert names.index("redacted_at") == names.index("caller_number") + 1
+    assert names.index("redacted_at") == names.index("caller") + 1
     body = response.content.decode()
     assert "<label>Redacted at:</label>" in body
     assert '<div class="readonly">2 Jul 2026, 3 a.m.</div>' in body  # in the site's time zone, London

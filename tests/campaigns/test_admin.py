@@ -160,8 +160,8 @@ def test_changelist_shows_campaigns_with_their_number_count(admin_client: Client
     assert counts == {"Summer offer": 3, "Winter offer": 0}
     body = response.content.decode()
     assert "the summer offer" in body
-    assert "+447700900123" in body
-    assert "Call centre (+447700900999)" in body  # no destination: the configured default
+    assert "+44 7700 900123" in body
+    assert "Call centre (+44 7700 900999)" in body  # no destination: the configured default
 
 
 @pytest.mark.parametrize("campaigns", [1, 20])
@@ -400,7 +400,7 @@ def test_whisper_preview_reads_sample_caller_values_and_the_speaking_time(
     text = "the summer offer. Caller 4 4 7 9 4 6 0 0 0 1 2 3, 2 calls before"
     assert element_text(body, "whisper-preview-text") == text
     assert element_text(body, "whisper-preview-seconds") == f"{speaking_seconds(text):g}"
-    assert "As heard for a call to +447700900001." in element_text(body, "whisper-preview-note")
+    assert "As heard for a call to +44 7700 900001." in element_text(body, "whisper-preview-note")
     assert element(body, "whisper-preview-accept")[1]  # hidden: no accept prompt
     assert not element(body, "whisper-preview-warning")[1]  # twelve digits take a while to say
     assert element(body, "whisper-preview-error") == ("", True)

@@ -55,7 +55,7 @@ def test_reads_the_first_number_as_typed(admin_client: Client) -> None:
     )
 
     assert answer["text"] == "Radio: 4 4 7 7 0 0 9 0 0 5 5 5"
-    assert answer["note"].startswith("As heard for a call to +447700900555.")
+    assert answer["note"].startswith("As heard for a call to +44 7700 900555.")
 
 
 def test_a_number_without_a_source_reads_no_source(admin_client: Client) -> None:
