@@ -53,6 +53,8 @@ def home_region(call_centre_number: str) -> str | None:
         return None
     # By country code, not the whole number: Ofcom's drama numbers (07700 900…) are valid
     # in no region, but a call centre's country is still the UK.
+    if country is None:
+        return None
     region = phonenumbers.region_code_for_country_code(country)
     return None if region == phonenumbers.UNKNOWN_REGION else region
 
