@@ -14,7 +14,7 @@ import io
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from django import forms
@@ -45,7 +45,14 @@ from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.safestring import SafeString, mark_safe
 
-from campaigns.admin import NumberSearchMixin, formatted_number
+from campaigns.admin import (
+    SHOW_DEMO,
+    CampaignChoiceFilter,
+    DemoFilter,
+    NumberSearchMixin,
+    formatted_number,
+    shows_demo,
+)
 from campaigns.models import Campaign, TrackingNumber
 
 from . import privacy, reports, vonage_adapter
@@ -137,21 +144,30 @@ class CampaignNumberFilter(admin.ListFilter):
     label each call came in under, so the source is part of the filter. Shown only
     when set."""
 
-    title = "campaign number"
+    title = "source"
     parameters = ("number", "source")
 
     def __init__(self, request: HttpRequest, params: dict[str, Any], model: Any, model_admin: Any) -> None:
         super().__init__(request, params, model, model_admin)
+        self.request = request
         self.values: dict[str, str] = {}
         for name in self.parameters:
             if name in params:
                 self.values[name] = self.used_parameters[name] = params.pop(name)[-1]
 
     def has_output(self) -> bool:
-        return bool(self.values)
+        return True
 
     def expected_parameters(self) -> list[str | None]:
         return list(self.parameters)
+
+    def _sources(self, request: HttpRequest) -> list[str]:
+        """The sources to choose from: the numbers' labels now (one short query; the
+        calls' own labels would mean scanning every call)."""
+        numbers = TrackingNumber.objects.exclude(source="")
+        if not shows_demo(request):
+            numbers = numbers.filter(campaign__is_demo=False)
+        return list(numbers.order_by("source").values_list("source", flat=True).distinct())
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Call]) -> QuerySet[Call]:
         number = self.values.get("number")
@@ -167,11 +183,23 @@ class CampaignNumberFilter(admin.ListFilter):
 
     def choices(self, changelist: ChangeList) -> Iterator[dict[str, Any]]:
         yield {
-            "selected": False,
+            "selected": not self.values,
             "query_string": changelist.get_query_string(remove=list(self.parameters)),
             "display": "All",
         }
-        yield {"selected": True, "query_string": changelist.get_query_string(), "display": self._label()}
+        if "number" in self.values:
+            yield {"selected": True, "query_string": changelist.get_query_string(), "display": self._label()}
+            return
+        chosen = self.values.get("source")
+        sources = self._sources(self.request)
+        if chosen is not None and chosen not in sources:
+            sources.insert(0, chosen)
+        for source in sources:
+            yield {
+                "selected": source == chosen,
+                "query_string": changelist.get_query_string({"source": source}, remove=["number"]),
+                "display": source,
+            }
 
     def _label(self) -> str:
         number = self.values.get("number")
@@ -202,6 +230,97 @@ class CallerFilter(admin.SimpleListFilter):
         if self.value() == "returning":
             return reports.returning_calls(queryset)
         return queryset
+
+
+class CallDemoFilter(DemoFilter):
+    """Calls to demo campaigns hidden unless shown; calls to unknown numbers are real."""
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Call]) -> QuerySet[Call]:
+        return queryset if self.value() == SHOW_DEMO else queryset.filter(reports.not_demo())
+
+
+class DateRangeFilter(admin.ListFilter):
+    """Calls started from one day to another, inclusive (``?started_from=2026-11-01
+    &started_to=2026-11-30``): whole days in the site's time zone, as the reports count."""
+
+    title = "started between"
+    parameters = ("started_from", "started_to")
+    template = "admin/calls/call/date_range_filter.html"
+
+    def __init__(self, request: HttpRequest, params: dict[str, Any], model: Any, model_admin: Any) -> None:
+        super().__init__(request, params, model, model_admin)
+        self.values: dict[str, str] = {}
+        for name in self.parameters:
+            if name in params:
+                self.values[name] = self.used_parameters[name] = params.pop(name)[-1]
+        self.other_params = [
+            (key, value) for key, values in request.GET.lists() if key not in self.parameters for value in values
+        ]
+
+    def has_output(self) -> bool:
+        return True
+
+    def expected_parameters(self) -> list[str | None]:
+        return list(self.parameters)
+
+    def _day(self, name: str) -> Any:
+        text = self.values.get(name, "").strip()
+        if not text:
+            return None
+        try:
+            return datetime.strptime(text, "%Y-%m-%d").date()
+        except ValueError as exc:
+            raise IncorrectLookupParameters(f"{text!r} is not a date written as YYYY-MM-DD.") from exc
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Call]) -> QuerySet[Call]:
+        start, end = self._day("started_from"), self._day("started_to")
+        if start is None and end is None:
+            return queryset
+        period = ReportPeriod(start=start or date(2000, 1, 1), end=end or date(2999, 12, 31))
+        if start is not None:
+            queryset = queryset.filter(started_at__gte=period.since)
+        if end is not None:
+            queryset = queryset.filter(started_at__lt=period.until)
+        return queryset
+
+    def choices(self, changelist: ChangeList) -> Iterator[dict[str, Any]]:
+        yield {
+            "selected": not self.values,
+            "query_string": changelist.get_query_string(remove=list(self.parameters)),
+            "display": "Any time",
+        }
+
+
+# Talk time bands (seconds, lower inclusive, upper exclusive).
+TALK_BANDS: dict[str, tuple[str, int | None, int | None]] = {
+    "none": ("Not answered", None, None),
+    "lt30": ("Under 30 seconds", 0, 30),
+    "30-120": ("30 seconds to 2 minutes", 30, 120),
+    "120-600": ("2 to 10 minutes", 120, 600),
+    "600+": ("10 minutes or more", 600, None),
+}
+
+
+class TalkTimeFilter(admin.SimpleListFilter):
+    """Calls by how long caller and agent talked."""
+
+    title = "talk time"
+    parameter_name = "talk"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [(key, label) for key, (label, _low, _high) in TALK_BANDS.items()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Call]) -> QuerySet[Call]:
+        value = self.value()
+        if value is None:
+            return queryset
+        if value not in TALK_BANDS:
+            raise IncorrectLookupParameters(f"{value!r} is not a talk time band.")
+        _label, low, high = TALK_BANDS[value]
+        if low is None:
+            return queryset.filter(talk_seconds__isnull=True)
+        queryset = queryset.filter(talk_seconds__gte=low)
+        return queryset if high is None else queryset.filter(talk_seconds__lt=high)
 
 
 class EstimatedCountPaginator(Paginator):
@@ -257,13 +376,24 @@ class ReportForm(forms.Form):
     campaign = forms.ModelChoiceField(
         queryset=Campaign.objects.order_by("name"), required=False, empty_label="All campaigns"
     )
+    demo = forms.BooleanField(
+        label="Include demo campaigns",
+        required=False,
+        help_text="The call simulator's and the demo data's campaigns, left out unless ticked.",
+    )
 
     def __init__(self, query: QueryDict) -> None:
         data = query.copy()
         if not data.get("start") and not data.get("end"):
             default = ReportPeriod.last_days(DEFAULT_REPORT_DAYS)
             data["start"], data["end"] = default.start.isoformat(), default.end.isoformat()
+        # ?demo=show, as on the lists (a ticked box sends "on").
+        if data.get("demo") == SHOW_DEMO:
+            data["demo"] = "on"
         super().__init__(data)
+        if not self.fields["demo"].clean(self.fields["demo"].widget.value_from_datadict(data, {}, "demo")):
+            campaigns: Any = self.fields["campaign"]
+            campaigns.queryset = Campaign.objects.filter(is_demo=False).order_by("name")
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -286,6 +416,10 @@ class ReportForm(forms.Form):
         campaign = self.cleaned_data.get("campaign")
         return campaign.pk if campaign else None
 
+    @property
+    def include_demo(self) -> bool:
+        return bool(self.cleaned_data.get("demo"))
+
 
 def calls_url(params: dict[str, Any]) -> str:
     """The call list filtered by ``params`` (the list's own filter parameters)."""
@@ -295,9 +429,14 @@ def calls_url(params: dict[str, Any]) -> str:
 RowKind = Literal["campaign", "source", "total"]
 
 
-def row_filters(row: ReportRow, *, period: ReportPeriod, kind: RowKind, campaign_id: int | None) -> dict[str, Any]:
+def row_filters(
+    row: ReportRow, *, period: ReportPeriod, kind: RowKind, campaign_id: int | None, include_demo: bool = False
+) -> dict[str, Any]:
     """The call list parameters that select exactly the calls ``row`` counts."""
     params: dict[str, Any] = {"period": period.param}
+    if include_demo or campaign_id is not None:
+        # A campaign chosen by id is counted even if it is a demo: the list must show it too.
+        params["demo"] = SHOW_DEMO
     if kind == "total":
         if campaign_id is not None:
             params["campaign__id__exact"] = campaign_id
@@ -491,17 +630,20 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
         "number_status",
     )
     list_filter = (
-        "campaign",
+        CallDemoFilter,
+        DateRangeFilter,
+        ("campaign", CampaignChoiceFilter),
         CampaignNumberFilter,
         "outcome",
+        TalkTimeFilter,
         CallerFilter,
         "number_status",
         "state",
-        "started_at",
         ReportPeriodFilter,
     )
     date_hierarchy = "started_at"
-    search_fields = ("caller_number", "called_number")
+    # Numbers in any common form (NumberSearchMixin), the campaign's name, the source.
+    search_fields = ("caller_number", "called_number", "campaign__name", "source")
     list_select_related = ("campaign",)
     ordering = ("-started_at", "-id")
     list_per_page = 50
@@ -605,19 +747,19 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
             "time_zone": settings.TIME_ZONE,
         }
         if form.is_valid():
-            context.update(self._report_context(form.period, form.campaign_id))
+            context.update(self._report_context(form.period, form.campaign_id, include_demo=form.include_demo))
         return TemplateResponse(request, "admin/calls/report.html", context)
 
-    def _report_context(self, period: ReportPeriod, campaign_id: int | None) -> dict[str, Any]:
-        tables = reports.report_tables(period, campaign_id=campaign_id)
+    def _report_context(self, period: ReportPeriod, campaign_id: int | None, *, include_demo: bool) -> dict[str, Any]:
+        tables = reports.report_tables(period, campaign_id=campaign_id, include_demo=include_demo)
         campaigns, sources, total = tables.campaigns, tables.sources, tables.total
-        daily = reports.daily_outcomes(period, campaign_id=campaign_id)
+        daily = reports.daily_outcomes(period, campaign_id=campaign_id, include_demo=include_demo)
         names = {row.campaign_id: row.label for row in campaigns}
 
         def table(rows: Iterable[ReportRow], kind: RowKind) -> list[dict[str, Any]]:
             lines = []
             for row in rows:
-                filters = row_filters(row, period=period, kind=kind, campaign_id=campaign_id)
+                filters = row_filters(row, period=period, kind=kind, campaign_id=campaign_id, include_demo=include_demo)
                 lines.append(
                     {
                         "label": row.label,
@@ -627,7 +769,9 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
                 )
             return lines
 
-        total_filters = row_filters(total, period=period, kind="total", campaign_id=campaign_id)
+        total_filters = row_filters(
+            total, period=period, kind="total", campaign_id=campaign_id, include_demo=include_demo
+        )
         labels = {o: Outcome(o).label for o in REPORT_OUTCOMES}
         chart = stacked_bars_svg(
             [day for day, _ in daily],
@@ -637,6 +781,8 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
         query = {"start": period.start.isoformat(), "end": period.end.isoformat()}
         if campaign_id is not None:
             query["campaign"] = str(campaign_id)
+        if include_demo:
+            query["demo"] = SHOW_DEMO
         return {
             "period": period,
             "period_label": period_label(period),
@@ -656,10 +802,10 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
         if not form.is_valid():
             errors = " ".join(str(e) for errors in form.errors.values() for e in errors)
             return HttpResponseBadRequest(errors, content_type="text/plain; charset=utf-8")
-        period, campaign_id = form.period, form.campaign_id
+        period, campaign_id, include_demo = form.period, form.campaign_id, form.include_demo
 
         def lines() -> Iterator[list[Any]]:
-            tables = reports.report_tables(period, campaign_id=campaign_id)
+            tables = reports.report_tables(period, campaign_id=campaign_id, include_demo=include_demo)
             header, *rows = reports.csv_rows(tables.campaigns)
             yield ["table", *header]
             yield from (["campaign", *row] for row in rows)

@@ -141,11 +141,21 @@ CAMPAIGN_GROUP = ("campaign_id", "campaign__name")
 SOURCE_GROUP = ("tracking_number_id", "tracking_number__number", "source", "campaign_id")
 
 
-def calls_in(period: ReportPeriod, *, campaign_id: int | None = None) -> QuerySet[Call]:
-    """The calls a report over ``period`` counts: what "every number links to" filters."""
+def not_demo() -> Q:
+    """Calls that are not to a demo campaign (``Campaign.is_demo``: the simulator's and
+    the demo data's); calls to unknown numbers are real. Lists and reports leave demo
+    calls out unless asked to show them."""
+    return Q(campaign__isnull=True) | Q(campaign__is_demo=False)
+
+
+def calls_in(period: ReportPeriod, *, campaign_id: int | None = None, include_demo: bool = False) -> QuerySet[Call]:
+    """The calls a report over ``period`` counts: what "every number links to" filters.
+    A campaign chosen by id is counted even if it is a demo."""
     calls = Call.objects.filter(period.contains())
     if campaign_id is not None:
         calls = calls.filter(campaign_id=campaign_id)
+    elif not include_demo:
+        calls = calls.filter(not_demo())
     return calls
 
 
@@ -166,24 +176,34 @@ def returning_calls(calls: QuerySet[Call]) -> QuerySet[Call]:
     return calls.exclude(is_first_call()).exclude(caller_number="")
 
 
-def campaign_rows(period: ReportPeriod, *, campaign_id: int | None = None, medians: bool = True) -> list[ReportRow]:
+def campaign_rows(
+    period: ReportPeriod, *, campaign_id: int | None = None, medians: bool = True, include_demo: bool = False
+) -> list[ReportRow]:
     """One row per campaign (calls to unknown numbers together under "No campaign")."""
-    rows = _rows(calls_in(period, campaign_id=campaign_id), group=CAMPAIGN_GROUP, medians=medians)
+    rows = _rows(
+        calls_in(period, campaign_id=campaign_id, include_demo=include_demo), group=CAMPAIGN_GROUP, medians=medians
+    )
     for row in rows:
         row.label = row.label or "No campaign (unknown numbers)"
     return rows
 
 
-def source_rows(period: ReportPeriod, *, campaign_id: int | None = None, medians: bool = True) -> list[ReportRow]:
+def source_rows(
+    period: ReportPeriod, *, campaign_id: int | None = None, medians: bool = True, include_demo: bool = False
+) -> list[ReportRow]:
     """One row per tracking number: which advert made the phone ring."""
-    return _rows(calls_in(period, campaign_id=campaign_id), group=SOURCE_GROUP, medians=medians)
+    return _rows(
+        calls_in(period, campaign_id=campaign_id, include_demo=include_demo), group=SOURCE_GROUP, medians=medians
+    )
 
 
-def daily_outcomes(period: ReportPeriod, *, campaign_id: int | None = None) -> list[tuple[date, dict[str, int]]]:
+def daily_outcomes(
+    period: ReportPeriod, *, campaign_id: int | None = None, include_demo: bool = False
+) -> list[tuple[date, dict[str, int]]]:
     """Calls per day and outcome, every day of the period present (zeros included)."""
     counts: dict[date, dict[str, int]] = {day: dict.fromkeys(REPORT_OUTCOMES, 0) for day in period.days()}
     rows = (
-        calls_in(period, campaign_id=campaign_id)
+        calls_in(period, campaign_id=campaign_id, include_demo=include_demo)
         .annotate(day=TruncDate("started_at", tzinfo=ZoneInfo(settings.TIME_ZONE)))
         .values("day", "outcome")
         .annotate(n=Count("id"))
@@ -275,13 +295,13 @@ class ReportTables:
     total: ReportRow
 
 
-def report_tables(period: ReportPeriod, *, campaign_id: int | None = None) -> ReportTables:
+def report_tables(period: ReportPeriod, *, campaign_id: int | None = None, include_demo: bool = False) -> ReportTables:
     """Both tables and the total line. The medians of all three come from one read of
     the answered calls' waits, grouped here: cheaper than a ``percentile_cont`` query
     per table once the period holds tens of thousands of calls."""
-    campaigns = campaign_rows(period, campaign_id=campaign_id, medians=False)
-    sources = source_rows(period, campaign_id=campaign_id, medians=False)
-    calls = calls_in(period, campaign_id=campaign_id)
+    campaigns = campaign_rows(period, campaign_id=campaign_id, medians=False, include_demo=include_demo)
+    sources = source_rows(period, campaign_id=campaign_id, medians=False, include_demo=include_demo)
+    calls = calls_in(period, campaign_id=campaign_id, include_demo=include_demo)
     total = totals(campaigns)
     total.campaign_id = campaign_id
     by_campaign: dict[int | None, list[int]] = defaultdict(list)
@@ -445,6 +465,7 @@ __all__ = [
     "daily_outcomes",
     "first_time_calls",
     "is_first_call",
+    "not_demo",
     "returning_calls",
     "source_rows",
     "totals",

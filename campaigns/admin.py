@@ -54,11 +54,11 @@ from calls.reports import ReportPeriod, ReportRow
 
 from .models import Campaign, OpeningHours, TrackingNumber
 from .phone import InvalidNumber, display_number, masked, normalize_number, number_from_search, spoken_digits
-from .whisper import TemplateError, render_template, speaking_seconds, validate_template
+from .whisper import TemplateError, earlier_calls, render_template, speaking_seconds, validate_template
 
 # What the preview says for the variables only a real call knows.
 PREVIEW_CALLER = "4 4 7 9 4 6 0 0 0 1 2 3"
-PREVIEW_CALLS_BEFORE = "2"
+PREVIEW_CALLS_BEFORE = earlier_calls(2)
 # ...and for the number's, before the campaign has one.
 PREVIEW_SOURCE = "M4 billboard"
 PREVIEW_NUMBER = "447700900123"
@@ -86,6 +86,54 @@ class NumberSearchMixin:
     ) -> tuple[QuerySet[Any], bool]:
         search_term = number_from_search(search_term) or search_term
         return super().get_search_results(request, queryset, search_term)  # type: ignore[misc]
+
+
+SHOW_DEMO = "show"
+
+
+def shows_demo(request: HttpRequest) -> bool:
+    """Whether the page was asked to show demo data (``?demo=show``): the one click."""
+    return request.GET.get(DemoFilter.parameter_name) == SHOW_DEMO
+
+
+class DemoFilter(admin.SimpleListFilter):
+    """Demo data (the call simulator's campaigns, the demo import's) is hidden unless
+    ``?demo=show``; ``hidden`` is the Q of what is left out."""
+
+    title = "demo data"
+    parameter_name = "demo"
+    hidden: Q = Q(is_demo=True)
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [(SHOW_DEMO, "Shown")]
+
+    def choices(self, changelist: Any) -> Any:
+        yield {
+            "selected": self.value() != SHOW_DEMO,
+            "query_string": changelist.get_query_string(remove=[self.parameter_name]),
+            "display": "Hidden",
+        }
+        yield {
+            "selected": self.value() == SHOW_DEMO,
+            "query_string": changelist.get_query_string({self.parameter_name: SHOW_DEMO}),
+            "display": "Shown",
+        }
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset if self.value() == SHOW_DEMO else queryset.exclude(self.hidden)
+
+
+class NumberDemoFilter(DemoFilter):
+    hidden = Q(campaign__is_demo=True)
+
+
+class CampaignChoiceFilter(admin.RelatedFieldListFilter):
+    """A list's campaign filter without the demo campaigns, unless they are shown."""
+
+    def field_choices(self, field: Any, request: HttpRequest, model_admin: admin.ModelAdmin) -> Any:
+        ordering = self.field_admin_ordering(field, request, model_admin)
+        limit = {} if shows_demo(request) else {"is_demo": False}
+        return field.get_choices(include_blank=False, ordering=ordering, limit_choices_to=limit)
 
 
 def formatted_number(number: str) -> str:
@@ -373,7 +421,7 @@ class CampaignAdmin(PhoneNumberFieldsMixin, NumberSearchMixin, SimpleHistoryAdmi
         "is_active",
     )
     list_editable = ("is_active",)
-    list_filter = ("is_active", "strategy")
+    list_filter = ("is_active", "strategy", DemoFilter)
     search_fields = ("name", "topic", "numbers__number", "numbers__source")
     readonly_fields = ("whisper_preview", "whisper_preview_masked")
     inlines = [TrackingNumberInline, OpeningHoursInline]
@@ -383,7 +431,7 @@ class CampaignAdmin(PhoneNumberFieldsMixin, NumberSearchMixin, SimpleHistoryAdmi
     actions = ["activate", "deactivate"]
     object_history_template = "admin/campaigns/campaign/object_history.html"
     campaign_fieldsets: Any = (
-        ("Campaign", {"fields": ("name", "topic", "is_active")}),
+        ("Campaign", {"fields": ("name", "topic", "is_active", "is_demo")}),
         (
             "What people hear",
             {"fields": ("greeting", "hold_music_url", "whisper_template", "whisper_preview", "language", "style")},
@@ -686,7 +734,7 @@ def recent_report_row(campaign: Campaign) -> ReportRow:
 class TrackingNumberAdmin(PhoneNumberFieldsMixin, NumberSearchMixin, SimpleHistoryAdmin):
     phone_number_fields = ("number",)
     list_display = ("number", "campaign", "source", "is_active")
-    list_filter = ("campaign", "is_active")
+    list_filter = (("campaign", CampaignChoiceFilter), "is_active", NumberDemoFilter)
     search_fields = ("number", "source", "campaign__name")
     list_select_related = ("campaign",)
     fields = ("number", "campaign", "source", "is_active", "created_at")

@@ -359,7 +359,7 @@ def test_change_form_is_organised_in_sections(admin_client: Client, summer_numbe
 
     sections = [(name, list(options["fields"])) for name, options in response.context["adminform"].fieldsets]
     assert sections == [
-        ("Campaign", ["name", "topic", "is_active"]),
+        ("Campaign", ["name", "topic", "is_active", "is_demo"]),
         (
             "What people hear",
             ["greeting", "hold_music_url", "whisper_template", "whisper_preview", "language", "style"],
@@ -392,12 +392,12 @@ def test_whisper_preview_reads_sample_caller_values_and_the_speaking_time(
     admin_client: Client, summer_number: TrackingNumber
 ) -> None:
     campaign = summer_number.campaign
-    campaign.whisper_template = "{topic}. Caller {caller}, {calls_before} calls before"
+    campaign.whisper_template = "{topic}. Caller {caller}, {calls_before}"
     campaign.save()
 
     body = admin_client.get(change_url(campaign)).content.decode()
 
-    text = "the summer offer. Caller 4 4 7 9 4 6 0 0 0 1 2 3, 2 calls before"
+    text = "the summer offer. Caller 4 4 7 9 4 6 0 0 0 1 2 3, 2 earlier calls"
     assert element_text(body, "whisper-preview-text") == text
     assert element_text(body, "whisper-preview-seconds") == f"{speaking_seconds(text):g}"
     assert "As heard for a call to +44 7700 900001." in element_text(body, "whisper-preview-note")

@@ -79,7 +79,7 @@ def test_every_changed_field_is_listed_with_choices_as_people_read_them(admin_cl
     assert newest[0] == "admin"
     assert sorted(newest[2]) == [
         ("Ring seconds", "20", "30"),
-        ("Strategy", Strategy.CONFERENCE.label, Strategy.CONNECT.label),
+        ("While the agent is rung", Strategy.CONFERENCE.label, Strategy.CONNECT.label),
         ("Whisper template", "Incoming call regarding {topic}", "About {topic}"),
     ]
 
