@@ -38,7 +38,7 @@ from django.http import (
 )
 from django.http.response import HttpResponseBase
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path, reverse
+from django.urls import URLPattern, path, reverse, reverse_lazy
 from django.utils import dateformat, timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
@@ -57,14 +57,32 @@ from campaigns.models import Campaign, TrackingNumber
 
 from . import privacy, reports, vonage_adapter
 from .charts import stacked_bars_svg
-from .models import Call, CallEvent, CallLeg, Outcome
+from .models import Call, CallEvent, CallLeg, NumberStatus, Outcome
 from .reports import OUTCOME_COLORS, REPORT_OUTCOMES, ReportPeriod, ReportRow
+from .timeline import call_summary, call_timeline, minutes_seconds
 
 logger = logging.getLogger(__name__)
 
 admin.site.site_header = "Call Whisper"
 admin.site.site_title = "Call Whisper admin"
 admin.site.index_title = "Campaigns, numbers and call history"
+# "View site": there is no public site, so it opens the call history.
+admin.site.site_url = reverse_lazy("admin:calls_call_changelist")  # type: ignore[assignment]
+# The pages are read on laptops (1366 px): the app list down the left side would take a
+# quarter of the width from the tables. Home and the breadcrumbs lead everywhere.
+admin.site.enable_nav_sidebar = False
+
+# The admin home lists these apps first, in this order; the rest follow alphabetically.
+APP_ORDER = ("calls", "campaigns")
+_django_app_list = admin.site.get_app_list
+
+
+def _app_list_calls_first(request: HttpRequest, app_label: str | None = None) -> list[dict[str, Any]]:
+    apps = _django_app_list(request, app_label)
+    return sorted(apps, key=lambda app: APP_ORDER.index(app["app_label"]) if app["app_label"] in APP_ORDER else 99)
+
+
+admin.site.get_app_list = _app_list_calls_first  # type: ignore[method-assign]
 
 
 def pretty_json(value: Any) -> SafeString:
@@ -85,8 +103,7 @@ def exact_time(value: datetime | None, *, milliseconds: bool = False) -> str:
 def recording_length(seconds: int | None) -> str:
     if seconds is None:
         return "Length not reported by Vonage."
-    minutes, rest = divmod(seconds, 60)
-    return f"{minutes}:{rest:02d} long ({seconds} second{'' if seconds == 1 else 's'})."
+    return f"{minutes_seconds(seconds)} long."
 
 
 def time_column(field: str, description: str, *, milliseconds: bool = False) -> Callable[..., str]:
@@ -452,7 +469,7 @@ def row_filters(
 
 
 def seconds(value: float | None) -> str:
-    return "–" if value is None else f"{value:.1f} s"
+    return minutes_seconds(value)
 
 
 def report_cells(row: ReportRow, filters: dict[str, Any]) -> list[dict[str, Any]]:
@@ -522,7 +539,6 @@ class CallLegInline(VonageRecordInline):
     model = CallLeg
     verbose_name_plural = "legs"
     fields = (
-        "uuid",
         "role",
         "status",
         "detail",
@@ -534,10 +550,11 @@ class CallLegInline(VonageRecordInline):
         "accepted",
         "declined",
         "ended",
-        "duration",
-        "price",
-        "rate",
+        "duration_shown",
+        "price_shown",
+        "rate_shown",
         "network",
+        "uuid",
         "region_url",
     )
     started = time_column("started_at", "started at")
@@ -549,6 +566,18 @@ class CallLegInline(VonageRecordInline):
     def get_queryset(self, request: HttpRequest) -> QuerySet[CallLeg]:
         return with_caller_privacy(super().get_queryset(request), request, caller=F("call__caller_number"))
 
+    @admin.display(description="billed")
+    def duration_shown(self, leg: CallLeg) -> str:
+        return minutes_seconds(leg.duration) if leg.duration is not None else "-"
+
+    @admin.display(description="price")
+    def price_shown(self, leg: CallLeg) -> str:
+        return money(leg.price)
+
+    @admin.display(description="rate a minute")
+    def rate_shown(self, leg: CallLeg) -> str:
+        return money(leg.rate)
+
     @admin.display(description="from")
     def from_shown(self, leg: CallLeg) -> str:
         return shown_number(leg, leg.from_number)
@@ -556,6 +585,13 @@ class CallLegInline(VonageRecordInline):
     @admin.display(description="to")
     def to_shown(self, leg: CallLeg) -> str:
         return shown_number(leg, leg.to_number)
+
+
+def money(value: Any) -> str:
+    """A Vonage price with its currency (CALL_PRICE_CURRENCY): ``0.0069 EUR``."""
+    if value is None:
+        return "-"
+    return f"{value.normalize():f} {settings.CALL_PRICE_CURRENCY}" if value else f"0 {settings.CALL_PRICE_CURRENCY}"
 
 
 def with_caller_privacy(queryset: QuerySet[Any], request: HttpRequest, *, caller: Any) -> QuerySet[Any]:
@@ -618,17 +654,9 @@ class VonageRecordAdmin(admin.ModelAdmin):
 
 @admin.register(Call)
 class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
-    list_display = (
-        "started",
-        "campaign",
-        "source",
-        "caller",
-        "outcome",
-        "wait_seconds",
-        "talk_seconds",
-        "state",
-        "number_status",
-    )
+    # What a supervisor reads, in a laptop's width: the call's state and the number's
+    # status are on the call's page (a call to an unknown number says so as its source).
+    list_display = ("started", "campaign", "source_shown", "caller", "outcome", "wait", "talk")
     list_filter = (
         CallDemoFilter,
         DateRangeFilter,
@@ -652,6 +680,7 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
     show_full_result_count = False
     paginator = EstimatedCountPaginator
     inlines = [CallLegInline, CallEventInline]
+    change_form_template = "admin/calls/call/change_form.html"
     call_fieldsets: Any = (
         (
             None,
@@ -661,16 +690,16 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
                     "campaign",
                     "tracking_number",
                     "number_status",
-                    "called_number",
+                    "called",
                     "source",
                     "caller",
                     "redacted_at",
-                    "destination",
+                    "destination_rung",
                 )
             },
         ),
         ("What the agent heard", {"fields": ("whisper_spoken",)}),
-        ("Ringing the agent", {"fields": ("strategy", "accept_required", "attempt")}),
+        ("Ringing the agent", {"fields": ("strategy", "accept_required", "attempt_shown")}),
         (
             "Outcome",
             {
@@ -681,8 +710,8 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
                     "agent_answered",
                     "fallback",
                     "ended",
-                    "wait_seconds",
-                    "talk_seconds",
+                    "wait",
+                    "talk",
                     "agent_call_error",
                 )
             },
@@ -703,6 +732,11 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
         "caller_ncco",
         "recording_seconds",
         "caller_number",
+        "attempt",
+        "wait_seconds",
+        "talk_seconds",
+        "called_number",
+        "destination",
     }
 
     started = time_column("started_at", "started at")
@@ -908,6 +942,26 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
         by_leg = queryset.filter(Exists(CallLeg.objects.filter(call=OuterRef("pk"), uuid=term)))
         return matched | by_leg, may_have_duplicates
 
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        return super().changelist_view(request, {**(extra_context or {}), "time_zone": settings.TIME_ZONE})
+
+    def render_change_form(self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        """The call's page leads with its outcome and a timeline people read; the
+        records from Vonage follow, folded."""
+        call = kwargs.get("obj")
+        if call is not None:
+            visible = privacy.sees_caller_numbers(request)
+            whisper = call.whisper_text if visible else privacy.masked_text(call.whisper_text, call.caller_number)
+            context.update(
+                {
+                    "timeline": call_timeline(call, list(call.legs.all()), whisper=whisper, number=formatted_number),
+                    "outcome_label": call.get_outcome_display(),
+                    "call_summary": call_summary(call),
+                    "time_zone": settings.TIME_ZONE,
+                }
+            )
+        return super().render_change_form(request, context, *args, **kwargs)
+
     def get_fieldsets(self, request: HttpRequest, obj: Call | None = None) -> Any:
         # Every field of the record is shown: any the sections above do not name
         # (a field added to the model later) is listed under "More".
@@ -915,7 +969,38 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
         rest = tuple(
             f.name for f in Call._meta.concrete_fields if f.name not in named and not f.primary_key and f.editable
         )
-        return self.call_fieldsets + ((("More", {"fields": rest}),) if rest else ())
+        more = ("Technical details", {"fields": rest, "classes": ("collapse",)})
+        return self.call_fieldsets + ((more,) if rest else ())
+
+    @admin.display(description="source", ordering="source")
+    def source_shown(self, call: Call) -> str:
+        if call.number_status == NumberStatus.UNKNOWN:
+            return "Unknown number"
+        if call.number_status == NumberStatus.INACTIVE:
+            return f"{call.source} (inactive number)" if call.source else "Inactive number"
+        return call.source or "-"
+
+    @admin.display(description="number dialled")
+    def called(self, call: Call) -> str:
+        return formatted_number(call.called_number)
+
+    @admin.display(description="call centre number rung")
+    def destination_rung(self, call: Call) -> str:
+        return formatted_number(call.destination) if call.destination else "-"
+
+    @admin.display(description="wait", ordering="wait_seconds")
+    def wait(self, call: Call) -> str:
+        return minutes_seconds(call.wait_seconds)
+
+    @admin.display(description="talk", ordering="talk_seconds")
+    def talk(self, call: Call) -> str:
+        return minutes_seconds(call.talk_seconds)
+
+    @admin.display(description="destination rung")
+    def attempt_shown(self, call: Call) -> str:
+        if call.attempt == 0:
+            return "The campaign's call centre number"
+        return f"Further destination {call.attempt} (after {call.attempt} that did not take the call)"
 
     @admin.display(description="caller", ordering="caller_number")
     def caller(self, call: Call) -> str:

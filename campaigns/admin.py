@@ -52,7 +52,7 @@ from simple_history.utils import bulk_update_with_history
 from calls.models import Call, NumberStatus, Outcome
 from calls.reports import ReportPeriod, ReportRow
 
-from .models import Campaign, OpeningHours, TrackingNumber
+from .models import Campaign, OpeningHours, Strategy, TrackingNumber
 from .phone import InvalidNumber, display_number, masked, normalize_number, number_from_search, spoken_digits
 from .whisper import TemplateError, earlier_calls, render_template, speaking_seconds, validate_template
 
@@ -408,20 +408,30 @@ def related_changes(campaign_id: int, *, limit: int = 100) -> list[RelatedChange
     return found[:limit]
 
 
+# The campaign list's short words for the strategy: what the caller hears while waiting.
+WAITING_WORDS = {Strategy.CONFERENCE: "Hold music", Strategy.CONNECT: "Ringing"}
+
+
+class WaitingFilter(admin.ChoicesFieldListFilter):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.title = "what callers hear while waiting"
+
+
 @admin.register(Campaign)
 class CampaignAdmin(PhoneNumberFieldsMixin, NumberSearchMixin, SimpleHistoryAdmin):
     list_display = (
         "name",
         "topic",
         "destination_display",
-        "strategy",
+        "waiting",
         "number_count",
         "recent_calls",
         "recent_answer_rate",
         "is_active",
     )
     list_editable = ("is_active",)
-    list_filter = ("is_active", "strategy", DemoFilter)
+    list_filter = ("is_active", ("strategy", WaitingFilter), DemoFilter)
     search_fields = ("name", "topic", "numbers__number", "numbers__source")
     readonly_fields = ("whisper_preview", "whisper_preview_masked")
     inlines = [TrackingNumberInline, OpeningHoursInline]
@@ -566,14 +576,18 @@ class CampaignAdmin(PhoneNumberFieldsMixin, NumberSearchMixin, SimpleHistoryAdmi
             kwargs["initial"] = [{"number": number, "is_active": True}]
         return kwargs
 
-    @admin.display(description="destination", ordering="destination")
+    @admin.display(description="call centre", ordering="destination")
     def destination_display(self, campaign: Campaign) -> str:
         if campaign.destination:
             return formatted_number(campaign.destination)
         default = settings.CALL_CENTER_NUMBER
         return f"Call centre ({formatted_number(default)})" if default else "Call centre (not set)"
 
-    @admin.display(description="tracking numbers", ordering="number_count")
+    @admin.display(description="caller hears", ordering="strategy")
+    def waiting(self, campaign: Campaign) -> str:
+        return WAITING_WORDS.get(campaign.strategy, campaign.get_strategy_display())  # type: ignore[call-overload]
+
+    @admin.display(description="numbers", ordering="number_count")
     def number_count(self, campaign: Campaign) -> int:
         return campaign.number_count  # type: ignore[attr-defined]
 

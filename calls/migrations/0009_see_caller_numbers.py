@@ -1,6 +1,7 @@
-"""The "see callers' numbers" permission, given to the Supervisors (calls.roles)."""
+"""The "see callers' numbers" permission, given to the Supervisors (calls.roles); the
+call page's help texts in plain words."""
 
-from django.db import migrations
+from django.db import migrations, models
 
 
 def sync_roles(apps, schema_editor):  # type: ignore[no-untyped-def]
@@ -27,4 +28,27 @@ class Migration(migrations.Migration):
             },
         ),
         migrations.RunPython(sync_roles, migrations.RunPython.noop),
+        # The call page's help texts, in the words of the people who read it.
+        migrations.AlterField(
+            model_name="call",
+            name="agent_requested_at",
+            field=models.DateTimeField(blank=True, help_text="When we asked Vonage to ring the agent.", null=True),
+        ),
+        migrations.AlterField(
+            model_name="call",
+            name="attempt",
+            field=models.PositiveSmallIntegerField(
+                default=0,
+                help_text="Which destination is being rung: the campaign's own, then its further destinations.",
+            ),
+        ),
+        migrations.AlterField(
+            model_name="call",
+            name="redacted_at",
+            field=models.DateTimeField(
+                blank=True,
+                help_text="When the caller's number was removed: numbers are kept only as long as the retention policy says.",
+                null=True,
+            ),
+        ),
     ]

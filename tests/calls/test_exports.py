@@ -318,4 +318,4 @@ def test_the_call_detail_shows_when_the_callers_number_was_removed(
     assert names.index("redacted_at") == names.index("caller") + 1
     body = response.content.decode()
     assert "<label>Redacted at:</label>" in body
-    assert '<div class="readonly">2 Jul 2026, 3 a.m.</div>' in body  # in the site's time zone, London
+    assert '<div class="readonly">2 Jul 2026, 03:00:00</div>' in body  # in the site's time zone, London
