@@ -33,11 +33,13 @@ from django.http import (
     HttpResponse,
     HttpResponseBadRequest,
     HttpResponseNotAllowed,
+    HttpResponseNotFound,
     QueryDict,
     StreamingHttpResponse,
 )
 from django.http.response import HttpResponseBase
 from django.template.response import TemplateResponse
+from django.templatetags.static import static
 from django.urls import URLPattern, path, reverse, reverse_lazy
 from django.utils import dateformat, timezone
 from django.utils.functional import cached_property
@@ -77,8 +79,14 @@ APP_ORDER = ("calls", "campaigns")
 _django_app_list = admin.site.get_app_list
 
 
+# ...and in them, these models first (the calls before their events).
+MODEL_ORDER = ("call", "campaign")
+
+
 def _app_list_calls_first(request: HttpRequest, app_label: str | None = None) -> list[dict[str, Any]]:
     apps = _django_app_list(request, app_label)
+    for app in apps:
+        app["models"].sort(key=lambda model: model["object_name"].lower() not in MODEL_ORDER)
     return sorted(apps, key=lambda app: APP_ORDER.index(app["app_label"]) if app["app_label"] in APP_ORDER else 99)
 
 
@@ -888,7 +896,8 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
         if call is None or not self.has_view_permission(request, call):
             raise Http404("There is no such call.")
         if not call.recording_url:
-            raise Http404("This call has no voicemail.")
+            # Plain text: the call page's player shows it as the reason it cannot play.
+            return HttpResponseNotFound("This call has no voicemail.", content_type="text/plain; charset=utf-8")
         try:
             audio = vonage_adapter.recording_download(url=call.recording_url)
         except vonage_adapter.VonageUnavailable as exc:
@@ -1028,12 +1037,17 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
         if not call.recording_url:
             return "No voicemail was left."
         url = reverse("admin:calls_call_recording", args=[call.pk])
+        # When the audio cannot be played, the player would sit at 0:00 saying nothing:
+        # ask the same address again and show why (Vonage unreachable, no such file…).
         return format_html(
-            '<audio controls preload="none" src="{}">'
-            '<a href="{}">Download the voicemail</a></audio><p class="help">{}</p>',
+            '<div class="voicemail-player"><audio controls preload="none" src="{}">'
+            '<a href="{}">Download the voicemail</a></audio><p class="help">{}</p>'
+            '<p class="errornote voicemail-error" role="alert" hidden></p>'
+            '<script src="{}" defer></script></div>',
             url,
             url,
             recording_length(call.recording_seconds),
+            static("calls/voicemail_player.js"),
         )
 
 

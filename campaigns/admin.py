@@ -6,10 +6,12 @@ numbers and its opening hours is recorded (django-simple-history) and listed, wi
 made it, on the campaign's History page.
 """
 
+import zoneinfo
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlencode
 
@@ -43,6 +45,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
+from django.utils.text import capfirst
 from django.views.decorators.http import require_GET
 from simple_history.admin import SimpleHistoryAdmin
 from simple_history.models import ModelChange
@@ -207,6 +210,12 @@ class OpeningHoursInline(admin.TabularInline):
 
 
 # --- whisper preview ------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def time_zone_choices() -> list[tuple[str, str]]:
+    """Every time zone the server knows (IANA names), as "Europe/London"."""
+    return [(name, name.replace("_", " ")) for name in sorted(zoneinfo.available_timezones())]
 
 
 @dataclass(frozen=True)
@@ -552,6 +561,15 @@ class CampaignAdmin(PhoneNumberFieldsMixin, NumberSearchMixin, SimpleHistoryAdmi
     def formfield_for_dbfield(self, db_field: "Field[Any, Any]", request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name in self.short_text_fields:
             kwargs["widget"] = widgets.AdminTextareaWidget(attrs={"rows": 3})
+        if db_field.name == "timezone":
+            # Chosen from the list, not typed: "Europe/London", not "london" or "GMT+1".
+            return forms.TypedChoiceField(
+                label=capfirst(db_field.verbose_name),
+                help_text=db_field.help_text,
+                choices=time_zone_choices(),
+                initial=db_field.default,
+                error_messages={"invalid_choice": "“%(value)s” is not a time zone: choose one from the list."},
+            )
         return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:

@@ -770,3 +770,18 @@ def test_admin_index_is_titled_call_whisper(admin_client: Client) -> None:
 
     assert "Call Whisper" in body
     assert "Campaigns, numbers and call history" in body
+
+
+def test_the_time_zone_is_chosen_from_a_list(admin_client: Client) -> None:
+    form = admin_client.get(ADD).context["adminform"].form
+    choices = dict(form.fields["timezone"].choices)
+    assert "Europe/London" in choices and "America/New_York" in choices
+    assert '<select name="timezone"' in admin_client.get(ADD).content.decode()
+
+
+def test_the_campaign_form_speaks_the_marketers_language(admin_client: Client) -> None:
+    body = admin_client.get(ADD).content.decode()
+    for developer_words in ("CALL_CENTER_NUMBER", "BCP-47", "no REST call", "Hold music url", "Style:"):
+        assert developer_words not in body
+    for label in ("Hold music:", "Call centre number:", "Spoken language:", "Voice:", "Time zone:"):
+        assert label in body
