@@ -125,7 +125,8 @@ def time_column(field: str, description: str, *, milliseconds: bool = False) -> 
 
 
 def period_label(period: ReportPeriod) -> str:
-    return f"{dateformat.format(period.start, 'j M Y')} to {dateformat.format(period.end, 'j M Y')}"
+    text = f"{dateformat.format(period.start, 'j M Y')} to {dateformat.format(period.end, 'j M Y')}"
+    return f"{text} ({period.zone})" if period.zone else text
 
 
 # --- the call list's filters that the report's links use ---------------------------------
@@ -434,7 +435,10 @@ class ReportForm(forms.Form):
 
     @property
     def period(self) -> ReportPeriod:
-        return ReportPeriod(start=self.cleaned_data["start"], end=self.cleaned_data["end"])
+        """Whole days in the site's time zone; for one campaign, in the campaign's own."""
+        campaign = self.cleaned_data.get("campaign")
+        zone = campaign.timezone if campaign is not None and campaign.timezone != settings.TIME_ZONE else ""
+        return ReportPeriod(start=self.cleaned_data["start"], end=self.cleaned_data["end"], zone=zone)
 
     @property
     def campaign_id(self) -> int | None:
@@ -790,6 +794,8 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
         }
         if form.is_valid():
             context.update(self._report_context(form.period, form.campaign_id, include_demo=form.include_demo))
+            context["time_zone"] = form.period.time_zone
+            context["campaign_zone"] = bool(form.period.zone)
         return TemplateResponse(request, "admin/calls/report.html", context)
 
     def _report_context(self, period: ReportPeriod, campaign_id: int | None, *, include_demo: bool) -> dict[str, Any]:

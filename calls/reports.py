@@ -59,10 +59,12 @@ OUTCOME_COLORS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class ReportPeriod:
-    """Whole days ``start`` to ``end`` inclusive, in the site's time zone."""
+    """Whole days ``start`` to ``end`` inclusive, in the site's time zone (TIME_ZONE), or
+    in ``zone`` (a campaign's own, for a report on that campaign)."""
 
     start: date
     end: date
+    zone: str = ""
 
     @classmethod
     def last_days(cls, days: int, *, today: date | None = None) -> ReportPeriod:
@@ -70,28 +72,44 @@ class ReportPeriod:
         return cls(start=today - timedelta(days=days - 1), end=today)
 
     @property
+    def time_zone(self) -> str:
+        return self.zone or settings.TIME_ZONE
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
+
+    @property
     def since(self) -> datetime:
-        return datetime.combine(self.start, time.min, tzinfo=ZoneInfo(settings.TIME_ZONE))
+        return datetime.combine(self.start, time.min, tzinfo=self.tz)
 
     @property
     def until(self) -> datetime:
-        return datetime.combine(self.end + timedelta(days=1), time.min, tzinfo=ZoneInfo(settings.TIME_ZONE))
+        return datetime.combine(self.end + timedelta(days=1), time.min, tzinfo=self.tz)
 
     def days(self) -> list[date]:
         return [self.start + timedelta(days=n) for n in range((self.end - self.start).days + 1)]
 
     @property
     def param(self) -> str:
-        """The period in a URL: ``2026-11-01..2026-11-30`` (read back by :meth:`from_param`)."""
-        return f"{self.start.isoformat()}..{self.end.isoformat()}"
+        """The period in a URL: ``2026-11-01..2026-11-30``, with ``@Asia/Tokyo`` when it is
+        in a campaign's own time zone (read back by :meth:`from_param`)."""
+        text = f"{self.start.isoformat()}..{self.end.isoformat()}"
+        return f"{text}@{self.zone}" if self.zone else text
 
     @classmethod
     def from_param(cls, text: str) -> ReportPeriod:
         """The period :attr:`param` wrote; ``ValueError`` for anything else."""
-        start, separator, end = text.partition("..")
+        days, _, zone = text.partition("@")
+        start, separator, end = days.partition("..")
         if not separator:
             raise ValueError(f"{text!r} is not a period written as start..end.")
-        period = cls(start=date.fromisoformat(start), end=date.fromisoformat(end))
+        if zone:
+            try:
+                ZoneInfo(zone)
+            except (ValueError, KeyError) as exc:  # ZoneInfoNotFoundError is a KeyError
+                raise ValueError(f"{zone!r} is not a time zone.") from exc
+        period = cls(start=date.fromisoformat(start), end=date.fromisoformat(end), zone=zone)
         if period.end < period.start:
             raise ValueError(f"The period {text!r} ends before it starts.")
         return period
@@ -204,7 +222,7 @@ def daily_outcomes(
     counts: dict[date, dict[str, int]] = {day: dict.fromkeys(REPORT_OUTCOMES, 0) for day in period.days()}
     rows = (
         calls_in(period, campaign_id=campaign_id, include_demo=include_demo)
-        .annotate(day=TruncDate("started_at", tzinfo=ZoneInfo(settings.TIME_ZONE)))
+        .annotate(day=TruncDate("started_at", tzinfo=period.tz))
         .values("day", "outcome")
         .annotate(n=Count("id"))
         .order_by()

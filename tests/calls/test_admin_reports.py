@@ -445,3 +445,23 @@ def test_report_periods_are_whole_days_in_the_site_time_zone() -> None:
     assert period == ReportPeriod(start=date(2026, 11, 1), end=date(2026, 11, 3))
     assert period.param == "2026-11-01..2026-11-03"
     assert (period.since, period.until) == (at(1, 0), at(4, 0))
+
+
+def test_a_campaigns_report_counts_days_in_the_campaigns_time_zone(admin_client: Client, settings: Any) -> None:
+    settings.TIME_ZONE = "Europe/London"
+    tokyo = CampaignFactory.create(name="Tokyo launch", topic="the launch", timezone="Asia/Tokyo")
+    number = TrackingNumberFactory.create(campaign=tokyo)
+    # 20:00 in London on 1 March is 05:00 on 2 March in Tokyo.
+    call = CallFactory.create(
+        tracking_number=number, started_at=datetime(2026, 3, 1, 20, 0, tzinfo=ZoneInfo("Europe/London"))
+    )
+
+    site = admin_client.get(REPORT, {"start": "2026-03-02", "end": "2026-03-02"})
+    own = admin_client.get(REPORT, {"start": "2026-03-02", "end": "2026-03-02", "campaign": tokyo.pk})
+
+    assert site.context["total"]["cells"][0]["text"] == 0
+    assert own.context["total"]["cells"][0]["text"] == 1
+    assert "times in Asia/Tokyo, the campaign's time zone" in own.content.decode()
+    # Its figure opens exactly that call, counted in the same zone.
+    listed = admin_client.get(own.context["total"]["cells"][0]["url"])
+    assert list(listed.context["cl"].result_list) == [call]
