@@ -476,7 +476,14 @@ class CampaignAdmin(PhoneNumberFieldsMixin, NumberSearchMixin, SimpleHistoryAdmi
         ),
     )
     # Short lists of numbers and spoken sentences: a few lines each, not the admin's ten.
-    short_text_fields = ("hunt_numbers", "accept_prompt", "fallback_message", "voicemail_prompt", "closed_message")
+    short_text_fields = (
+        "greeting",
+        "hunt_numbers",
+        "accept_prompt",
+        "fallback_message",
+        "voicemail_prompt",
+        "closed_message",
+    )
 
     class Media:
         css = {"all": ["campaigns/whisper_preview.css"]}

@@ -1,9 +1,7 @@
 """A marketer and a supervisor in a real browser: edit a topic, see the preview change,
 take a call, find it in the history with the new whisper, read the report, download CSV.
 
-Screenshots of the report and of the call's page are written to
-``tests/browser/screenshots/journey-*.png``; the README shows those of
-``test_laptop_layout.py``, taken at a laptop's size.
+The README's screenshots are taken by ``test_laptop_layout.py``, at a laptop's size.
 """
 
 import csv
@@ -44,9 +42,7 @@ def log_in(page: Any, base: str, username: str) -> None:
     page.wait_for_selector("#site-name")
 
 
-def test_marketing_edit_reaches_the_next_call_the_history_the_report_and_the_csv(
-    live_server: Any, page: Any, screenshots: Path
-) -> None:
+def test_marketing_edit_reaches_the_next_call_the_history_the_report_and_the_csv(live_server: Any, page: Any) -> None:
     call_command("import_campaigns", str(DEMO), verbosity=0)
     staff("marion", "Marketing")
     staff("sam", "Supervisors")
@@ -80,7 +76,6 @@ def test_marketing_edit_reaches_the_next_call_the_history_the_report_and_the_csv
     assert "Answered" in row.inner_text()
     row.locator("a").first.click()
     page.wait_for_selector("text=Incoming call regarding the autumn sale")
-    page.screenshot(path=str(screenshots / "journey-call-detail.png"))
 
     # The report counts it, and its figure opens exactly that call.
     page.goto(f"{base}/admin/")
@@ -92,7 +87,6 @@ def test_marketing_edit_reaches_the_next_call_the_history_the_report_and_the_csv
     summer = page.locator("#by-campaign tbody tr", has_text="Summer offer")
     assert summer.locator("td").first.inner_text().strip() == "1"
     assert page.locator(".report-chart svg").count() == 1
-    page.screenshot(path=str(screenshots / "journey-report.png"), full_page=True)
     summer.locator("td a").first.click()
     page.wait_for_selector("#result_list")
     assert page.locator("#result_list tbody tr").count() == 1
