@@ -966,10 +966,13 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
         call = kwargs.get("obj")
         if call is not None:
             visible = privacy.sees_caller_numbers(request)
-            whisper = call.whisper_text if visible else privacy.masked_text(call.whisper_text, call.caller_number)
+
+            def shown(text: str) -> str:
+                return text if visible else privacy.masked_text(text, call.caller_number)
+
             context.update(
                 {
-                    "timeline": call_timeline(call, list(call.legs.all()), whisper=whisper, number=formatted_number),
+                    "timeline": call_timeline(call, list(call.legs.all()), shown=shown, number=formatted_number),
                     "outcome_label": call.get_outcome_display(),
                     "call_summary": call_summary(call),
                     "time_zone": settings.TIME_ZONE,
@@ -1036,7 +1039,10 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
 
     @admin.display(description="caller's NCCO")
     def caller_ncco_pretty(self, call: Call) -> SafeString:
-        return pretty_json(call.caller_ncco)
+        # The greeting in it may read out the caller's number ({caller}).
+        if getattr(call, "caller_visible", False):
+            return pretty_json(call.caller_ncco)
+        return pretty_json(privacy.masked_payload(call.caller_ncco, call.caller_number))
 
     @admin.display(description="voicemail")
     def recording(self, call: Call) -> SafeString | str:

@@ -5,7 +5,7 @@ Built from what the call and its legs recorded (Vonage's own times); the greetin
 the whisper's lengths are estimated from their text, as the whisper preview does.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -63,14 +63,17 @@ RING_RESULTS: dict[str, str] = {
 }
 
 
-def call_timeline(call: Call, legs: Sequence[CallLeg], *, whisper: str, number: Any) -> list[Step]:
-    """The call's steps in order. ``whisper`` is the whisper as this reader may see it
-    (callers' numbers masked) and ``number`` formats a destination."""
+def call_timeline(
+    call: Call, legs: Sequence[CallLeg], *, shown: Callable[[str], str], number: Callable[[str], str]
+) -> list[Step]:
+    """The call's steps in order. ``shown`` gives a spoken text as this reader may see it
+    (the greeting and the whisper may read out the caller's number: masked for those who
+    may not see it) and ``number`` formats a destination."""
     steps: list[Step] = []
     greeting = _greeting_text(call.caller_ncco)
     greeting_seconds = speaking_seconds(greeting) if greeting else 0.0
     if greeting:
-        steps.append(Step("Greeting", call.started_at, greeting_seconds, f"“{greeting}”", estimated=True))
+        steps.append(Step("Greeting", call.started_at, greeting_seconds, f"“{shown(greeting)}”", estimated=True))
     else:
         steps.append(Step("Call came in", call.started_at))
 
@@ -102,7 +105,7 @@ def call_timeline(call: Call, legs: Sequence[CallLeg], *, whisper: str, number: 
                         "Whisper",
                         leg.answered_at,
                         speaking_seconds(call.whisper_text),
-                        f"The agent hears “{whisper}”",
+                        f"The agent hears “{shown(call.whisper_text)}”",
                         estimated=True,
                     )
                 )

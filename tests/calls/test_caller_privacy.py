@@ -54,6 +54,11 @@ def call(db: None) -> Call:
         caller_number=CALLER,
         started_at=start,
         whisper_text="Call about the summer offer from 4 4 7 9 4 6 0 0 0 1 2 3",
+        # A greeting may read out the caller's number too ({caller}).
+        caller_ncco=[
+            {"action": "talk", "text": "Thank you for calling from 4 4 7 9 4 6 0 0 0 1 2 3."},
+            {"action": "conversation", "name": "whisper-privacy"},
+        ],
         state=CallState.ENDED,
         outcome=Outcome.ANSWERED,
     )
@@ -108,6 +113,7 @@ def test_call_page_masks_caller_legs_payloads_and_whisper_for_marketing(
     assert not shows_full_number(masked)
     assert MASKED in masked
     assert "Call about the summer offer from …0123" in masked  # the spoken {caller}
+    assert "Thank you for calling from …0123." in masked  # in the timeline's greeting
     assert "+44 7700 900555" in masked  # the campaign's own number is not hidden
     assert (
         "+44 7946 000123" in shown
