@@ -5,6 +5,7 @@ the same on the CSV; and demo data left out until asked for."""
 import json
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, User
@@ -188,3 +189,29 @@ def test_the_demo_import_marks_its_campaigns_as_demo(db: None) -> None:
     call_command("import_campaigns", str(path), verbosity=0)
     names = [item["name"] for item in json.loads(path.read_text())]
     assert set(Campaign.objects.filter(name__in=names).values_list("is_demo", flat=True)) == {True}
+
+
+@pytest.mark.parametrize("extra", [0, 20])
+def test_the_filtered_list_query_count_does_not_grow_with_calls(
+    supervisor: Client, calls: dict[str, Call], django_assert_num_queries: Any, extra: int
+) -> None:
+    radio = calls["long"].tracking_number
+    for _ in range(extra):
+        CallFactory.create(tracking_number=radio, outcome=Outcome.ANSWERED, talk_seconds=200)
+    today = timezone.localdate()
+    params = {
+        "q": "summer",
+        "source": "Radio advert",
+        "talk": "120-600",
+        "outcome__exact": Outcome.ANSWERED,
+        "started_from": (today - timedelta(days=6)).isoformat(),
+        "started_to": today.isoformat(),
+    }
+    supervisor.get(CALLS, params)
+
+    # session, user, the user's and groups' permissions, campaigns for the campaign filter,
+    # sources for the source filter, count, the page of calls with their campaigns, and
+    # the date hierarchy's first and last start and its days
+    with django_assert_num_queries(10):
+        response = supervisor.get(CALLS, params)
+    assert len(response.context["cl"].result_list) == 1 + extra
