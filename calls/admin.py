@@ -26,7 +26,7 @@ from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connection
-from django.db.models import Exists, F, Model, OuterRef, QuerySet, Value
+from django.db.models import Exists, F, Model, OuterRef, Q, QuerySet, Value
 from django.http import (
     Http404,
     HttpRequest,
@@ -193,7 +193,8 @@ class CampaignNumberFilter(admin.ListFilter):
         numbers = TrackingNumber.objects.exclude(source="")
         if not shows_demo(request):
             numbers = numbers.filter(campaign__is_demo=False)
-        return list(numbers.order_by("source").values_list("source", flat=True).distinct())
+        # A few hundred numbers at most: de-duplicated here, not by a DISTINCT.
+        return sorted(set(numbers.values_list("source", flat=True)))
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Call]) -> QuerySet[Call]:
         number = self.values.get("number")
@@ -259,10 +260,19 @@ class CallerFilter(admin.SimpleListFilter):
 
 
 class CallDemoFilter(DemoFilter):
-    """Calls to demo campaigns hidden unless shown; calls to unknown numbers are real."""
+    """Calls to demo campaigns hidden unless shown; calls to unknown numbers are real.
+
+    The demo campaigns are looked up first (a handful of rows): a database without any,
+    as in production, gets no filter at all, so the unfiltered list still counts its
+    calls from the planner's estimate (EstimatedCountPaginator) and joins nothing."""
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Call]) -> QuerySet[Call]:
-        return queryset if self.value() == SHOW_DEMO else queryset.filter(reports.not_demo())
+        if self.value() == SHOW_DEMO:
+            return queryset
+        demo = list(Campaign.objects.filter(is_demo=True).values_list("pk", flat=True))
+        if not demo:
+            return queryset
+        return queryset.filter(Q(campaign__isnull=True) | ~Q(campaign_id__in=demo))
 
 
 class DateRangeFilter(admin.ListFilter):
