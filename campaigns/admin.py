@@ -542,6 +542,10 @@ class CampaignAdmin(PhoneNumberFieldsMixin, NumberSearchMixin, SimpleHistoryAdmi
             recent_rate=Cast("recent_answered", FloatField()) / NullIf(settled, Value(0)),
         )
 
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        note = f"Calls and answer rate over the last {RECENT_DAYS} days, today included (days in {settings.TIME_ZONE})."
+        return super().changelist_view(request, {**(extra_context or {}), "recent_note": note})
+
     def get_fieldsets(self, request: HttpRequest, obj: Campaign | None = None) -> Any:
         # A field added to the model later is still shown, under "More", until it is
         # given a place above.
@@ -772,9 +776,13 @@ def recent_report_row(campaign: Campaign) -> ReportRow:
 @admin.register(TrackingNumber)
 class TrackingNumberAdmin(PhoneNumberFieldsMixin, NumberSearchMixin, SimpleHistoryAdmin):
     phone_number_fields = ("number",)
-    list_display = ("number", "campaign", "source", "is_active")
+    list_display = ("number_shown", "campaign", "source", "is_active")
     list_filter = (("campaign", CampaignChoiceFilter), "is_active", NumberDemoFilter)
     search_fields = ("number", "source", "campaign__name")
     list_select_related = ("campaign",)
     fields = ("number", "campaign", "source", "is_active", "created_at")
     readonly_fields = ("created_at",)
+
+    @admin.display(description="number", ordering="number")
+    def number_shown(self, number: TrackingNumber) -> str:
+        return formatted_number(number.number)
