@@ -171,6 +171,10 @@ def test_marketing_cannot_filter_by_the_callers_number_in_the_query_string(
 
 def test_marketing_cannot_filter_events_by_their_payload(marketing: Client, call: Call) -> None:
     assert marketing.get(EVENTS, {"payload__from__startswith": "4479"}).status_code == 400
+    assert marketing.get(EVENTS, {"call__caller_number__startswith": "4479"}).status_code == 400
+    # The event list's own filters still work.
+    assert marketing.get(EVENTS, {"call__isempty": "1"}).status_code == 200
+    assert marketing.get(EVENTS, {"kind": "status"}).status_code == 200
 
 
 def test_marketing_cannot_sort_by_the_callers_number(marketing: Client, call: Call) -> None:
