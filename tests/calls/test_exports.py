@@ -297,8 +297,9 @@ def test_export_query_count_does_not_grow_with_calls(
     CallFactory.create_batch(count, outcome=Outcome.ANSWERED, caller_number="447946000123")
 
     # session, user, the user's and the groups' permissions, the campaigns the list's
-    # filter offers, then one query for every call (fetched in chunks from one cursor)
-    with django_assert_num_queries(6):
+    # filter offers, the demo campaigns (calls.admin.CallDemoFilter), then one query for
+    # every call (fetched in chunks from one cursor)
+    with django_assert_num_queries(7):
         response = supervisor.get(EXPORT, {"outcome__exact": Outcome.ANSWERED, "q": "4479"})
         exported = lines(response)
 
