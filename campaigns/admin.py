@@ -157,10 +157,19 @@ class PhoneNumberField(forms.CharField):
         kwargs["max_length"] = 32
         super().__init__(**kwargs)
 
+    def prepare_value(self, value: Any) -> Any:
+        # Shown as everywhere else in the admin (PHONE_NUMBER_DISPLAY); cleaned back to digits.
+        return display_number(value) if isinstance(value, str) and value.isdigit() else value
+
     def to_python(self, value: Any) -> str | None:
         text = super().to_python(value)
         if text is None or text in self.empty_values:
             return text
+        # A national number (07700 900001, as PHONE_NUMBER_DISPLAY=national shows it) is
+        # read in the call centre's country.
+        national = number_from_search(text) if text.strip().startswith("0") else None
+        if national is not None:
+            return national
         try:
             return normalize_number(text)
         except InvalidNumber as exc:

@@ -350,7 +350,7 @@ def test_change_form_renders_with_numbers_and_whisper_preview(
 
     assert response.status_code == 200
     body = response.content.decode()
-    assert "447700900001" in body  # the inline row
+    assert 'value="+44 7700 900001"' in body  # the inline row, shown as everywhere else
     assert "Whisper preview" in body
     assert "Call about the summer offer for Summer offer, from M4 billboard, on 4 4 7 7 0 0 9 0 0 0 0 1" in body
 
@@ -785,3 +785,18 @@ def test_the_campaign_form_speaks_the_marketers_language(admin_client: Client) -
         assert developer_words not in body
     for label in ("Hold music:", "Call centre number:", "Spoken language:", "Voice:", "Time zone:"):
         assert label in body
+
+
+def test_numbers_typed_in_national_form_are_saved_as_international_digits(admin_client: Client, settings: Any) -> None:
+    settings.PHONE_NUMBER_DISPLAY = "national"
+    data = new_campaign_data(admin_client, destination="07700 900998")
+    add_number(data, "07700 900123", source="Radio")
+    response = admin_client.post(ADD, data)
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    campaign = Campaign.objects.get(name="Spring sale")
+    assert campaign.destination == "447700900998"
+    assert list(campaign.numbers.values_list("number", flat=True)) == ["447700900123"]
+    # ...and shown back the way they were typed.
+    body = admin_client.get(change_url(campaign)).content.decode()
+    assert 'value="07700 900998"' in body and 'value="07700 900123"' in body
