@@ -133,6 +133,11 @@ class NumberDemoFilter(DemoFilter):
 class CampaignChoiceFilter(admin.RelatedFieldListFilter):
     """A list's campaign filter without the demo campaigns, unless they are shown."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Not the admin's bare "-": what a call without a campaign is.
+        self.empty_value_display = "No campaign (unknown numbers)"
+
     def field_choices(self, field: Any, request: HttpRequest, model_admin: admin.ModelAdmin) -> Any:
         ordering = self.field_admin_ordering(field, request, model_admin)
         limit = {} if shows_demo(request) else {"is_demo": False}
