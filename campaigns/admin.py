@@ -44,7 +44,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
-from django.utils.safestring import SafeString
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import capfirst
 from django.views.decorators.http import require_GET
 from simple_history.admin import SimpleHistoryAdmin
@@ -136,7 +136,7 @@ class CampaignChoiceFilter(admin.RelatedFieldListFilter):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Not the admin's bare "-": what a call without a campaign is.
-        self.empty_value_display = "No campaign (unknown numbers)"
+        self.empty_value_display = mark_safe("No campaign (unknown numbers)")
 
     def field_choices(self, field: Any, request: HttpRequest, model_admin: admin.ModelAdmin) -> Any:
         ordering = self.field_admin_ordering(field, request, model_admin)
