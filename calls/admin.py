@@ -13,7 +13,7 @@ import io
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from django import forms
@@ -25,39 +25,72 @@ from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connection
-from django.db.models import Exists, Model, OuterRef, QuerySet
+from django.db.models import Exists, F, Model, OuterRef, Q, QuerySet, Value
 from django.http import (
     Http404,
     HttpRequest,
     HttpResponse,
     HttpResponseBadRequest,
     HttpResponseNotAllowed,
+    HttpResponseNotFound,
     QueryDict,
     StreamingHttpResponse,
 )
 from django.http.response import HttpResponseBase
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path, reverse
+from django.templatetags.static import static
+from django.urls import URLPattern, path, reverse, reverse_lazy
 from django.utils import dateformat, timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.safestring import SafeString, mark_safe
 
-from campaigns.admin import NumberSearchMixin, formatted_number
+from campaigns.admin import (
+    SHOW_DEMO,
+    CampaignChoiceFilter,
+    DemoFilter,
+    NumberSearchMixin,
+    formatted_number,
+    shows_demo,
+)
 from campaigns.models import Campaign, TrackingNumber
 
-from . import reports, vonage_adapter
+from . import privacy, reports, vonage_adapter
 from .charts import stacked_bars_svg
-from .models import Call, CallEvent, CallLeg, Outcome
+from .models import Call, CallEvent, CallLeg, NumberStatus, Outcome
 from .reports import OUTCOME_COLORS, REPORT_OUTCOMES, ReportPeriod, ReportRow
 from .spreadsheets import inert_writer
+from .timeline import call_summary, call_timeline, minutes_seconds
 
 logger = logging.getLogger(__name__)
 
 admin.site.site_header = "Call Whisper"
 admin.site.site_title = "Call Whisper admin"
 admin.site.index_title = "Campaigns, numbers and call history"
+# "View site": there is no public site, so it opens the call history.
+admin.site.site_url = reverse_lazy("admin:calls_call_changelist")  # type: ignore[assignment]
+# The pages are read on laptops (1366 px): the app list down the left side would take a
+# quarter of the width from the tables. Home and the breadcrumbs lead everywhere.
+admin.site.enable_nav_sidebar = False
+
+# The admin home lists these apps first, in this order; the rest follow alphabetically.
+APP_ORDER = ("calls", "campaigns")
+_django_app_list = admin.site.get_app_list
+
+
+# ...and in them, these models first (the calls before their events).
+MODEL_ORDER = ("call", "campaign")
+
+
+def _app_list_calls_first(request: HttpRequest, app_label: str | None = None) -> list[dict[str, Any]]:
+    apps = _django_app_list(request, app_label)
+    for app in apps:
+        app["models"].sort(key=lambda model: model["object_name"].lower() not in MODEL_ORDER)
+    return sorted(apps, key=lambda app: APP_ORDER.index(app["app_label"]) if app["app_label"] in APP_ORDER else 99)
+
+
+admin.site.get_app_list = _app_list_calls_first  # type: ignore[method-assign]
 
 
 def pretty_json(value: Any) -> SafeString:
@@ -78,8 +111,7 @@ def exact_time(value: datetime | None, *, milliseconds: bool = False) -> str:
 def recording_length(seconds: int | None) -> str:
     if seconds is None:
         return "Length not reported by Vonage."
-    minutes, rest = divmod(seconds, 60)
-    return f"{minutes}:{rest:02d} long ({seconds} second{'' if seconds == 1 else 's'})."
+    return f"{minutes_seconds(seconds)} long."
 
 
 def time_column(field: str, description: str, *, milliseconds: bool = False) -> Callable[..., str]:
@@ -93,7 +125,8 @@ def time_column(field: str, description: str, *, milliseconds: bool = False) -> 
 
 
 def period_label(period: ReportPeriod) -> str:
-    return f"{dateformat.format(period.start, 'j M Y')} to {dateformat.format(period.end, 'j M Y')}"
+    text = f"{dateformat.format(period.start, 'j M Y')} to {dateformat.format(period.end, 'j M Y')}"
+    return f"{text} ({period.zone})" if period.zone else text
 
 
 # --- the call list's filters that the report's links use ---------------------------------
@@ -137,21 +170,31 @@ class CampaignNumberFilter(admin.ListFilter):
     label each call came in under, so the source is part of the filter. Shown only
     when set."""
 
-    title = "campaign number"
+    title = "source"
     parameters = ("number", "source")
 
     def __init__(self, request: HttpRequest, params: dict[str, Any], model: Any, model_admin: Any) -> None:
         super().__init__(request, params, model, model_admin)
+        self.request = request
         self.values: dict[str, str] = {}
         for name in self.parameters:
             if name in params:
                 self.values[name] = self.used_parameters[name] = params.pop(name)[-1]
 
     def has_output(self) -> bool:
-        return bool(self.values)
+        return True
 
     def expected_parameters(self) -> list[str | None]:
         return list(self.parameters)
+
+    def _sources(self, request: HttpRequest) -> list[str]:
+        """The sources to choose from: the numbers' labels now (one short query; the
+        calls' own labels would mean scanning every call)."""
+        numbers = TrackingNumber.objects.exclude(source="")
+        if not shows_demo(request):
+            numbers = numbers.filter(campaign__is_demo=False)
+        # A few hundred numbers at most: de-duplicated here, not by a DISTINCT.
+        return sorted(set(numbers.values_list("source", flat=True)))
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Call]) -> QuerySet[Call]:
         number = self.values.get("number")
@@ -167,11 +210,23 @@ class CampaignNumberFilter(admin.ListFilter):
 
     def choices(self, changelist: ChangeList) -> Iterator[dict[str, Any]]:
         yield {
-            "selected": False,
+            "selected": not self.values,
             "query_string": changelist.get_query_string(remove=list(self.parameters)),
             "display": "All",
         }
-        yield {"selected": True, "query_string": changelist.get_query_string(), "display": self._label()}
+        if "number" in self.values:
+            yield {"selected": True, "query_string": changelist.get_query_string(), "display": self._label()}
+            return
+        chosen = self.values.get("source")
+        sources = self._sources(self.request)
+        if chosen is not None and chosen not in sources:
+            sources.insert(0, chosen)
+        for source in sources:
+            yield {
+                "selected": source == chosen,
+                "query_string": changelist.get_query_string({"source": source}, remove=["number"]),
+                "display": source,
+            }
 
     def _label(self) -> str:
         number = self.values.get("number")
@@ -202,6 +257,106 @@ class CallerFilter(admin.SimpleListFilter):
         if self.value() == "returning":
             return reports.returning_calls(queryset)
         return queryset
+
+
+class CallDemoFilter(DemoFilter):
+    """Calls to demo campaigns hidden unless shown; calls to unknown numbers are real.
+
+    The demo campaigns are looked up first (a handful of rows): a database without any,
+    as in production, gets no filter at all, so the unfiltered list still counts its
+    calls from the planner's estimate (EstimatedCountPaginator) and joins nothing."""
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Call]) -> QuerySet[Call]:
+        if self.value() == SHOW_DEMO:
+            return queryset
+        demo = list(Campaign.objects.filter(is_demo=True).values_list("pk", flat=True))
+        if not demo:
+            return queryset
+        return queryset.filter(Q(campaign__isnull=True) | ~Q(campaign_id__in=demo))
+
+
+class DateRangeFilter(admin.ListFilter):
+    """Calls started from one day to another, inclusive (``?started_from=2026-11-01
+    &started_to=2026-11-30``): whole days in the site's time zone, as the reports count."""
+
+    title = "started between"
+    parameters = ("started_from", "started_to")
+    template = "admin/calls/call/date_range_filter.html"
+
+    def __init__(self, request: HttpRequest, params: dict[str, Any], model: Any, model_admin: Any) -> None:
+        super().__init__(request, params, model, model_admin)
+        self.values: dict[str, str] = {}
+        for name in self.parameters:
+            if name in params:
+                self.values[name] = self.used_parameters[name] = params.pop(name)[-1]
+        self.other_params = [
+            (key, value) for key, values in request.GET.lists() if key not in self.parameters for value in values
+        ]
+
+    def has_output(self) -> bool:
+        return True
+
+    def expected_parameters(self) -> list[str | None]:
+        return list(self.parameters)
+
+    def _day(self, name: str) -> Any:
+        text = self.values.get(name, "").strip()
+        if not text:
+            return None
+        try:
+            return datetime.strptime(text, "%Y-%m-%d").date()
+        except ValueError as exc:
+            raise IncorrectLookupParameters(f"{text!r} is not a date written as YYYY-MM-DD.") from exc
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Call]) -> QuerySet[Call]:
+        start, end = self._day("started_from"), self._day("started_to")
+        if start is None and end is None:
+            return queryset
+        period = ReportPeriod(start=start or date(2000, 1, 1), end=end or date(2999, 12, 31))
+        if start is not None:
+            queryset = queryset.filter(started_at__gte=period.since)
+        if end is not None:
+            queryset = queryset.filter(started_at__lt=period.until)
+        return queryset
+
+    def choices(self, changelist: ChangeList) -> Iterator[dict[str, Any]]:
+        yield {
+            "selected": not self.values,
+            "query_string": changelist.get_query_string(remove=list(self.parameters)),
+            "display": "Any time",
+        }
+
+
+# Talk time bands (seconds, lower inclusive, upper exclusive).
+TALK_BANDS: dict[str, tuple[str, int | None, int | None]] = {
+    "none": ("Not answered", None, None),
+    "lt30": ("Under 30 seconds", 0, 30),
+    "30-120": ("30 seconds to 2 minutes", 30, 120),
+    "120-600": ("2 to 10 minutes", 120, 600),
+    "600+": ("10 minutes or more", 600, None),
+}
+
+
+class TalkTimeFilter(admin.SimpleListFilter):
+    """Calls by how long caller and agent talked."""
+
+    title = "talk time"
+    parameter_name = "talk"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [(key, label) for key, (label, _low, _high) in TALK_BANDS.items()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Call]) -> QuerySet[Call]:
+        value = self.value()
+        if value is None:
+            return queryset
+        if value not in TALK_BANDS:
+            raise IncorrectLookupParameters(f"{value!r} is not a talk time band.")
+        _label, low, high = TALK_BANDS[value]
+        if low is None:
+            return queryset.filter(talk_seconds__isnull=True)
+        queryset = queryset.filter(talk_seconds__gte=low)
+        return queryset if high is None else queryset.filter(talk_seconds__lt=high)
 
 
 class EstimatedCountPaginator(Paginator):
@@ -257,13 +412,24 @@ class ReportForm(forms.Form):
     campaign = forms.ModelChoiceField(
         queryset=Campaign.objects.order_by("name"), required=False, empty_label="All campaigns"
     )
+    demo = forms.BooleanField(
+        label="Include demo campaigns",
+        required=False,
+        help_text="The call simulator's and the demo data's campaigns, left out unless ticked.",
+    )
 
     def __init__(self, query: QueryDict) -> None:
         data = query.copy()
         if not data.get("start") and not data.get("end"):
             default = ReportPeriod.last_days(DEFAULT_REPORT_DAYS)
             data["start"], data["end"] = default.start.isoformat(), default.end.isoformat()
+        # ?demo=show, as on the lists (a ticked box sends "on").
+        if data.get("demo") == SHOW_DEMO:
+            data["demo"] = "on"
         super().__init__(data)
+        if not self.fields["demo"].clean(self.fields["demo"].widget.value_from_datadict(data, {}, "demo")):
+            campaigns: Any = self.fields["campaign"]
+            campaigns.queryset = Campaign.objects.filter(is_demo=False).order_by("name")
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -279,12 +445,19 @@ class ReportForm(forms.Form):
 
     @property
     def period(self) -> ReportPeriod:
-        return ReportPeriod(start=self.cleaned_data["start"], end=self.cleaned_data["end"])
+        """Whole days in the site's time zone; for one campaign, in the campaign's own."""
+        campaign = self.cleaned_data.get("campaign")
+        zone = campaign.timezone if campaign is not None and campaign.timezone != settings.TIME_ZONE else ""
+        return ReportPeriod(start=self.cleaned_data["start"], end=self.cleaned_data["end"], zone=zone)
 
     @property
     def campaign_id(self) -> int | None:
         campaign = self.cleaned_data.get("campaign")
         return campaign.pk if campaign else None
+
+    @property
+    def include_demo(self) -> bool:
+        return bool(self.cleaned_data.get("demo"))
 
 
 def calls_url(params: dict[str, Any]) -> str:
@@ -295,9 +468,14 @@ def calls_url(params: dict[str, Any]) -> str:
 RowKind = Literal["campaign", "source", "total"]
 
 
-def row_filters(row: ReportRow, *, period: ReportPeriod, kind: RowKind, campaign_id: int | None) -> dict[str, Any]:
+def row_filters(
+    row: ReportRow, *, period: ReportPeriod, kind: RowKind, campaign_id: int | None, include_demo: bool = False
+) -> dict[str, Any]:
     """The call list parameters that select exactly the calls ``row`` counts."""
     params: dict[str, Any] = {"period": period.param}
+    if include_demo or campaign_id is not None:
+        # A campaign chosen by id is counted even if it is a demo: the list must show it too.
+        params["demo"] = SHOW_DEMO
     if kind == "total":
         if campaign_id is not None:
             params["campaign__id__exact"] = campaign_id
@@ -313,7 +491,7 @@ def row_filters(row: ReportRow, *, period: ReportPeriod, kind: RowKind, campaign
 
 
 def seconds(value: float | None) -> str:
-    return "–" if value is None else f"{value:.1f} s"
+    return minutes_seconds(value)
 
 
 def report_cells(row: ReportRow, filters: dict[str, Any]) -> list[dict[str, Any]]:
@@ -383,22 +561,22 @@ class CallLegInline(VonageRecordInline):
     model = CallLeg
     verbose_name_plural = "legs"
     fields = (
-        "uuid",
         "role",
         "status",
         "detail",
-        "from_number",
-        "to_number",
+        "from_shown",
+        "to_shown",
         "attempt",
         "started",
         "answered",
         "accepted",
         "declined",
         "ended",
-        "duration",
-        "price",
-        "rate",
+        "duration_shown",
+        "price_shown",
+        "rate_shown",
         "network",
+        "uuid",
         "region_url",
     )
     started = time_column("started_at", "started at")
@@ -406,6 +584,60 @@ class CallLegInline(VonageRecordInline):
     accepted = time_column("accepted_at", "accepted at")
     declined = time_column("declined_at", "declined at")
     ended = time_column("ended_at", "ended at")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[CallLeg]:
+        return with_caller_privacy(super().get_queryset(request), request, caller=F("call__caller_number"))
+
+    @admin.display(description="billed")
+    def duration_shown(self, leg: CallLeg) -> str:
+        return minutes_seconds(leg.duration) if leg.duration is not None else "-"
+
+    @admin.display(description="price")
+    def price_shown(self, leg: CallLeg) -> str:
+        return money(leg.price)
+
+    @admin.display(description="rate a minute")
+    def rate_shown(self, leg: CallLeg) -> str:
+        return money(leg.rate)
+
+    @admin.display(description="from")
+    def from_shown(self, leg: CallLeg) -> str:
+        return shown_number(leg, leg.from_number)
+
+    @admin.display(description="to")
+    def to_shown(self, leg: CallLeg) -> str:
+        return shown_number(leg, leg.to_number)
+
+
+def money(value: Any) -> str:
+    """A Vonage price with its currency (CALL_PRICE_CURRENCY): ``0.0069 EUR``."""
+    if value is None:
+        return "-"
+    return f"{value.normalize():f} {settings.CALL_PRICE_CURRENCY}" if value else f"0 {settings.CALL_PRICE_CURRENCY}"
+
+
+def with_caller_privacy(queryset: QuerySet[Any], request: HttpRequest, *, caller: Any) -> QuerySet[Any]:
+    """Rows carrying what their display needs to mask the caller's number for this
+    user (``calls.privacy``): the number (``shown_caller``) and whether they may see it."""
+    return queryset.annotate(shown_caller=caller, caller_visible=Value(privacy.sees_caller_numbers(request)))
+
+
+def shown_number(row: Any, number: str) -> str:
+    """A number on a leg or event: the caller's masked for those who may not see it."""
+    if not number:
+        return "-"
+    if getattr(row, "caller_visible", False):
+        return formatted_number(number)
+    return privacy.masked_text(formatted_number(number), getattr(row, "shown_caller", "") or "")
+
+
+def shown_payload(event: CallEvent) -> SafeString:
+    if getattr(event, "caller_visible", False):
+        return pretty_json(event.payload)
+    caller = getattr(event, "shown_caller", None)
+    # An event that matched no call: its "from" may be the caller.
+    unknown = () if caller else ("from",)
+    return pretty_json(privacy.masked_payload(event.payload, caller or "", unknown_caller_keys=unknown))
 
 
 class CallEventInline(VonageRecordInline):
@@ -417,9 +649,12 @@ class CallEventInline(VonageRecordInline):
     received = time_column("received_at", "received at", milliseconds=True)
     occurred = time_column("occurred_at", "Vonage's timestamp", milliseconds=True)
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[CallEvent]:
+        return with_caller_privacy(super().get_queryset(request), request, caller=F("call__caller_number"))
+
     @admin.display(description="payload")
     def payload_pretty(self, event: CallEvent) -> SafeString:
-        return pretty_json(event.payload)
+        return shown_payload(event)
 
 
 class VonageRecordAdmin(admin.ModelAdmin):
@@ -441,30 +676,25 @@ class VonageRecordAdmin(admin.ModelAdmin):
 
 @admin.register(Call)
 class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
-    list_display = (
-        "started",
-        "campaign",
-        "source",
-        "caller",
-        "outcome",
-        "wait_seconds",
-        "talk_seconds",
-        "state",
-        "number_status",
-    )
+    # What a supervisor reads, in a laptop's width: the call's state and the number's
+    # status are on the call's page (a call to an unknown number says so as its source).
+    list_display = ("started", "campaign", "source_shown", "caller", "outcome", "wait", "talk")
     list_filter = (
-        "campaign",
+        CallDemoFilter,
+        DateRangeFilter,
+        ("campaign", CampaignChoiceFilter),
         CampaignNumberFilter,
         "outcome",
+        TalkTimeFilter,
         CallerFilter,
         "number_status",
         "state",
         "recorded_late",
-        "started_at",
         ReportPeriodFilter,
     )
     date_hierarchy = "started_at"
-    search_fields = ("caller_number", "called_number")
+    # Numbers in any common form (NumberSearchMixin), the campaign's name, the source.
+    search_fields = ("caller_number", "called_number", "campaign__name", "source")
     list_select_related = ("campaign",)
     ordering = ("-started_at", "-id")
     list_per_page = 50
@@ -473,6 +703,7 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
     show_full_result_count = False
     paginator = EstimatedCountPaginator
     inlines = [CallLegInline, CallEventInline]
+    change_form_template = "admin/calls/call/change_form.html"
     call_fieldsets: Any = (
         (
             None,
@@ -482,16 +713,16 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
                     "campaign",
                     "tracking_number",
                     "number_status",
-                    "called_number",
+                    "called",
                     "source",
-                    "caller_number",
+                    "caller",
                     "redacted_at",
-                    "destination",
+                    "destination_rung",
                 )
             },
         ),
         ("What the agent heard", {"fields": ("whisper_spoken",)}),
-        ("Ringing the agent", {"fields": ("strategy", "accept_required", "attempt", "rate_limited")}),
+        ("Ringing the agent", {"fields": ("strategy", "accept_required", "attempt_shown", "rate_limited")}),
         (
             "Outcome",
             {
@@ -502,8 +733,8 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
                     "agent_answered",
                     "fallback",
                     "ended",
-                    "wait_seconds",
-                    "talk_seconds",
+                    "wait",
+                    "talk",
                     "agent_call_error",
                     "recorded_late",
                 )
@@ -524,6 +755,12 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
         "whisper_text",
         "caller_ncco",
         "recording_seconds",
+        "caller_number",
+        "attempt",
+        "wait_seconds",
+        "talk_seconds",
+        "called_number",
+        "destination",
     }
 
     started = time_column("started_at", "started at")
@@ -568,19 +805,21 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
             "time_zone": settings.TIME_ZONE,
         }
         if form.is_valid():
-            context.update(self._report_context(form.period, form.campaign_id))
+            context.update(self._report_context(form.period, form.campaign_id, include_demo=form.include_demo))
+            context["time_zone"] = form.period.time_zone
+            context["campaign_zone"] = bool(form.period.zone)
         return TemplateResponse(request, "admin/calls/report.html", context)
 
-    def _report_context(self, period: ReportPeriod, campaign_id: int | None) -> dict[str, Any]:
-        tables = reports.report_tables(period, campaign_id=campaign_id)
+    def _report_context(self, period: ReportPeriod, campaign_id: int | None, *, include_demo: bool) -> dict[str, Any]:
+        tables = reports.report_tables(period, campaign_id=campaign_id, include_demo=include_demo)
         campaigns, sources, total = tables.campaigns, tables.sources, tables.total
-        daily = reports.daily_outcomes(period, campaign_id=campaign_id)
+        daily = reports.daily_outcomes(period, campaign_id=campaign_id, include_demo=include_demo)
         names = {row.campaign_id: row.label for row in campaigns}
 
         def table(rows: Iterable[ReportRow], kind: RowKind) -> list[dict[str, Any]]:
             lines = []
             for row in rows:
-                filters = row_filters(row, period=period, kind=kind, campaign_id=campaign_id)
+                filters = row_filters(row, period=period, kind=kind, campaign_id=campaign_id, include_demo=include_demo)
                 lines.append(
                     {
                         "label": row.label,
@@ -590,7 +829,9 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
                 )
             return lines
 
-        total_filters = row_filters(total, period=period, kind="total", campaign_id=campaign_id)
+        total_filters = row_filters(
+            total, period=period, kind="total", campaign_id=campaign_id, include_demo=include_demo
+        )
         labels = {o: Outcome(o).label for o in REPORT_OUTCOMES}
         chart = stacked_bars_svg(
             [day for day, _ in daily],
@@ -600,6 +841,8 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
         query = {"start": period.start.isoformat(), "end": period.end.isoformat()}
         if campaign_id is not None:
             query["campaign"] = str(campaign_id)
+        if include_demo:
+            query["demo"] = SHOW_DEMO
         return {
             "period": period,
             "period_label": period_label(period),
@@ -619,10 +862,10 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
         if not form.is_valid():
             errors = " ".join(str(e) for errors in form.errors.values() for e in errors)
             return HttpResponseBadRequest(errors, content_type="text/plain; charset=utf-8")
-        period, campaign_id = form.period, form.campaign_id
+        period, campaign_id, include_demo = form.period, form.campaign_id, form.include_demo
 
         def lines() -> Iterator[list[Any]]:
-            tables = reports.report_tables(period, campaign_id=campaign_id)
+            tables = reports.report_tables(period, campaign_id=campaign_id, include_demo=include_demo)
             header, *rows = reports.csv_rows(tables.campaigns)
             yield ["table", *header]
             yield from (["campaign", *row] for row in rows)
@@ -654,7 +897,8 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
                 f"These filters cannot be applied to the call list: {exc}", content_type="text/plain; charset=utf-8"
             )
         name = f"calls-{timezone.localdate():%Y-%m-%d}.csv"
-        return csv_response(reports.calls_csv(calls), filename=name)
+        masked = not privacy.sees_caller_numbers(request)
+        return csv_response(reports.calls_csv(calls, mask_callers=masked), filename=name)
 
     def recording_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """The call's voicemail, fetched from Vonage through the adapter.
@@ -670,7 +914,8 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
         if call is None or not self.has_view_permission(request, call):
             raise Http404("There is no such call.")
         if not call.recording_url:
-            raise Http404("This call has no voicemail.")
+            # Plain text: the call page's player shows it as the reason it cannot play.
+            return HttpResponseNotFound("This call has no voicemail.", content_type="text/plain; charset=utf-8")
         try:
             audio = vonage_adapter.recording_download(url=call.recording_url)
         except vonage_adapter.VonageUnavailable as exc:
@@ -683,6 +928,31 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
         response = HttpResponse(audio, content_type="audio/mpeg")
         response["Content-Disposition"] = f'inline; filename="call-{call.pk}-voicemail.mp3"'
         return response
+
+    # --- callers' numbers, for those who may see them (calls.privacy) ---
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Call]:
+        return with_caller_privacy(super().get_queryset(request), request, caller=F("caller_number"))
+
+    def get_list_display(self, request: HttpRequest) -> Any:
+        if privacy.sees_caller_numbers(request):
+            return self.list_display
+        # Not sortable either: the order would rank the hidden numbers.
+        return tuple("caller_masked" if name == "caller" else name for name in self.list_display)
+
+    def get_search_fields(self, request: HttpRequest) -> Any:
+        if privacy.sees_caller_numbers(request):
+            return self.search_fields
+        # A search that matched would reveal the number: only the campaign's number is searched.
+        return tuple(f for f in self.search_fields if not privacy.lookup_mentions(f, privacy.CALL_FIELDS_WITH_CALLER))
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
+        # The admin allows any lookup on the model's own fields from the query string:
+        # ?caller_number__startswith=4479 would be the same oracle as the search.
+        if not privacy.sees_caller_numbers(request):
+            if privacy.lookup_mentions(lookup, privacy.CALL_FIELDS_WITH_CALLER):
+                return False
+        return super().lookup_allowed(lookup, value, request)
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Call], search_term: str
@@ -699,6 +969,29 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
         by_leg = queryset.filter(Exists(CallLeg.objects.filter(call=OuterRef("pk"), uuid=term)))
         return matched | by_leg, may_have_duplicates
 
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        return super().changelist_view(request, {**(extra_context or {}), "time_zone": settings.TIME_ZONE})
+
+    def render_change_form(self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        """The call's page leads with its outcome and a timeline people read; the
+        records from Vonage follow, folded."""
+        call = kwargs.get("obj")
+        if call is not None:
+            visible = privacy.sees_caller_numbers(request)
+
+            def shown(text: str) -> str:
+                return text if visible else privacy.masked_text(text, call.caller_number)
+
+            context.update(
+                {
+                    "timeline": call_timeline(call, list(call.legs.all()), shown=shown, number=formatted_number),
+                    "outcome_label": call.get_outcome_display(),
+                    "call_summary": call_summary(call),
+                    "time_zone": settings.TIME_ZONE,
+                }
+            )
+        return super().render_change_form(request, context, *args, **kwargs)
+
     def get_fieldsets(self, request: HttpRequest, obj: Call | None = None) -> Any:
         # Every field of the record is shown: any the sections above do not name
         # (a field added to the model later) is listed under "More".
@@ -706,33 +999,79 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
         rest = tuple(
             f.name for f in Call._meta.concrete_fields if f.name not in named and not f.primary_key and f.editable
         )
-        return self.call_fieldsets + ((("More", {"fields": rest}),) if rest else ())
+        more = ("Technical details", {"fields": rest, "classes": ("collapse",)})
+        return self.call_fieldsets + ((more,) if rest else ())
+
+    @admin.display(description="source", ordering="source")
+    def source_shown(self, call: Call) -> str:
+        if call.number_status == NumberStatus.UNKNOWN:
+            return "Unknown number"
+        if call.number_status == NumberStatus.INACTIVE:
+            return f"{call.source} (inactive number)" if call.source else "Inactive number"
+        return call.source or "-"
+
+    @admin.display(description="number dialled")
+    def called(self, call: Call) -> str:
+        return formatted_number(call.called_number)
+
+    @admin.display(description="call centre number rung")
+    def destination_rung(self, call: Call) -> str:
+        return formatted_number(call.destination) if call.destination else "-"
+
+    @admin.display(description="wait", ordering="wait_seconds")
+    def wait(self, call: Call) -> str:
+        return minutes_seconds(call.wait_seconds)
+
+    @admin.display(description="talk", ordering="talk_seconds")
+    def talk(self, call: Call) -> str:
+        return minutes_seconds(call.talk_seconds)
+
+    @admin.display(description="destination rung")
+    def attempt_shown(self, call: Call) -> str:
+        if call.attempt == 0:
+            return "The campaign's call centre number"
+        return f"Further destination {call.attempt} (after {call.attempt} that did not take the call)"
 
     @admin.display(description="caller", ordering="caller_number")
     def caller(self, call: Call) -> str:
-        return formatted_number(call.caller_number) if call.caller_number else "unknown"
+        return privacy.caller_display(call.caller_number, visible=getattr(call, "caller_visible", False))
+
+    @admin.display(description="caller")
+    def caller_masked(self, call: Call) -> str:
+        return privacy.caller_display(call.caller_number, visible=False)
 
     @admin.display(description="whisper, as spoken")
     def whisper_spoken(self, call: Call) -> str:
         if call.whisper_text:
-            return f"“{call.whisper_text}”"
+            text = call.whisper_text
+            if not getattr(call, "caller_visible", False):
+                text = privacy.masked_text(text, call.caller_number)
+            return f"“{text}”"
         return "No whisper was spoken: the agent did not answer, or the caller had already gone."
 
     @admin.display(description="caller's NCCO")
     def caller_ncco_pretty(self, call: Call) -> SafeString:
-        return pretty_json(call.caller_ncco)
+        # The greeting in it may read out the caller's number ({caller}).
+        if getattr(call, "caller_visible", False):
+            return pretty_json(call.caller_ncco)
+        return pretty_json(privacy.masked_payload(call.caller_ncco, call.caller_number))
 
     @admin.display(description="voicemail")
     def recording(self, call: Call) -> SafeString | str:
         if not call.recording_url:
             return "No voicemail was left."
         url = reverse("admin:calls_call_recording", args=[call.pk])
+        # When the audio cannot be played, the player would sit at 0:00 saying nothing:
+        # ask the same address again and show why (Vonage unreachable, no such file…).
         return format_html(
-            '<audio controls preload="none" src="{}">'
-            '<a href="{}">Download the voicemail</a></audio><p class="help">{}</p>',
+            '<div class="voicemail-player"><audio controls preload="none" src="{}">'
+            '<a href="{}">Download the voicemail</a></audio><p class="help">{}</p>'
+            '<p class="errornote voicemail-error" role="alert" hidden></p>'
+            '<script src="{}" defer></script></div>',
             url,
             url,
             recording_length(call.recording_seconds),
+            static("calls/voicemail_player.js"),
         )
 
 
@@ -790,6 +1129,16 @@ class CallEventAdmin(VonageRecordAdmin):
         url = reverse("admin:calls_call_change", args=[event.call_id])
         return format_html('<a href="{}">Call {}</a>', url, event.call_id)
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[CallEvent]:
+        return with_caller_privacy(super().get_queryset(request), request, caller=F("call__caller_number"))
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
+        # ?payload__from__startswith=4479 would tell the caller's number a digit at a time.
+        if not privacy.sees_caller_numbers(request):
+            if privacy.lookup_mentions(lookup, privacy.EVENT_FIELDS_WITH_CALLER):
+                return False
+        return super().lookup_allowed(lookup, value, request)
+
     @admin.display(description="payload")
     def payload_pretty(self, event: CallEvent) -> SafeString:
-        return pretty_json(event.payload)
+        return shown_payload(event)

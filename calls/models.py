@@ -5,6 +5,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from campaigns.models import Campaign, TrackingNumber
+from campaigns.phone import display_number
 
 
 class Outcome(models.TextChoices):
@@ -64,7 +65,7 @@ class Call(models.Model):
     strategy = models.CharField(max_length=10, default="conference", help_text="The campaign's strategy then.")
     accept_required = models.BooleanField(default=False, help_text="Press 1 to accept, as the campaign said then.")
     attempt = models.PositiveSmallIntegerField(
-        default=0, help_text="Which destination is being rung: 0 is the first, then the hunt list."
+        default=0, help_text="Which destination is being rung: the campaign's own, then its further destinations."
     )
     resolution = models.CharField(
         max_length=12,
@@ -76,7 +77,9 @@ class Call(models.Model):
     recording_url = models.URLField(max_length=500, blank=True, help_text="The voicemail the caller left.")
     recording_seconds = models.PositiveIntegerField(null=True, blank=True)
     redacted_at = models.DateTimeField(
-        null=True, blank=True, help_text="When the caller's number was removed (CALL_RETENTION_DAYS)."
+        null=True,
+        blank=True,
+        help_text=("When the caller's number was removed: numbers are kept only as long as the retention policy says."),
     )
     first_call = models.BooleanField(
         null=True,
@@ -86,7 +89,7 @@ class Call(models.Model):
     agent_requested_at = models.DateTimeField(
         null=True,
         blank=True,
-        help_text="When the agent call for the current attempt was asked of Vonage (claimed by one process).",
+        help_text="When we asked Vonage to ring the agent.",
     )
     agent_call_error = models.TextField(
         blank=True, help_text="Why the agent call could not be placed, when it could not."
@@ -122,6 +125,7 @@ class Call(models.Model):
         permissions = [
             ("view_report", "Can view the call reports"),
             ("export_calls", "Can export calls and reports as CSV"),
+            ("see_caller_numbers", "Can see callers' phone numbers"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(outcome__in=Outcome.values), name="call_outcome_valid"),
@@ -130,7 +134,7 @@ class Call(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Call {self.pk} to +{self.called_number}"
+        return f"Call {self.pk} to {display_number(self.called_number)}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if self._state.adding and self.first_call is None:

@@ -22,7 +22,10 @@ from django.conf import settings
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
+from campaigns.phone import display_number, masked
+
 from .models import Call, Outcome
+from .privacy import masked_text
 from .spreadsheets import inert_writer
 
 # The outcome columns of every report and export, in the order people read them.
@@ -56,10 +59,12 @@ OUTCOME_COLORS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class ReportPeriod:
-    """Whole days ``start`` to ``end`` inclusive, in the site's time zone."""
+    """Whole days ``start`` to ``end`` inclusive, in the site's time zone (TIME_ZONE), or
+    in ``zone`` (a campaign's own, for a report on that campaign)."""
 
     start: date
     end: date
+    zone: str = ""
 
     @classmethod
     def last_days(cls, days: int, *, today: date | None = None) -> ReportPeriod:
@@ -67,28 +72,44 @@ class ReportPeriod:
         return cls(start=today - timedelta(days=days - 1), end=today)
 
     @property
+    def time_zone(self) -> str:
+        return self.zone or settings.TIME_ZONE
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
+
+    @property
     def since(self) -> datetime:
-        return datetime.combine(self.start, time.min, tzinfo=ZoneInfo(settings.TIME_ZONE))
+        return datetime.combine(self.start, time.min, tzinfo=self.tz)
 
     @property
     def until(self) -> datetime:
-        return datetime.combine(self.end + timedelta(days=1), time.min, tzinfo=ZoneInfo(settings.TIME_ZONE))
+        return datetime.combine(self.end + timedelta(days=1), time.min, tzinfo=self.tz)
 
     def days(self) -> list[date]:
         return [self.start + timedelta(days=n) for n in range((self.end - self.start).days + 1)]
 
     @property
     def param(self) -> str:
-        """The period in a URL: ``2026-11-01..2026-11-30`` (read back by :meth:`from_param`)."""
-        return f"{self.start.isoformat()}..{self.end.isoformat()}"
+        """The period in a URL: ``2026-11-01..2026-11-30``, with ``@Asia/Tokyo`` when it is
+        in a campaign's own time zone (read back by :meth:`from_param`)."""
+        text = f"{self.start.isoformat()}..{self.end.isoformat()}"
+        return f"{text}@{self.zone}" if self.zone else text
 
     @classmethod
     def from_param(cls, text: str) -> ReportPeriod:
         """The period :attr:`param` wrote; ``ValueError`` for anything else."""
-        start, separator, end = text.partition("..")
+        days, _, zone = text.partition("@")
+        start, separator, end = days.partition("..")
         if not separator:
             raise ValueError(f"{text!r} is not a period written as start..end.")
-        period = cls(start=date.fromisoformat(start), end=date.fromisoformat(end))
+        if zone:
+            try:
+                ZoneInfo(zone)
+            except (ValueError, KeyError) as exc:  # ZoneInfoNotFoundError is a KeyError
+                raise ValueError(f"{zone!r} is not a time zone.") from exc
+        period = cls(start=date.fromisoformat(start), end=date.fromisoformat(end), zone=zone)
         if period.end < period.start:
             raise ValueError(f"The period {text!r} ends before it starts.")
         return period
@@ -138,11 +159,21 @@ CAMPAIGN_GROUP = ("campaign_id", "campaign__name")
 SOURCE_GROUP = ("tracking_number_id", "tracking_number__number", "source", "campaign_id")
 
 
-def calls_in(period: ReportPeriod, *, campaign_id: int | None = None) -> QuerySet[Call]:
-    """The calls a report over ``period`` counts: what "every number links to" filters."""
+def not_demo() -> Q:
+    """Calls that are not to a demo campaign (``Campaign.is_demo``: the simulator's and
+    the demo data's); calls to unknown numbers are real. Lists and reports leave demo
+    calls out unless asked to show them."""
+    return Q(campaign__isnull=True) | Q(campaign__is_demo=False)
+
+
+def calls_in(period: ReportPeriod, *, campaign_id: int | None = None, include_demo: bool = False) -> QuerySet[Call]:
+    """The calls a report over ``period`` counts: what "every number links to" filters.
+    A campaign chosen by id is counted even if it is a demo."""
     calls = Call.objects.filter(period.contains())
     if campaign_id is not None:
         calls = calls.filter(campaign_id=campaign_id)
+    elif not include_demo:
+        calls = calls.filter(not_demo())
     return calls
 
 
@@ -163,25 +194,35 @@ def returning_calls(calls: QuerySet[Call]) -> QuerySet[Call]:
     return calls.exclude(is_first_call()).exclude(caller_number="")
 
 
-def campaign_rows(period: ReportPeriod, *, campaign_id: int | None = None, medians: bool = True) -> list[ReportRow]:
+def campaign_rows(
+    period: ReportPeriod, *, campaign_id: int | None = None, medians: bool = True, include_demo: bool = False
+) -> list[ReportRow]:
     """One row per campaign (calls to unknown numbers together under "No campaign")."""
-    rows = _rows(calls_in(period, campaign_id=campaign_id), group=CAMPAIGN_GROUP, medians=medians)
+    rows = _rows(
+        calls_in(period, campaign_id=campaign_id, include_demo=include_demo), group=CAMPAIGN_GROUP, medians=medians
+    )
     for row in rows:
         row.label = row.label or "No campaign (unknown numbers)"
     return rows
 
 
-def source_rows(period: ReportPeriod, *, campaign_id: int | None = None, medians: bool = True) -> list[ReportRow]:
+def source_rows(
+    period: ReportPeriod, *, campaign_id: int | None = None, medians: bool = True, include_demo: bool = False
+) -> list[ReportRow]:
     """One row per tracking number: which advert made the phone ring."""
-    return _rows(calls_in(period, campaign_id=campaign_id), group=SOURCE_GROUP, medians=medians)
+    return _rows(
+        calls_in(period, campaign_id=campaign_id, include_demo=include_demo), group=SOURCE_GROUP, medians=medians
+    )
 
 
-def daily_outcomes(period: ReportPeriod, *, campaign_id: int | None = None) -> list[tuple[date, dict[str, int]]]:
+def daily_outcomes(
+    period: ReportPeriod, *, campaign_id: int | None = None, include_demo: bool = False
+) -> list[tuple[date, dict[str, int]]]:
     """Calls per day and outcome, every day of the period present (zeros included)."""
     counts: dict[date, dict[str, int]] = {day: dict.fromkeys(REPORT_OUTCOMES, 0) for day in period.days()}
     rows = (
-        calls_in(period, campaign_id=campaign_id)
-        .annotate(day=TruncDate("started_at", tzinfo=ZoneInfo(settings.TIME_ZONE)))
+        calls_in(period, campaign_id=campaign_id, include_demo=include_demo)
+        .annotate(day=TruncDate("started_at", tzinfo=period.tz))
         .values("day", "outcome")
         .annotate(n=Count("id"))
         .order_by()
@@ -272,13 +313,13 @@ class ReportTables:
     total: ReportRow
 
 
-def report_tables(period: ReportPeriod, *, campaign_id: int | None = None) -> ReportTables:
+def report_tables(period: ReportPeriod, *, campaign_id: int | None = None, include_demo: bool = False) -> ReportTables:
     """Both tables and the total line. The medians of all three come from one read of
     the answered calls' waits, grouped here: cheaper than a ``percentile_cont`` query
     per table once the period holds tens of thousands of calls."""
-    campaigns = campaign_rows(period, campaign_id=campaign_id, medians=False)
-    sources = source_rows(period, campaign_id=campaign_id, medians=False)
-    calls = calls_in(period, campaign_id=campaign_id)
+    campaigns = campaign_rows(period, campaign_id=campaign_id, medians=False, include_demo=include_demo)
+    sources = source_rows(period, campaign_id=campaign_id, medians=False, include_demo=include_demo)
+    calls = calls_in(period, campaign_id=campaign_id, include_demo=include_demo)
     total = totals(campaigns)
     total.campaign_id = campaign_id
     by_campaign: dict[int | None, list[int]] = defaultdict(list)
@@ -320,7 +361,7 @@ def _label(values: dict[str, Any]) -> str:
         source = values.get("source") or ""
         if number is None:
             return "Unknown numbers"
-        return f"+{number}" + (f" ({source})" if source else "")
+        return display_number(number) + (f" ({source})" if source else "")
     return values.get("campaign__name") or ""
 
 
@@ -379,14 +420,15 @@ _CALLS_CSV_FIELDS = (
 CALLS_CSV_CHUNK = 2000
 
 
-def calls_csv(calls: QuerySet[Call]) -> Iterator[str]:
+def calls_csv(calls: QuerySet[Call], *, mask_callers: bool = False) -> Iterator[str]:
     """``calls`` as CSV text, in pieces of :data:`CALLS_CSV_CHUNK` lines.
 
     Memory stays the same whatever the number of calls: the rows are read as tuples
     (``values_list``, no model instances) through a database cursor that fetches a
     chunk at a time (``iterator``; a server-side cursor on PostgreSQL), and each piece
     is handed on before the next is read. Times are ISO 8601 in the site's time zone;
-    the caller is the number as stored, so empty once redacted.
+    the caller is the number as stored, so empty once redacted; with ``mask_callers``
+    (staff who may not see callers' numbers) masked, in the whisper too.
     """
     zone = ZoneInfo(settings.TIME_ZONE)
     outcome_labels = dict(Outcome.choices)
@@ -401,12 +443,12 @@ def calls_csv(calls: QuerySet[Call]) -> Iterator[str]:
                 campaign or "",
                 source,
                 called,
-                caller,
+                masked(caller) if mask_callers and caller else caller,
                 outcome_labels.get(outcome, outcome),
                 state,
                 wait,
                 talk,
-                whisper,
+                masked_text(whisper, caller) if mask_callers else whisper,
             )
         )
         if n % CALLS_CSV_CHUNK == 0:
@@ -433,6 +475,7 @@ __all__ = [
     "daily_outcomes",
     "first_time_calls",
     "is_first_call",
+    "not_demo",
     "returning_calls",
     "source_rows",
     "totals",

@@ -1,7 +1,8 @@
 """The two roles staff are given, as Django groups with exactly these permissions.
 
 - Marketing: manage campaigns, their numbers and opening hours; view calls and reports.
-- Supervisors: view calls and reports, and export them as CSV.
+- Supervisors: view calls and reports, export them as CSV, and see callers' numbers
+  (everyone else sees them masked: ``calls.privacy``).
 
 Call records come from Vonage and are read-only for everyone; only superusers
 delete them (see ``calls.admin``).
@@ -28,5 +29,30 @@ ROLE_PERMISSIONS: dict[str, list[tuple[str, str]]] = {
         ("calls", "view_callevent"),
         ("calls", "view_report"),
         ("calls", "export_calls"),
+        ("calls", "see_caller_numbers"),
     ],
 }
+
+
+def sync_role_groups(apps) -> None:  # type: ignore[no-untyped-def]
+    """Give each group exactly the permissions above, from a migration (``apps`` is its
+    historical registry). Permissions the migration state does not know yet are
+    skipped: the migration that adds them syncs again."""
+    from django.contrib.auth.management import create_permissions
+
+    # Permissions are normally created after all migrations ran; make sure they exist.
+    for label in ("campaigns", "calls"):
+        config = apps.get_app_config(label)
+        config.models_module = True
+        create_permissions(config, apps=apps, verbosity=0)
+        config.models_module = None
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    for name, codenames in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=name)
+        permissions = [
+            permission
+            for app, codename in codenames
+            for permission in Permission.objects.filter(content_type__app_label=app, codename=codename)
+        ]
+        group.permissions.set(permissions)

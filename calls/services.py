@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from campaigns.models import DEFAULT_GREETING, Strategy
 from campaigns.phone import InvalidNumber, masked, normalize_number, spoken_digits
-from campaigns.whisper import render_template
+from campaigns.whisper import earlier_calls, render_template
 
 from . import agent_dispatch, call_flow, pacing
 from . import ncco as nccos
@@ -420,8 +420,8 @@ class _LazyCount(str):
     def __format__(self, spec: str) -> str:
         call = self.call
         if call.campaign_id is None or not call.caller_number:
-            return "0"
-        return str(
+            return earlier_calls(0)
+        return earlier_calls(
             Call.objects.filter(
                 campaign_id=call.campaign_id, caller_number=call.caller_number, started_at__lt=call.started_at
             ).count()

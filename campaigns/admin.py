@@ -6,10 +6,12 @@ numbers and its opening hours is recorded (django-simple-history) and listed, wi
 made it, on the campaign's History page.
 """
 
+import zoneinfo
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlencode
 
@@ -42,7 +44,8 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
-from django.utils.safestring import SafeString
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.text import capfirst
 from django.views.decorators.http import require_GET
 from simple_history.admin import SimpleHistoryAdmin
 from simple_history.models import ModelChange
@@ -52,13 +55,13 @@ from simple_history.utils import bulk_update_with_history
 from calls.models import Call, NumberStatus, Outcome
 from calls.reports import ReportPeriod, ReportRow
 
-from .models import Campaign, OpeningHours, TrackingNumber
-from .phone import InvalidNumber, normalize_number, spoken_digits
-from .whisper import TemplateError, render_template, speaking_seconds, validate_template
+from .models import Campaign, OpeningHours, Strategy, TrackingNumber
+from .phone import InvalidNumber, display_number, masked, normalize_number, number_from_search, spoken_digits
+from .whisper import TemplateError, earlier_calls, render_template, speaking_seconds, validate_template
 
 # What the preview says for the variables only a real call knows.
 PREVIEW_CALLER = "4 4 7 9 4 6 0 0 0 1 2 3"
-PREVIEW_CALLS_BEFORE = "2"
+PREVIEW_CALLS_BEFORE = earlier_calls(2)
 # ...and for the number's, before the campaign has one.
 PREVIEW_SOURCE = "M4 billboard"
 PREVIEW_NUMBER = "447700900123"
@@ -74,7 +77,8 @@ RECENT_DAYS = 7
 
 
 class NumberSearchMixin:
-    """Let staff search for a number the way they write it: ``+44 7700 900001``.
+    """Let staff search for a number the way they write it: ``+44 7700 900001``,
+    ``07700 900001`` (national, in the call centre's country).
 
     Numbers are stored as E.164 digits, so a search term that is a whole phone number
     is normalised first; any other term is searched as typed.
@@ -83,16 +87,66 @@ class NumberSearchMixin:
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
     ) -> tuple[QuerySet[Any], bool]:
-        try:
-            search_term = normalize_number(search_term.strip())
-        except InvalidNumber:
-            pass
+        search_term = number_from_search(search_term) or search_term
         return super().get_search_results(request, queryset, search_term)  # type: ignore[misc]
 
 
+SHOW_DEMO = "show"
+
+
+def shows_demo(request: HttpRequest) -> bool:
+    """Whether the page was asked to show demo data (``?demo=show``): the one click."""
+    return request.GET.get(DemoFilter.parameter_name) == SHOW_DEMO
+
+
+class DemoFilter(admin.SimpleListFilter):
+    """Demo data (the call simulator's campaigns, the demo import's) is hidden unless
+    ``?demo=show``; ``hidden`` is the Q of what is left out."""
+
+    title = "demo data"
+    parameter_name = "demo"
+    hidden: Q = Q(is_demo=True)
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [(SHOW_DEMO, "Shown")]
+
+    def choices(self, changelist: Any) -> Any:
+        yield {
+            "selected": self.value() != SHOW_DEMO,
+            "query_string": changelist.get_query_string(remove=[self.parameter_name]),
+            "display": "Hidden",
+        }
+        yield {
+            "selected": self.value() == SHOW_DEMO,
+            "query_string": changelist.get_query_string({self.parameter_name: SHOW_DEMO}),
+            "display": "Shown",
+        }
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset if self.value() == SHOW_DEMO else queryset.exclude(self.hidden)
+
+
+class NumberDemoFilter(DemoFilter):
+    hidden = Q(campaign__is_demo=True)
+
+
+class CampaignChoiceFilter(admin.RelatedFieldListFilter):
+    """A list's campaign filter without the demo campaigns, unless they are shown."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Not the admin's bare "-": what a call without a campaign is.
+        self.empty_value_display = mark_safe("No campaign (unknown numbers)")
+
+    def field_choices(self, field: Any, request: HttpRequest, model_admin: admin.ModelAdmin) -> Any:
+        ordering = self.field_admin_ordering(field, request, model_admin)
+        limit = {} if shows_demo(request) else {"is_demo": False}
+        return field.get_choices(include_blank=False, ordering=ordering, limit_choices_to=limit)
+
+
 def formatted_number(number: str) -> str:
-    """``447700900001`` as people write it in international format."""
-    return f"+{number}" if number.isdigit() else number
+    """``447700900001`` as people write it (PHONE_NUMBER_DISPLAY: ``campaigns.phone``)."""
+    return display_number(number)
 
 
 class PhoneNumberField(forms.CharField):
@@ -108,10 +162,19 @@ class PhoneNumberField(forms.CharField):
         kwargs["max_length"] = 32
         super().__init__(**kwargs)
 
+    def prepare_value(self, value: Any) -> Any:
+        # Shown as everywhere else in the admin (PHONE_NUMBER_DISPLAY); cleaned back to digits.
+        return display_number(value) if isinstance(value, str) and value.isdigit() else value
+
     def to_python(self, value: Any) -> str | None:
         text = super().to_python(value)
         if text is None or text in self.empty_values:
             return text
+        # A national number (07700 900001, as PHONE_NUMBER_DISPLAY=national shows it) is
+        # read in the call centre's country.
+        national = number_from_search(text) if text.strip().startswith("0") else None
+        if national is not None:
+            return national
         try:
             return normalize_number(text)
         except InvalidNumber as exc:
@@ -163,6 +226,12 @@ class OpeningHoursInline(admin.TabularInline):
 # --- whisper preview ------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=1)
+def time_zone_choices() -> list[tuple[str, str]]:
+    """Every time zone the server knows (IANA names), as "Europe/London"."""
+    return [(name, name.replace("_", " ")) for name in sorted(zoneinfo.available_timezones())]
+
+
 @dataclass(frozen=True)
 class WhisperPreview:
     """The whisper as an agent would hear it, with sample values for what only a call knows."""
@@ -197,6 +266,7 @@ def preview_whisper(
     number: str | None = None,
     source: str | None = None,
     accept_prompt: str | None = None,
+    mask_caller: bool = False,
 ) -> WhisperPreview:
     """Render ``template`` as a call to ``number`` would: the form's preview and its endpoint.
 
@@ -230,9 +300,13 @@ def preview_whisper(
     )
     # The agent hears the accept prompt right after the whisper.
     with_prompt = speaking_seconds(f"{text} {accept_prompt}") if accept_prompt else None
-    return WhisperPreview(
-        text=text, error="", note=note, seconds=speaking_seconds(text), seconds_with_accept_prompt=with_prompt
-    )
+    seconds = speaking_seconds(text)
+    if mask_caller:
+        # Staff who may not see callers' numbers see the sample masked, as on a call's page
+        # (the timing is still the spoken text's).
+        text = text.replace(PREVIEW_CALLER, masked(PREVIEW_CALLER.replace(" ", "")))
+        note = note.replace(PREVIEW_CALLER, masked(PREVIEW_CALLER.replace(" ", "")))
+    return WhisperPreview(text=text, error="", note=note, seconds=seconds, seconds_with_accept_prompt=with_prompt)
 
 
 def _preview_digits(number: str | None) -> str | None:
@@ -357,22 +431,32 @@ def related_changes(campaign_id: int, *, limit: int = 100) -> list[RelatedChange
     return found[:limit]
 
 
+# The campaign list's short words for the strategy: what the caller hears while waiting.
+WAITING_WORDS = {Strategy.CONFERENCE: "Hold music", Strategy.CONNECT: "Ringing"}
+
+
+class WaitingFilter(admin.ChoicesFieldListFilter):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.title = "what callers hear while waiting"
+
+
 @admin.register(Campaign)
 class CampaignAdmin(PhoneNumberFieldsMixin, NumberSearchMixin, SimpleHistoryAdmin):
     list_display = (
         "name",
         "topic",
         "destination_display",
-        "strategy",
+        "waiting",
         "number_count",
         "recent_calls",
         "recent_answer_rate",
         "is_active",
     )
     list_editable = ("is_active",)
-    list_filter = ("is_active", "strategy")
+    list_filter = ("is_active", ("strategy", WaitingFilter), DemoFilter)
     search_fields = ("name", "topic", "numbers__number", "numbers__source")
-    readonly_fields = ("whisper_preview",)
+    readonly_fields = ("whisper_preview", "whisper_preview_masked")
     inlines = [TrackingNumberInline, OpeningHoursInline]
     phone_number_fields = ("destination",)
     # Vonage fetches hold music over the internet: a bare host means HTTPS.
@@ -380,7 +464,7 @@ class CampaignAdmin(PhoneNumberFieldsMixin, NumberSearchMixin, SimpleHistoryAdmi
     actions = ["activate", "deactivate"]
     object_history_template = "admin/campaigns/campaign/object_history.html"
     campaign_fieldsets: Any = (
-        ("Campaign", {"fields": ("name", "topic", "is_active")}),
+        ("Campaign", {"fields": ("name", "topic", "is_active", "is_demo")}),
         (
             "What people hear",
             {"fields": ("greeting", "hold_music_url", "whisper_template", "whisper_preview", "language", "style")},
@@ -406,7 +490,14 @@ class CampaignAdmin(PhoneNumberFieldsMixin, NumberSearchMixin, SimpleHistoryAdmi
         ),
     )
     # Short lists of numbers and spoken sentences: a few lines each, not the admin's ten.
-    short_text_fields = ("hunt_numbers", "accept_prompt", "fallback_message", "voicemail_prompt", "closed_message")
+    short_text_fields = (
+        "greeting",
+        "hunt_numbers",
+        "accept_prompt",
+        "fallback_message",
+        "voicemail_prompt",
+        "closed_message",
+    )
 
     class Media:
         css = {"all": ["campaigns/whisper_preview.css"]}
@@ -465,6 +556,10 @@ class CampaignAdmin(PhoneNumberFieldsMixin, NumberSearchMixin, SimpleHistoryAdmi
             recent_rate=Cast("recent_answered", FloatField()) / NullIf(settled, Value(0)),
         )
 
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        note = f"Calls and answer rate over the last {RECENT_DAYS} days, today included (days in {settings.TIME_ZONE})."
+        return super().changelist_view(request, {**(extra_context or {}), "recent_note": note})
+
     def get_fieldsets(self, request: HttpRequest, obj: Campaign | None = None) -> Any:
         # A field added to the model later is still shown, under "More", until it is
         # given a place above.
@@ -472,11 +567,34 @@ class CampaignAdmin(PhoneNumberFieldsMixin, NumberSearchMixin, SimpleHistoryAdmi
         rest = tuple(
             f.name for f in Campaign._meta.concrete_fields if f.editable and not f.primary_key and f.name not in named
         )
-        return self.campaign_fieldsets + ((("More", {"fields": rest}),) if rest else ())
+        fieldsets = self.campaign_fieldsets + ((("More", {"fields": rest}),) if rest else ())
+        if request.user.has_perm("calls.see_caller_numbers"):
+            return fieldsets
+        return tuple(
+            (
+                name,
+                {
+                    **options,
+                    "fields": tuple(
+                        "whisper_preview_masked" if f == "whisper_preview" else f for f in options["fields"]
+                    ),
+                },
+            )
+            for name, options in fieldsets
+        )
 
     def formfield_for_dbfield(self, db_field: "Field[Any, Any]", request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name in self.short_text_fields:
             kwargs["widget"] = widgets.AdminTextareaWidget(attrs={"rows": 3})
+        if db_field.name == "timezone":
+            # Chosen from the list, not typed: "Europe/London", not "london" or "GMT+1".
+            return forms.TypedChoiceField(
+                label=capfirst(db_field.verbose_name),
+                help_text=db_field.help_text,
+                choices=time_zone_choices(),
+                initial=db_field.default,
+                error_messages={"invalid_choice": "“%(value)s” is not a time zone: choose one from the list."},
+            )
         return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
@@ -501,14 +619,18 @@ class CampaignAdmin(PhoneNumberFieldsMixin, NumberSearchMixin, SimpleHistoryAdmi
             kwargs["initial"] = [{"number": number, "is_active": True}]
         return kwargs
 
-    @admin.display(description="destination", ordering="destination")
+    @admin.display(description="call centre", ordering="destination")
     def destination_display(self, campaign: Campaign) -> str:
         if campaign.destination:
             return formatted_number(campaign.destination)
         default = settings.CALL_CENTER_NUMBER
         return f"Call centre ({formatted_number(default)})" if default else "Call centre (not set)"
 
-    @admin.display(description="tracking numbers", ordering="number_count")
+    @admin.display(description="caller hears", ordering="strategy")
+    def waiting(self, campaign: Campaign) -> str:
+        return WAITING_WORDS.get(campaign.strategy, campaign.get_strategy_display())  # type: ignore[call-overload]
+
+    @admin.display(description="numbers", ordering="number_count")
     def number_count(self, campaign: Campaign) -> int:
         return campaign.number_count  # type: ignore[attr-defined]
 
@@ -533,7 +655,7 @@ class CampaignAdmin(PhoneNumberFieldsMixin, NumberSearchMixin, SimpleHistoryAdmi
         return "–" if rate is None else f"{rate:.0%}"
 
     @admin.display(description="Whisper preview")
-    def whisper_preview(self, campaign: Campaign) -> SafeString:
+    def whisper_preview(self, campaign: Campaign, *, mask_caller: bool = False) -> SafeString:
         number = None
         if campaign.pk is not None:
             # An active number is what a real call would most likely come in on.
@@ -545,6 +667,7 @@ class CampaignAdmin(PhoneNumberFieldsMixin, NumberSearchMixin, SimpleHistoryAdmi
             number=number.number if number else None,
             source=number.source if number else None,
             accept_prompt=campaign.accept_prompt if campaign.require_accept else None,
+            mask_caller=mask_caller,
         )
         return render_to_string(
             "admin/campaigns/campaign/whisper_preview.html",
@@ -555,6 +678,10 @@ class CampaignAdmin(PhoneNumberFieldsMixin, NumberSearchMixin, SimpleHistoryAdmi
                 "warning_text": WHISPER_WARNING,
             },
         )
+
+    @admin.display(description="Whisper preview")
+    def whisper_preview_masked(self, campaign: Campaign) -> SafeString:
+        return self.whisper_preview(campaign, mask_caller=True)
 
     # --- the whisper preview's endpoint ---------------------------------------------------
 
@@ -571,6 +698,7 @@ class CampaignAdmin(PhoneNumberFieldsMixin, NumberSearchMixin, SimpleHistoryAdmi
             number=query.get("number"),
             source=query.get("source"),
             accept_prompt=query.get("accept_prompt") or None,
+            mask_caller=not request.user.has_perm("calls.see_caller_numbers"),
         )
         return JsonResponse({**preview.as_json(), "language": query.get("language", "")})
 
@@ -662,9 +790,13 @@ def recent_report_row(campaign: Campaign) -> ReportRow:
 @admin.register(TrackingNumber)
 class TrackingNumberAdmin(PhoneNumberFieldsMixin, NumberSearchMixin, SimpleHistoryAdmin):
     phone_number_fields = ("number",)
-    list_display = ("number", "campaign", "source", "is_active")
-    list_filter = ("campaign", "is_active")
+    list_display = ("number_shown", "campaign", "source", "is_active")
+    list_filter = (("campaign", CampaignChoiceFilter), "is_active", NumberDemoFilter)
     search_fields = ("number", "source", "campaign__name")
     list_select_related = ("campaign",)
     fields = ("number", "campaign", "source", "is_active", "created_at")
     readonly_fields = ("created_at",)
+
+    @admin.display(description="number", ordering="number")
+    def number_shown(self, number: TrackingNumber) -> str:
+        return formatted_number(number.number)

@@ -4,4 +4,4 @@ from django.apps import AppConfig
 class CampaignsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "campaigns"
-    verbose_name = "Campaigns"
+    verbose_name = "Campaigns and numbers"

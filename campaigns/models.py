@@ -8,7 +8,7 @@ from django.db.models import F, Q
 from simple_history.models import HistoricalRecords
 
 from .destinations import destination_allowed, refusal
-from .phone import E164_DIGITS_REGEX, InvalidNumber, normalize_number
+from .phone import E164_DIGITS_REGEX, InvalidNumber, display_number, normalize_number
 from .schedule import WeeklyHours, is_open
 from .whisper import MAX_TALK_CHARS, WHISPER_VARIABLES, TemplateError, validate_template
 
@@ -29,8 +29,9 @@ WHISPER_TEMPLATE_HELP = "Spoken to the agent before the caller is connected. Var
 class Strategy(models.TextChoices):
     """How caller and agent are brought together."""
 
-    CONFERENCE = "conference", "Conference: the app rings the agent, the caller waits with hold music"
-    CONNECT = "connect", "Connect: Vonage rings the agent and whispers on answer (no REST call)"
+    # Short: the campaign list shows them in a column.
+    CONFERENCE = "conference", "Hold music, then the agent"
+    CONNECT = "connect", "Ringing, then the agent"
 
 
 class Fallback(models.TextChoices):
@@ -62,17 +63,35 @@ class Campaign(models.Model):
     )
     greeting = models.TextField(default=DEFAULT_GREETING, help_text="Spoken to the caller while the agent is rung.")
     hold_music_url = models.URLField(
-        blank=True, help_text="MP3 the caller hears while waiting. Empty: the default hold music."
+        "hold music",
+        blank=True,
+        help_text="A link to the MP3 callers hear while they wait. Leave it empty for the usual hold music.",
     )
     destination = models.CharField(
+        "call centre number",
         max_length=15,
         blank=True,
-        help_text="Number of the call centre for this campaign. Empty: CALL_CENTER_NUMBER.",
+        help_text="Where this campaign's calls are answered. Leave it empty for the usual call centre.",
     )
     is_active = models.BooleanField("active", default=True, db_index=True)
+    is_demo = models.BooleanField(
+        "demo",
+        default=False,
+        db_index=True,
+        help_text="Made by the call simulator or the demo data: left out of lists and reports unless asked for.",
+    )
 
     # How the agent is rung, and what happens when nobody answers.
-    strategy = models.CharField(max_length=10, choices=Strategy.choices, default=Strategy.CONFERENCE)
+    strategy = models.CharField(
+        "while the agent is rung",
+        max_length=10,
+        choices=Strategy.choices,
+        default=Strategy.CONFERENCE,
+        help_text=(
+            "What the caller hears until an agent takes the call: hold music while the agent's phone "
+            "rings, or ringing as in an ordinary call. Either way the agent hears the whisper first."
+        ),
+    )
     hunt_numbers = models.TextField(
         "further destinations",
         blank=True,
@@ -94,12 +113,23 @@ class Campaign(models.Model):
     fallback_message = models.TextField(default=DEFAULT_FALLBACK_MESSAGE)
     voicemail_prompt = models.TextField(default=DEFAULT_VOICEMAIL_PROMPT)
     language = models.CharField(
-        max_length=16, default="en-GB", help_text="Text-to-speech language (BCP-47), e.g. en-GB, de-DE."
+        "spoken language",
+        max_length=16,
+        default="en-GB",
+        help_text="The language of everything the caller and the agent hear, e.g. en-GB (British English), "
+        "en-US, de-DE (German).",
     )
-    style = models.PositiveSmallIntegerField(default=0, help_text="Vonage's voice style for the language.")
+    style = models.PositiveSmallIntegerField(
+        "voice",
+        default=0,
+        help_text="Which of the language's voices speaks: 0 is its standard voice, other numbers are "
+        "alternative voices.",
+    )
 
     # When the campaign takes calls.
-    timezone = models.CharField(max_length=64, default="Europe/London")
+    timezone = models.CharField(
+        "time zone", max_length=64, default="Europe/London", help_text="The opening hours are in this time zone."
+    )
     starts_on = models.DateField(null=True, blank=True, help_text="First day calls reach an agent.")
     ends_on = models.DateField(null=True, blank=True, help_text="Last day calls reach an agent.")
     closed_action = models.CharField(max_length=10, choices=ClosedAction.choices, default=ClosedAction.MESSAGE)
@@ -265,7 +295,7 @@ class TrackingNumber(models.Model):
 
     def __str__(self) -> str:
         label = f" ({self.source})" if self.source else ""
-        return f"+{self.number}{label}"
+        return f"{display_number(self.number)}{label}"
 
     def clean(self) -> None:
         try:

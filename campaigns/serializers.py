@@ -227,6 +227,7 @@ class CampaignFileSerializer(_ClosedSerializer):
     greeting = serializers.CharField(required=False)
     hold_music_url = serializers.CharField(required=False, allow_blank=True)
     active = StrictBooleanField(source="is_active", required=False)
+    demo = StrictBooleanField(source="is_demo", required=False)
     language = serializers.CharField(required=False)
     # Like ``source`` above: taken off the class by DRF, so Field.style is not shadowed.
     style = StrictIntegerField(required=False, min_value=0)  # type: ignore[assignment]

@@ -29,6 +29,7 @@ _CAMPAIGN_FIELDS = (
     "greeting",
     "hold_music_url",
     "is_active",
+    "is_demo",
     "language",
     "style",
     "strategy",

@@ -16,8 +16,16 @@ WHISPER_VARIABLES: dict[str, str] = {
     "source": "where the number is advertised, e.g. “M4 billboard”",
     "number": "the number the caller dialled, digit by digit",
     "caller": "the caller's number, digit by digit, or “a withheld number”",
-    "calls_before": "how many earlier calls this caller made to the campaign",
+    "calls_before": "the caller's earlier calls to the campaign, e.g. “2 earlier calls” or “no earlier calls”",
 }
+
+
+def earlier_calls(count: int) -> str:
+    """``{calls_before}`` as words that read right for any count: "1 earlier call"."""
+    if count == 0:
+        return "no earlier calls"
+    return f"{count} earlier call{'' if count == 1 else 's'}"
+
 
 # Speaking rate used to estimate how long a whisper takes (about 150 words a minute).
 WORDS_PER_SECOND = 2.5

@@ -152,6 +152,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-gb"
+# One date and time format on every admin page (whisper_project/formats/).
+FORMAT_MODULE_PATH = ["whisper_project.formats"]
 TIME_ZONE = env("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
@@ -279,6 +281,13 @@ WEBHOOK_SPOOL_DIR = env.str("WEBHOOK_SPOOL_DIR", default="")
 
 # Days a caller's number is kept; `manage.py purge_calls` redacts (or deletes) older calls.
 CALL_RETENTION_DAYS = env.int("CALL_RETENTION_DAYS", default=365)
+# How the admin shows phone numbers: "international" (+44 7946 000123) or "national"
+# (07946 000123, for numbers in the call centre's country; others stay international).
+PHONE_NUMBER_DISPLAY = env.str("PHONE_NUMBER_DISPLAY", default="international")
+if PHONE_NUMBER_DISPLAY not in ("international", "national"):
+    raise ImproperlyConfigured("PHONE_NUMBER_DISPLAY must be international or national.")
+# The currency of Vonage's call prices (EUR unless the account is billed in another).
+CALL_PRICE_CURRENCY = env.str("CALL_PRICE_CURRENCY", default="EUR")
 
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
 # "plain" lines for people, or "json": one object a line with timestamp, level, logger,

@@ -1,26 +1,15 @@
 """Create the Marketing and Supervisors groups with their permissions."""
 
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
 
 def create_roles(apps, schema_editor):  # type: ignore[no-untyped-def]
-    from calls.roles import ROLE_PERMISSIONS
+    # calls.roles holds the groups' permissions as they are now: permissions added by a
+    # later migration (0009's see_caller_numbers) do not exist yet here, and that
+    # migration gives them to the groups.
+    from calls.roles import sync_role_groups
 
-    # Permissions are normally created after all migrations ran; make sure they exist.
-    for label in ("campaigns", "calls"):
-        config = apps.get_app_config(label)
-        config.models_module = True
-        create_permissions(config, apps=apps, verbosity=0)
-        config.models_module = None
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    for name, codenames in ROLE_PERMISSIONS.items():
-        group, _ = Group.objects.get_or_create(name=name)
-        permissions = [
-            Permission.objects.get(content_type__app_label=app, codename=codename) for app, codename in codenames
-        ]
-        group.permissions.set(permissions)
+    sync_role_groups(apps)
 
 
 def remove_roles(apps, schema_editor):  # type: ignore[no-untyped-def]

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('calls', '0008_agent_requested_at'),
+        ('calls', '0009_see_caller_numbers'),
     ]
 
     operations = [

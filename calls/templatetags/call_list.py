@@ -58,3 +58,11 @@ class _ChangeList:
 @register.inclusion_tag("admin/date_hierarchy.html")
 def fast_date_hierarchy(cl: Any) -> dict[str, Any]:
     return date_hierarchy(cast(ChangeList, _ChangeList(cl))) or {}
+
+
+@register.filter
+def minutes_seconds(seconds: float | None) -> str:
+    """A duration in seconds as ``m:ss`` (calls.timeline)."""
+    from calls.timeline import minutes_seconds as shown
+
+    return shown(seconds)

@@ -186,6 +186,7 @@ def scenario_campaign(scenario: Scenario, *, strategy: str | None) -> Campaign |
         "starts_on": None,
         "ends_on": None,
         "is_active": True,
+        "is_demo": True,
     }
     if strategy:
         settings["strategy"] = strategy

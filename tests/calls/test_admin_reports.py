@@ -126,10 +126,10 @@ def test_the_campaign_table_shows_the_hand_counted_figures(admin_client: Client,
         Outcome.CLOSED: 1,
     }
     # 3 answered of the 7 that rang an agent (the closed call did not).
-    assert summer[RATE:] == ["43%", "8.0 s", "8.0 s", "60.0 s", 5]
+    assert summer[RATE:] == ["43%", "0:08", "0:08", "1:00", 5]
     assert table["Winter offer"][CALLS_CELL] == 1
     assert table["Winter offer"][RATE:] == ["0%", "–", "–", "–", 1]
-    assert table["No campaign (unknown numbers)"][RATE:] == ["100%", "3.0 s", "3.0 s", "20.0 s", 1]
+    assert table["No campaign (unknown numbers)"][RATE:] == ["100%", "0:03", "0:03", "0:20", 1]
 
 
 def test_the_total_line_has_every_figure_over_all_the_calls(admin_client: Client, calls: dict[str, Any]) -> None:
@@ -138,8 +138,8 @@ def test_the_total_line_has_every_figure_over_all_the_calls(admin_client: Client
     total = [cell["text"] for cell in response.context["total"]["cells"]]
     assert total[CALLS_CELL] == 10
     assert total[OUTCOME_CELLS[Outcome.ANSWERED]] == 4
-    # Answered waits 3, 4, 8 and 12: the median is 6, the mean 6.75.
-    assert total[RATE:] == ["44%", "6.0 s", "6.8 s", "50.0 s", 7]
+    # Answered waits 3, 4, 8 and 12: the median is 6, the mean 6.75 (shown to the second).
+    assert total[RATE:] == ["44%", "0:06", "0:07", "0:50", 7]
 
 
 def test_the_source_table_splits_campaigns_by_number_and_label(admin_client: Client, calls: dict[str, Any]) -> None:
@@ -147,14 +147,14 @@ def test_the_source_table_splits_campaigns_by_number_and_label(admin_client: Cli
 
     table = rows(response, "source_table")
     assert {label: cells[CALLS_CELL] for label, cells in table.items()} == {
-        "+447700900001 (M4 billboard)": 4,
-        "+447700900002 (Radio advert)": 3,
-        "+447700900002 (Radio (old))": 1,
-        "+447700900003 (Newspaper)": 1,
+        "+44 7700 900001 (M4 billboard)": 4,
+        "+44 7700 900002 (Radio advert)": 3,
+        "+44 7700 900002 (Radio (old))": 1,
+        "+44 7700 900003 (Newspaper)": 1,
         "Unknown numbers": 1,
     }
     campaigns = {row["label"]: row["campaign"] for row in response.context["source_table"]}
-    assert campaigns["+447700900002 (Radio (old))"] == "Summer offer"
+    assert campaigns["+44 7700 900002 (Radio (old))"] == "Summer offer"
     assert campaigns["Unknown numbers"] == "No campaign (unknown numbers)"
 
 
@@ -162,7 +162,7 @@ def test_the_page_shows_the_figures_and_the_period(admin_client: Client, calls: 
     body = admin_client.get(REPORT, PERIOD).content.decode()
 
     assert "Calls started from 1 Nov 2026 to 3 Nov 2026" in body
-    for text in ("Summer offer", "+447700900002 (Radio (old))", "Median wait to answer", "First-time callers"):
+    for text in ("Summer offer", "+44 7700 900002 (Radio (old))", "Median wait to answer", "First-time callers"):
         assert text in body
     assert '<input type="date" name="start" value="2026-11-01"' in body
 
@@ -171,7 +171,7 @@ def test_a_campaign_filter_limits_every_table_and_the_chart(admin_client: Client
     response = admin_client.get(REPORT, {**PERIOD, "campaign": calls["winter"].pk})
 
     assert list(rows(response, "campaign_table")) == ["Winter offer"]
-    assert list(rows(response, "source_table")) == ["+447700900003 (Newspaper)"]
+    assert list(rows(response, "source_table")) == ["+44 7700 900003 (Newspaper)"]
     assert response.context["total"]["cells"][CALLS_CELL]["text"] == 1
     assert "3 Nov 2026: 1 agent busy" in response.context["chart"]
     assert "answered" not in response.context["chart"]
@@ -230,7 +230,7 @@ def test_every_figure_links_to_the_call_list_showing_that_many_calls(
 
 def test_the_links_open_exactly_those_calls(admin_client: Client, calls: dict[str, Any]) -> None:
     response = admin_client.get(REPORT, PERIOD)
-    radio_old = next(r for r in response.context["source_table"] if r["label"] == "+447700900002 (Radio (old))")
+    radio_old = next(r for r in response.context["source_table"] if r["label"] == "+44 7700 900002 (Radio (old))")
     summer = next(r for r in response.context["campaign_table"] if r["label"] == "Summer offer")
 
     old_label = admin_client.get(radio_old["cells"][CALLS_CELL]["url"]).context["cl"].result_list
@@ -253,7 +253,7 @@ def test_the_call_list_shows_the_reports_filters_in_its_sidebar(admin_client: Cl
     body = admin_client.get(url).content.decode()
 
     assert "1 Nov 2026 to 3 Nov 2026" in body
-    assert "+447700900002 (Radio advert)" in body
+    assert "+44 7700 900002 (Radio advert)" in body
 
 
 @pytest.mark.parametrize("query", ["period=2026-11-03..2026-11-01", "period=last-week", "number=radio"])
@@ -370,7 +370,7 @@ def test_the_report_csv_has_both_tables_and_the_total(supervisor: Client, calls:
     assert by_row[("total", "All calls")][header.index("median wait to answer (s)")] == "6.0"
     assert by_row[("total", "All calls")][header.index("first-time callers")] == "7"
     # A label that starts with "+" would be a formula to a spreadsheet: calls/spreadsheets.py.
-    assert by_row[("source", "'+447700900002 (Radio (old))")][2] == "1"
+    assert by_row[("source", "'+44 7700 900002 (Radio (old))")][2] == "1"
     assert len([key for key in by_row if key[0] == "source"]) == 5
 
 
@@ -446,3 +446,23 @@ def test_report_periods_are_whole_days_in_the_site_time_zone() -> None:
     assert period == ReportPeriod(start=date(2026, 11, 1), end=date(2026, 11, 3))
     assert period.param == "2026-11-01..2026-11-03"
     assert (period.since, period.until) == (at(1, 0), at(4, 0))
+
+
+def test_a_campaigns_report_counts_days_in_the_campaigns_time_zone(admin_client: Client, settings: Any) -> None:
+    settings.TIME_ZONE = "Europe/London"
+    tokyo = CampaignFactory.create(name="Tokyo launch", topic="the launch", timezone="Asia/Tokyo")
+    number = TrackingNumberFactory.create(campaign=tokyo)
+    # 20:00 in London on 1 March is 05:00 on 2 March in Tokyo.
+    call = CallFactory.create(
+        tracking_number=number, started_at=datetime(2026, 3, 1, 20, 0, tzinfo=ZoneInfo("Europe/London"))
+    )
+
+    site = admin_client.get(REPORT, {"start": "2026-03-02", "end": "2026-03-02"})
+    own = admin_client.get(REPORT, {"start": "2026-03-02", "end": "2026-03-02", "campaign": tokyo.pk})
+
+    assert site.context["total"]["cells"][0]["text"] == 0
+    assert own.context["total"]["cells"][0]["text"] == 1
+    assert "times in Asia/Tokyo, the campaign's time zone" in own.content.decode()
+    # Its figure opens exactly that call, counted in the same zone.
+    listed = admin_client.get(own.context["total"]["cells"][0]["url"])
+    assert list(listed.context["cl"].result_list) == [call]

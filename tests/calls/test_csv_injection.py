@@ -155,7 +155,7 @@ def test_every_label_of_the_report_csv_is_inert(db: None) -> None:
     labels = {(line[0], line[1]) for line in lines}
     assert ("campaign", "'" + DDE) in labels
     # The source table's label starts with the number's "+": a formula to a spreadsheet.
-    assert ("source", "'+447700900001 ( =1+1)") in labels
+    assert ("source", "'+44 7700 900001 ( =1+1)") in labels
     campaign_line = next(line for line in lines if line[1] == "'" + DDE)
     assert campaign_line[header.index("calls")] == "1"
     assert_inert(table)

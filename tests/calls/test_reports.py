@@ -109,10 +109,10 @@ def test_campaign_rows_match_the_hand_counted_figures(calls: dict[str, object]) 
 def test_source_rows_split_the_campaign_by_advert(calls: dict[str, object]) -> None:
     rows = by_label(reports.source_rows(PERIOD))
 
-    assert rows["+447700900001 (M4 billboard)"].calls == 4
-    assert rows["+447700900002 (Radio advert)"].calls == 3
-    assert rows["+447700900002 (Radio advert)"].outcomes[Outcome.CLOSED] == 1
-    assert rows["+447700900003 (Newspaper)"].calls == 1
+    assert rows["+44 7700 900001 (M4 billboard)"].calls == 4
+    assert rows["+44 7700 900002 (Radio advert)"].calls == 3
+    assert rows["+44 7700 900002 (Radio advert)"].outcomes[Outcome.CLOSED] == 1
+    assert rows["+44 7700 900003 (Newspaper)"].calls == 1
     assert rows["Unknown numbers"].calls == 1
     # The sources add up to the campaigns.
     assert sum(r.calls for r in rows.values()) == sum(r.calls for r in reports.campaign_rows(PERIOD))

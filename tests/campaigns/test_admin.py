@@ -161,8 +161,8 @@ def test_changelist_shows_campaigns_with_their_number_count(admin_client: Client
     assert counts == {"Summer offer": 3, "Winter offer": 0}
     body = response.content.decode()
     assert "the summer offer" in body
-    assert "+447700900123" in body
-    assert "Call centre (+447700900999)" in body  # no destination: the configured default
+    assert "+44 7700 900123" in body
+    assert "Call centre (+44 7700 900999)" in body  # no destination: the configured default
 
 
 @pytest.mark.parametrize("campaigns", [1, 20])
@@ -280,8 +280,9 @@ def test_changelist_shows_and_filters_by_strategy(admin_client: Client) -> None:
     listed = admin_client.get(CHANGELIST)
     connect = admin_client.get(CHANGELIST, {"strategy__exact": Strategy.CONNECT})
 
-    assert "strategy" in listed.context["cl"].list_display
-    assert Strategy.CONNECT.label in listed.content.decode()
+    # In a few words, so the list keeps one line a campaign.
+    assert "waiting" in listed.context["cl"].list_display
+    assert ">Ringing</td>" in listed.content.decode() and ">Hold music</td>" in listed.content.decode()
     assert [c.name for c in connect.context["cl"].result_list] == ["Rung by Vonage"]
 
 
@@ -350,7 +351,7 @@ def test_change_form_renders_with_numbers_and_whisper_preview(
 
     assert response.status_code == 200
     body = response.content.decode()
-    assert "447700900001" in body  # the inline row
+    assert 'value="+44 7700 900001"' in body  # the inline row, shown as everywhere else
     assert "Whisper preview" in body
     assert "Call about the summer offer for Summer offer, from M4 billboard, on 4 4 7 7 0 0 9 0 0 0 0 1" in body
 
@@ -360,7 +361,7 @@ def test_change_form_is_organised_in_sections(admin_client: Client, summer_numbe
 
     sections = [(name, list(options["fields"])) for name, options in response.context["adminform"].fieldsets]
     assert sections == [
-        ("Campaign", ["name", "topic", "is_active"]),
+        ("Campaign", ["name", "topic", "is_active", "is_demo"]),
         (
             "What people hear",
             ["greeting", "hold_music_url", "whisper_template", "whisper_preview", "language", "style"],
@@ -393,15 +394,15 @@ def test_whisper_preview_reads_sample_caller_values_and_the_speaking_time(
     admin_client: Client, summer_number: TrackingNumber
 ) -> None:
     campaign = summer_number.campaign
-    campaign.whisper_template = "{topic}. Caller {caller}, {calls_before} calls before"
+    campaign.whisper_template = "{topic}. Caller {caller}, {calls_before}"
     campaign.save()
 
     body = admin_client.get(change_url(campaign)).content.decode()
 
-    text = "the summer offer. Caller 4 4 7 9 4 6 0 0 0 1 2 3, 2 calls before"
+    text = "the summer offer. Caller 4 4 7 9 4 6 0 0 0 1 2 3, 2 earlier calls"
     assert element_text(body, "whisper-preview-text") == text
     assert element_text(body, "whisper-preview-seconds") == f"{speaking_seconds(text):g}"
-    assert "As heard for a call to +447700900001." in element_text(body, "whisper-preview-note")
+    assert "As heard for a call to +44 7700 900001." in element_text(body, "whisper-preview-note")
     assert element(body, "whisper-preview-accept")[1]  # hidden: no accept prompt
     assert not element(body, "whisper-preview-warning")[1]  # twelve digits take a while to say
     assert element(body, "whisper-preview-error") == ("", True)
@@ -771,3 +772,33 @@ def test_admin_index_is_titled_call_whisper(admin_client: Client) -> None:
 
     assert "Call Whisper" in body
     assert "Campaigns, numbers and call history" in body
+
+
+def test_the_time_zone_is_chosen_from_a_list(admin_client: Client) -> None:
+    form = admin_client.get(ADD).context["adminform"].form
+    choices = dict(form.fields["timezone"].choices)
+    assert "Europe/London" in choices and "America/New_York" in choices
+    assert '<select name="timezone"' in admin_client.get(ADD).content.decode()
+
+
+def test_the_campaign_form_speaks_the_marketers_language(admin_client: Client) -> None:
+    body = admin_client.get(ADD).content.decode()
+    for developer_words in ("CALL_CENTER_NUMBER", "BCP-47", "no REST call", "Hold music url", "Style:"):
+        assert developer_words not in body
+    for label in ("Hold music:", "Call centre number:", "Spoken language:", "Voice:", "Time zone:"):
+        assert label in body
+
+
+def test_numbers_typed_in_national_form_are_saved_as_international_digits(admin_client: Client, settings: Any) -> None:
+    settings.PHONE_NUMBER_DISPLAY = "national"
+    data = new_campaign_data(admin_client, destination="07700 900998")
+    add_number(data, "07700 900123", source="Radio")
+    response = admin_client.post(ADD, data)
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    campaign = Campaign.objects.get(name="Spring sale")
+    assert campaign.destination == "447700900998"
+    assert list(campaign.numbers.values_list("number", flat=True)) == ["447700900123"]
+    # ...and shown back the way they were typed.
+    body = admin_client.get(change_url(campaign)).content.decode()
+    assert 'value="07700 900998"' in body and 'value="07700 900123"' in body

@@ -79,7 +79,7 @@ def test_every_changed_field_is_listed_with_choices_as_people_read_them(admin_cl
     assert newest[0] == "admin"
     assert sorted(newest[2]) == [
         ("Ring seconds", "20", "30"),
-        ("Strategy", Strategy.CONFERENCE.label, Strategy.CONNECT.label),
+        ("While the agent is rung", Strategy.CONFERENCE.label, Strategy.CONNECT.label),
         ("Whisper template", "Incoming call regarding {topic}", "About {topic}"),
     ]
 
@@ -108,12 +108,12 @@ def test_numbers_and_opening_hours_changes_are_on_the_campaigns_history(summer_n
     page = client.get(history_url(campaign))
 
     related = {(c.kind, c.row, c.record.history_type): c for c in page.context["related_changes"]}
-    number = related[("Number", "+447700900001 (M5 billboard)", "~")]
+    number = related[("Number", "+44 7700 900001 (M5 billboard)", "~")]
     assert str(number.record.history_user) == "maria"
     assert [(c["field"], c["old"], c["new"]) for c in number.changes] == [("Source", "M4 billboard", "M5 billboard")]
     hours = related[("Opening hours", "Tuesday 09:00–17:00", "~")]
     assert [(c["field"], c["old"], c["new"]) for c in hours.changes] == [("Weekday", "Monday", "Tuesday")]
-    assert ("Number", "+447700900002 (Radio)", "+") in related
+    assert ("Number", "+44 7700 900002 (Radio)", "+") in related
     body = page.content.decode()
     assert "Numbers and opening hours" in body
     assert "M4 billboard" in body

@@ -552,6 +552,7 @@ def test_the_export_has_every_key_in_a_stable_order() -> None:
         "active": True,
         "closed_action": "message",
         "closed_message": DEFAULT_CLOSED_MESSAGE,
+        "demo": False,
         "destination": "447700900999",
         "ends_on": None,
         "fallback": "voicemail",

@@ -125,6 +125,6 @@ def test_only_active_numbers_of_active_campaigns_are_routable() -> None:
 
 
 def test_numbers_read_in_international_format_with_their_source() -> None:
-    assert str(TrackingNumber(number="447700900001", source="M4 billboard")) == "+447700900001 (M4 billboard)"
-    assert str(TrackingNumber(number="447700900001")) == "+447700900001"
+    assert str(TrackingNumber(number="447700900001", source="M4 billboard")) == "+44 7700 900001 (M4 billboard)"
+    assert str(TrackingNumber(number="447700900001")) == "+44 7700 900001"
     assert str(Campaign(name="Summer offer")) == "Summer offer"

@@ -1,5 +1,7 @@
 """Phone numbers: normalised to E.164 digits, spoken digit by digit, masked in logs."""
 
+from typing import Any
+
 import pytest
 
 from campaigns.phone import E164_DIGITS_REGEX, InvalidNumber, masked, normalize_number, spoken_digits
@@ -56,3 +58,42 @@ def test_digits_are_spaced_so_text_to_speech_reads_them_one_by_one() -> None:
 def test_logs_see_only_the_last_four_digits() -> None:
     assert masked("447700900456") == "…0456"
     assert masked("") == "-"
+
+
+@pytest.mark.parametrize(
+    ("setting", "number", "shown"),
+    [
+        ("international", "447946000123", "+44 7946 000123"),
+        ("national", "447946000123", "07946 000123"),
+        # Another country's number stays international, whatever the setting.
+        ("national", "33612345678", "+33 6 12 34 56 78"),
+        ("international", "anonymous", "anonymous"),
+    ],
+)
+def test_numbers_are_shown_one_way_as_the_setting_says(settings: Any, setting: str, number: str, shown: str) -> None:
+    from campaigns.phone import display_number
+
+    settings.PHONE_NUMBER_DISPLAY = setting
+    settings.CALL_CENTER_NUMBER = "447700900999"
+    assert display_number(number) == shown
+
+
+@pytest.mark.parametrize(
+    ("term", "digits"),
+    [
+        ("07946 000123", "447946000123"),
+        ("07946-000-123", "447946000123"),
+        ("+44 7946 000123", "447946000123"),
+        ("0044 7946 000123", "447946000123"),
+        ("447946000123", "447946000123"),
+        ("summer", None),
+        ("000123", None),
+    ],
+)
+def test_a_search_term_is_read_as_a_number_in_the_call_centres_country(
+    settings: Any, term: str, digits: str | None
+) -> None:
+    from campaigns.phone import number_from_search
+
+    settings.CALL_CENTER_NUMBER = "447700900999"
+    assert number_from_search(term) == digits

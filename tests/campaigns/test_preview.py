@@ -26,7 +26,7 @@ def preview(client: Client, **params: str) -> dict[str, Any]:
 
 
 def test_renders_the_template_with_the_forms_values_and_samples(admin_client: Client) -> None:
-    template = "{topic} for {campaign}, from {source} on {number}. Caller {caller}, {calls_before} calls before"
+    template = "{topic} for {campaign}, from {source} on {number}. Caller {caller}, {calls_before}"
 
     answer = preview(
         admin_client, template=template, topic="the spring sale", name="Spring", number="", language="en-GB"
@@ -34,7 +34,7 @@ def test_renders_the_template_with_the_forms_values_and_samples(admin_client: Cl
 
     assert answer["text"] == (
         "the spring sale for Spring, from M4 billboard on 4 4 7 7 0 0 9 0 0 1 2 3. "
-        f"Caller {PREVIEW_CALLER}, 2 calls before"
+        f"Caller {PREVIEW_CALLER}, 2 earlier calls"
     )
     assert answer["error"] == ""
     assert answer["language"] == "en-GB"
@@ -55,7 +55,7 @@ def test_reads_the_first_number_as_typed(admin_client: Client) -> None:
     )
 
     assert answer["text"] == "Radio: 4 4 7 7 0 0 9 0 0 5 5 5"
-    assert answer["note"].startswith("As heard for a call to +447700900555.")
+    assert answer["note"].startswith("As heard for a call to +44 7700 900555.")
 
 
 def test_a_number_without_a_source_reads_no_source(admin_client: Client) -> None:

@@ -82,9 +82,9 @@ def test_each_unknown_number_has_a_create_link_and_each_inactive_one_its_campaig
 
     body = admin_client.get(LIST).content.decode()
 
-    assert "+447700900555" in body
-    assert create_link(body, "+447700900555") == f"{ADD}?name=Campaign+for+%2B447700900555&number=%2B447700900555"
-    row_666 = body.split("+447700900666", 1)[1].split("</tr>", 1)[0]
+    assert "+44 7700 900555" in body
+    assert create_link(body, "+44 7700 900555") == f"{ADD}?name=Campaign+for+%2B44+7700+900555&number=%2B44+7700+900555"
+    row_666 = body.split("+44 7700 900666", 1)[1].split("</tr>", 1)[0]
     assert "the inactive campaign Paused offer" in row_666
     assert reverse("admin:campaigns_campaign_change", args=[paused.pk]) in row_666
     assert "Create a campaign" not in row_666  # the number exists: a second one would be refused
@@ -119,17 +119,17 @@ def test_numbers_that_now_belong_to_an_active_campaign_drop_out(admin_client: Cl
 
 def test_the_create_link_opens_the_add_form_filled_in(admin_client: Client) -> None:
     unknown_call("447700900555")
-    link = create_link(admin_client.get(LIST).content.decode(), "+447700900555")
+    link = create_link(admin_client.get(LIST).content.decode(), "+44 7700 900555")
 
     response = admin_client.get(link)
 
     assert response.status_code == 200
-    assert response.context["adminform"].form["name"].value() == "Campaign for +447700900555"
+    assert response.context["adminform"].form["name"].value() == "Campaign for +44 7700 900555"
     numbers = response.context["inline_admin_formsets"][0].formset
     assert numbers.prefix == "numbers"
-    assert numbers.forms[0]["number"].value() == "+447700900555"
+    assert numbers.forms[0]["number"].value() == "+44 7700 900555"
     assert numbers.forms[0]["is_active"].value() is True
-    assert 'value="+447700900555"' in response.content.decode()
+    assert 'value="+44 7700 900555"' in response.content.decode()
 
 
 def _posted_as_rendered(response: Any, **changes: Any) -> dict[str, Any]:
@@ -147,12 +147,12 @@ def _posted_as_rendered(response: Any, **changes: Any) -> dict[str, Any]:
 
 def test_saving_the_filled_in_form_creates_the_campaign_with_the_number(admin_client: Client) -> None:
     unknown_call("447700900555")
-    response = admin_client.get(create_link(admin_client.get(LIST).content.decode(), "+447700900555"))
+    response = admin_client.get(create_link(admin_client.get(LIST).content.decode(), "+44 7700 900555"))
 
     saved = admin_client.post(ADD, _posted_as_rendered(response, topic="the radio advert"))
 
     assert saved.status_code == 302, errors_of(saved)
-    campaign = Campaign.objects.get(name="Campaign for +447700900555")
+    campaign = Campaign.objects.get(name="Campaign for +44 7700 900555")
     assert campaign.topic == "the radio advert"
     assert [(n.number, n.is_active) for n in campaign.numbers.all()] == [("447700900555", True)]
     assert listed(admin_client) == {}  # and the number leaves the list
@@ -173,7 +173,7 @@ def test_supervisors_see_the_list_without_create_links() -> None:
 
     assert response.status_code == 200
     body = response.content.decode()
-    assert "+447700900555" in body
+    assert "+44 7700 900555" in body
     assert "Create a campaign" not in body
 
 

@@ -82,3 +82,13 @@ def test_values_are_not_themselves_treated_as_templates() -> None:
 
 def test_rendered_text_is_capped_at_1500_characters() -> None:
     assert len(render_template("{topic}", {"topic": "x" * 5000})) == MAX_TALK_CHARS
+
+
+@pytest.mark.parametrize(
+    ("count", "words"),
+    [(0, "no earlier calls"), (1, "1 earlier call"), (2, "2 earlier calls"), (11, "11 earlier calls")],
+)
+def test_calls_before_reads_right_for_any_count(count: int, words: str) -> None:
+    from campaigns.whisper import earlier_calls
+
+    assert earlier_calls(count) == words
