@@ -1,7 +1,8 @@
 """The two roles staff are given, as Django groups with exactly these permissions.
 
 - Marketing: manage campaigns, their numbers and opening hours; view calls and reports.
-- Supervisors: view calls and reports, and export them as CSV.
+- Supervisors: view calls and reports, export them as CSV, and watch calls as they happen
+  (the live board).
 
 Call records come from Vonage and are read-only for everyone; only superusers
 delete them (see ``calls.admin``).
@@ -28,5 +29,6 @@ ROLE_PERMISSIONS: dict[str, list[tuple[str, str]]] = {
         ("calls", "view_callevent"),
         ("calls", "view_report"),
         ("calls", "export_calls"),
+        ("calls", "view_live_board"),
     ],
 }
