@@ -48,7 +48,7 @@ from django.utils.safestring import SafeString, mark_safe
 from campaigns.admin import NumberSearchMixin, formatted_number
 from campaigns.models import Campaign, TrackingNumber
 
-from . import reports, vonage_adapter
+from . import live_board, reports, vonage_adapter
 from .charts import stacked_bars_svg
 from .models import Call, CallEvent, CallLeg, Outcome
 from .reports import OUTCOME_COLORS, REPORT_OUTCOMES, ReportPeriod, ReportRow
@@ -545,6 +545,7 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
             ),
             path("csv/", self.admin_site.admin_view(self.export_view), name="{}_{}_export".format(*info)),
             recording,
+            *live_board.admin_urls(self),
         ]
         # Before the admin's own "<path:object_id>/" catch-all.
         return [*own, *super().get_urls()]

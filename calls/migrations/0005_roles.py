@@ -17,8 +17,12 @@ def create_roles(apps, schema_editor):  # type: ignore[no-untyped-def]
     Permission = apps.get_model("auth", "Permission")
     for name, codenames in ROLE_PERMISSIONS.items():
         group, _ = Group.objects.get_or_create(name=name)
+        # ROLE_PERMISSIONS is today's list: a permission a later migration adds (such as
+        # 0014's view_live_board) does not exist yet, and that migration grants it.
         permissions = [
-            Permission.objects.get(content_type__app_label=app, codename=codename) for app, codename in codenames
+            permission
+            for app, codename in codenames
+            for permission in Permission.objects.filter(content_type__app_label=app, codename=codename)
         ]
         group.permissions.set(permissions)
 
