@@ -48,7 +48,7 @@ from django.utils.safestring import SafeString, mark_safe
 from campaigns.admin import NumberSearchMixin, formatted_number
 from campaigns.models import Campaign, TrackingNumber
 
-from . import live_board, reports, vonage_adapter
+from . import heatmap, live_board, reports, vonage_adapter
 from .charts import stacked_bars_svg
 from .models import Call, CallEvent, CallLeg, Outcome
 from .reports import OUTCOME_COLORS, REPORT_OUTCOMES, ReportPeriod, ReportRow
@@ -461,6 +461,7 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
         "state",
         "started_at",
         ReportPeriodFilter,
+        heatmap.WeekHourFilter,
     )
     date_hierarchy = "started_at"
     search_fields = ("caller_number", "called_number")
@@ -568,6 +569,7 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
         }
         if form.is_valid():
             context.update(self._report_context(form.period, form.campaign_id))
+            context.update(heatmap.report_context(form.period, campaign=form.cleaned_data.get("campaign")))
         return TemplateResponse(request, "admin/calls/report.html", context)
 
     def _report_context(self, period: ReportPeriod, campaign_id: int | None) -> dict[str, Any]:

@@ -32,27 +32,18 @@ from campaigns.models import Campaign
 from campaigns.whisper import speaking_seconds
 
 from .models import Call, CallLeg, CallState, LegRole, LegStatus, Outcome
-from .reports import ReportPeriod
+from .reports import UNANSWERED_OUTCOMES, ReportPeriod
 
 if TYPE_CHECKING:
     from django.contrib.admin import ModelAdmin
 
 # How often the page asks for a fresh board: "within 2 s" with a request in flight.
 POLL_MS = 1000
-# At most this many calls are listed (the totals and queues still count them all).
+# At most this many calls (the longest running) are listed and queued; today's totals count every call.
 MAX_ROWS = 500
 
-# Settled calls that rang an agent and were not answered: the board's "missed". With the
-# answered calls they are what the report's answer rate divides by (closed and running
-# calls are left out), so the two rates agree.
-NOT_ANSWERED: tuple[str, ...] = (
-    Outcome.MISSED,
-    Outcome.BUSY,
-    Outcome.DECLINED,
-    Outcome.FAILED,
-    Outcome.VOICEMAIL,
-    Outcome.ABANDONED,
-)
+# The board's "missed": the report's unanswered outcomes, so the two answer rates agree.
+NOT_ANSWERED: tuple[str, ...] = UNANSWERED_OUTCOMES
 
 
 class Phase(enum.Enum):
