@@ -258,10 +258,9 @@ def _aware(value: Any) -> datetime | None:
     return value
 
 
-def live_board(*, now: datetime | None = None) -> LiveBoard:
-    """The board as of ``now``: one SQL statement, whatever the number of calls."""
-    now = now or timezone.now()
-    day, since, until = today_bounds(now)
+def board_statement(now: datetime) -> tuple[str, list[Any]]:
+    """The board's one SQL statement and its parameters, as of ``now``."""
+    _, since, until = today_bounds(now)
     params: list[Any] = [
         Outcome.ANSWERED,
         *NOT_ANSWERED,
@@ -272,8 +271,16 @@ def live_board(*, now: datetime | None = None) -> LiveBoard:
         CallState.ENDED,
         MAX_ROWS,
     ]
+    return _sql(), params
+
+
+def live_board(*, now: datetime | None = None) -> LiveBoard:
+    """The board as of ``now``: one SQL statement, whatever the number of calls."""
+    now = now or timezone.now()
+    day, _, _ = today_bounds(now)
+    sql, params = board_statement(now)
     with connection.cursor() as cursor:
-        cursor.execute(_sql(), params)
+        cursor.execute(sql, params)
         names = [column[0] for column in cursor.description]
         rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     first = rows[0]
