@@ -19,7 +19,7 @@ from calls import call_flow, live_board, vonage_adapter
 from calls.live_board import AgentLeg, Phase, call_phase
 from calls.models import Call, CallState, LegRole, LegStatus, Outcome
 from calls.vonage_adapter import PlacedCall
-from campaigns.models import Campaign, TrackingNumber
+from campaigns.models import TrackingNumber
 from tests.conftest import callback_path, post_json, with_fields
 from tests.factories import CallFactory, CallLegFactory, CampaignFactory, TrackingNumberFactory
 
@@ -89,10 +89,12 @@ def test_the_board_needs_a_staff_login(client: Client) -> None:
     assert response["Location"].startswith(reverse("admin:login"))
 
 
-def test_the_call_list_links_to_the_board_for_those_who_may_watch(supervisor: Client, marketing: Client) -> None:
-    calls = reverse("admin:calls_call_changelist")
-    assert BOARD in supervisor.get(calls).content.decode()
-    assert BOARD not in marketing.get(calls).content.decode()
+def test_the_call_list_and_the_home_link_to_the_board_for_those_who_may_watch(
+    supervisor: Client, marketing: Client
+) -> None:
+    for page in (reverse("admin:calls_call_changelist"), reverse("admin:index")):
+        assert BOARD in supervisor.get(page).content.decode()
+        assert BOARD not in marketing.get(page).content.decode()
 
 
 # --- what each call shows -------------------------------------------------------------------
@@ -361,4 +363,3 @@ def test_supervisors_group_gets_the_permission_from_the_roles() -> None:
     assert ("calls", "view_live_board") in ROLE_PERMISSIONS["Supervisors"]
     assert ("calls", "view_live_board") not in ROLE_PERMISSIONS["Marketing"]
     assert Group.objects.get(name="Supervisors").permissions.filter(codename="view_live_board").exists()
-    assert not Campaign.objects.exists()
