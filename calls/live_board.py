@@ -1,7 +1,7 @@
 """The live board: every call in progress, what is happening on it, and today's totals.
 
 A supervisor's page in the admin (``calls.view_live_board``). The page polls a small
-HTML fragment about once a second (``LIVE_BOARD_POLL_MS``): plain short requests, so it
+HTML fragment about once a second (``POLL_MS``): plain short requests, so it
 works under gunicorn's sync and gthread workers as the README documents (a stream held
 open per viewer would take a worker each). Each refresh is **one** SQL statement
 (:func:`live_board`): today's totals as a CTE, LEFT JOINed to the calls not ended
