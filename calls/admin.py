@@ -56,7 +56,7 @@ from campaigns.admin import (
 )
 from campaigns.models import Campaign, TrackingNumber
 
-from . import privacy, reports, vonage_adapter
+from . import heatmap, live_board, privacy, reports, vonage_adapter
 from .charts import stacked_bars_svg
 from .models import Call, CallEvent, CallLeg, NumberStatus, Outcome
 from .reports import OUTCOME_COLORS, REPORT_OUTCOMES, ReportPeriod, ReportRow
@@ -691,6 +691,7 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
         "state",
         "recorded_late",
         ReportPeriodFilter,
+        heatmap.WeekHourFilter,
     )
     date_hierarchy = "started_at"
     # Numbers in any common form (NumberSearchMixin), the campaign's name, the source.
@@ -784,6 +785,7 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
             ),
             path("csv/", self.admin_site.admin_view(self.export_view), name="{}_{}_export".format(*info)),
             recording,
+            *live_board.admin_urls(self),
         ]
         # Before the admin's own "<path:object_id>/" catch-all.
         return [*own, *super().get_urls()]
@@ -808,6 +810,7 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
             context.update(self._report_context(form.period, form.campaign_id, include_demo=form.include_demo))
             context["time_zone"] = form.period.time_zone
             context["campaign_zone"] = bool(form.period.zone)
+            context.update(heatmap.report_context(form.period, campaign=form.cleaned_data.get("campaign")))
         return TemplateResponse(request, "admin/calls/report.html", context)
 
     def _report_context(self, period: ReportPeriod, campaign_id: int | None, *, include_demo: bool) -> dict[str, Any]:

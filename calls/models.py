@@ -121,11 +121,14 @@ class Call(models.Model):
             models.Index(fields=["outcome", "started_at"], name="call_outcome_started"),
             # The report's "first-time callers": an earlier call by the same caller.
             models.Index(fields=["campaign", "caller_number", "started_at"], name="call_campaign_caller"),
+            # The live board: the few calls not ended, among millions that are.
+            models.Index(fields=["started_at"], condition=~Q(state="ended"), name="call_live"),
         ]
         permissions = [
             ("view_report", "Can view the call reports"),
             ("export_calls", "Can export calls and reports as CSV"),
             ("see_caller_numbers", "Can see callers' phone numbers"),
+            ("view_live_board", "Can watch calls as they happen"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(outcome__in=Outcome.values), name="call_outcome_valid"),

@@ -41,6 +41,18 @@ REPORT_OUTCOMES: tuple[str, ...] = (
     Outcome.IN_PROGRESS,
 )
 
+# Settled calls that rang an agent and were not answered: with the answered calls they
+# are what the answer rate divides by (closed and running calls are left out). The live
+# board's "missed" and the heatmap's missed calls.
+UNANSWERED_OUTCOMES: tuple[str, ...] = (
+    Outcome.MISSED,
+    Outcome.BUSY,
+    Outcome.DECLINED,
+    Outcome.FAILED,
+    Outcome.VOICEMAIL,
+    Outcome.ABANDONED,
+)
+
 # One fixed colour per outcome, so a colour means the same thing on every chart. The
 # Okabe–Ito palette: the nine stay distinguishable with the common colour blindnesses
 # (its black made dark grey, to show on the admin's dark theme too).
@@ -466,6 +478,7 @@ __all__ = [
     "CALLS_CSV_HEADER",
     "OUTCOME_COLORS",
     "REPORT_OUTCOMES",
+    "UNANSWERED_OUTCOMES",
     "ReportPeriod",
     "ReportRow",
     "calls_csv",

@@ -1,8 +1,9 @@
 """The two roles staff are given, as Django groups with exactly these permissions.
 
 - Marketing: manage campaigns, their numbers and opening hours; view calls and reports.
-- Supervisors: view calls and reports, export them as CSV, and see callers' numbers
-  (everyone else sees them masked: ``calls.privacy``).
+- Supervisors: view calls and reports, export them as CSV, see callers' numbers
+  (everyone else sees them masked: ``calls.privacy``) and watch calls as they happen
+  (the live board).
 
 Call records come from Vonage and are read-only for everyone; only superusers
 delete them (see ``calls.admin``).
@@ -30,6 +31,7 @@ ROLE_PERMISSIONS: dict[str, list[tuple[str, str]]] = {
         ("calls", "view_report"),
         ("calls", "export_calls"),
         ("calls", "see_caller_numbers"),
+        ("calls", "view_live_board"),
     ],
 }
 

@@ -405,8 +405,9 @@ def several_campaigns(calls_per_campaign: int) -> None:
 
 def report_queries(*, staff: bool) -> int:
     # session, user; the campaign and number tables (counts by outcome); the answered
-    # calls' waits, for every median; the days; the campaigns for the form's choices
-    queries = 2 + 2 + 1 + 1 + 1
+    # calls' waits, for every median; the days; the campaigns for the form's choices;
+    # the weekday × hour heatmap
+    queries = 2 + 2 + 1 + 1 + 1 + 1
     # a staff member who is not a superuser: their own and their groups' permissions
     return queries + (2 if staff else 0)
 
