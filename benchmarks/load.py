@@ -692,7 +692,13 @@ def call_drive(
         # would replace it.
         url = urlsplit(notify["eventUrl"][0])
         result.delivered.add((f"checkpoint of call {result.call_id}", "notify"))  # stored once, as events are
-        answer = send("checkpoint", "POST", f"{url.path}?{url.query}", notify.get("payload") or {})
+        # Vonage wraps the NCCO's payload: {conversation_uuid, payload, timestamp}.
+        body = {
+            "conversation_uuid": caller["conversation_uuid"],
+            "payload": notify.get("payload") or {},
+            "timestamp": vonage_time(datetime.now(UTC)),
+        }
+        answer = send("checkpoint", "POST", f"{url.path}?{url.query}", body)
         if answer is not None:
             result.errors.append(f"checkpoint: the caller was moved off the hold: {answer}")
 

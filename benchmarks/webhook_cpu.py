@@ -112,7 +112,8 @@ class App:
         ncco = self.request("answer_inbound (with the agent call)", "GET", f"/answer_inbound?{query}")
         notify = next(action for action in ncco if action["action"] == "notify")
         checkpoint = urlsplit(notify["eventUrl"][0])
-        self.request("checkpoint", "POST", f"{checkpoint.path}?{checkpoint.query}", notify["payload"])
+        body = {"conversation_uuid": fields["conversation_uuid"], "payload": notify["payload"], "timestamp": TIMESTAMP}
+        self.request("checkpoint", "POST", f"{checkpoint.path}?{checkpoint.query}", body)
         agent, call_id = CallLeg.objects.filter(call__legs__uuid=caller, role="agent").values_list("uuid", "call_id")[0]
         query = urlencode({"uuid": agent, "to": load.CALL_CENTER_NUMBER, "from": load.CAMPAIGN_NUMBER})
         self.request("answer_outbound", "GET", f"{load.callback_path('answer_outbound', call=call_id)}&{query}")

@@ -150,9 +150,14 @@ CALLER_ANSWER_RESPONSES = {
     413: TOO_LARGE,
     503: UNAVAILABLE,
 }
+# The fallback answers as the route its original_request.url named: also the checkpoint's
+# 204, the agent's answer's 404 and an event's 503.
+FALLBACK_RESPONSES = {**CALLER_ANSWER_RESPONSES, 204: CHECKPOINT_GO_ON, 404: NO_SUCH_CALL, 503: RETRY_LATER}
 
 
-def caller_answer_schema(name: str, serializer: type, *, summary: str) -> Any:
+def caller_answer_schema(
+    name: str, serializer: type, *, summary: str, responses: dict[int, Any] = CALLER_ANSWER_RESPONSES
+) -> Any:
     """GET (query string) and POST (JSON body) of a route that answers the caller with an NCCO."""
     return extend_schema_view(
         get=extend_schema(
@@ -160,13 +165,13 @@ def caller_answer_schema(name: str, serializer: type, *, summary: str) -> Any:
             tags=TAGS,
             summary=f"{summary} (Vonage's default GET)",
             parameters=[serializer],
-            responses=CALLER_ANSWER_RESPONSES,
+            responses=responses,
         ),
         post=extend_schema(
             operation_id=f"{name}_post",
             tags=TAGS,
             summary=f"{summary} (answer method POST)",
             request=serializer,
-            responses=CALLER_ANSWER_RESPONSES,
+            responses=responses,
         ),
     )

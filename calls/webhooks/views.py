@@ -233,7 +233,10 @@ class AnswerOutboundView(AnswerWebhook):
 
 
 @api.caller_answer_schema(
-    "fallback", FallbackSerializer, summary="Vonage could not use the answer URL: the caller's call must go on"
+    "fallback",
+    FallbackSerializer,
+    summary="Vonage could not use the answer URL, or an event URL that returns an NCCO: the call must go on",
+    responses=api.FALLBACK_RESPONSES,
 )
 class FallbackView(AnswerWebhook):
     """Vonage's ``fallback_answer_url``: used for an answer webhook *and* for any event
