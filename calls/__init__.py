@@ -16,8 +16,10 @@ Where to look, by concern (each module's docstring says more):
   missing), ``database_outage``.
 - **The Vonage adapter**: ``vonage_adapter`` (the only module that imports the SDK) and
   ``vonage_setup`` (the application and numbers).
-- **Admin and reports**: ``admin``, ``selectors``, ``reports``, ``charts``,
-  ``spreadsheets`` (inert CSV), ``roles``, ``retention``, ``seeding``.
+- **Admin and reports**: ``admin``, ``selectors``, ``reports``, ``charts``, ``heatmap``
+  (when calls come), ``live_board`` (calls in progress), ``timeline`` (a call's page),
+  ``privacy`` (callers' numbers masked), ``spreadsheets`` (inert CSV), ``roles``,
+  ``retention``, ``seeding``.
 
 The TLS fake of Vonage's API and the simulator are development tools, in ``devtools``.
 """
