@@ -29,10 +29,11 @@ from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.safestring import mark_safe
 
-from campaigns.admin import formatted_number
 from campaigns.models import Campaign
+from campaigns.phone import display_number
 from campaigns.whisper import speaking_seconds
 
+from . import privacy
 from .models import Call, CallLeg, CallState, LegRole, LegStatus, Outcome
 from .reports import UNANSWERED_OUTCOMES, ReportPeriod
 
@@ -186,7 +187,7 @@ def call_phase(
 def _agent_detail(agent: AgentLeg | None) -> str:
     if agent is None:
         return ""
-    return f"Attempt {agent.attempt + 1}, {formatted_number(agent.number)}."
+    return f"Attempt {agent.attempt + 1}, {display_number(agent.number)}."
 
 
 def _whisper_detail(agent: AgentLeg | None, accept_required: bool) -> str:
@@ -352,16 +353,12 @@ def live_board(*, now: datetime | None = None) -> LiveBoard:
 
 
 def caller_display(user: Any, number: str, *, whole: bool | None = None) -> str:
-    """The caller's number as this user may see it: whole with
-    ``calls.see_caller_numbers``, otherwise only its last four digits. ``whole`` is
-    that permission when the caller already asked (once for a board of 200 rows)."""
-    if not number:
-        return "Withheld"
+    """The caller's number as this user may see it (``calls.privacy``: whole with
+    ``calls.see_caller_numbers``, else masked). ``whole`` is that permission when the
+    caller already asked (once for a board of 200 rows)."""
     if whole is None:
-        whole = user.has_perm("calls.see_caller_numbers")
-    if whole:
-        return formatted_number(number)
-    return "•••• " + number[-4:]
+        whole = user.has_perm(privacy.SEE_CALLER_NUMBERS)
+    return privacy.caller_display(number, visible=whole)
 
 
 # --- the views -------------------------------------------------------------------------------

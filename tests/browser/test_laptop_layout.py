@@ -76,7 +76,7 @@ def business(db: None) -> Call:
     call taken from start to end by the simulator."""
     call_command("import_campaigns", str(DEMO), verbosity=0)
     Campaign.objects.update(is_demo=False)
-    call_command("seed_calls", count=300, days=30, verbosity=0)
+    call_command("seed_calls", count=300, days=30, verbosity=0, allow_production=True)
     call_command("simulate_call", to="447700900001", from_="447946000123", verbosity=0)
     return Call.objects.filter(legs__isnull=False).distinct().get()
 

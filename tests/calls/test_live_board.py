@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group, Permission, User
 from django.db import connection
 from django.test import Client, override_settings
 from django.urls import reverse
@@ -130,7 +130,7 @@ def test_each_call_in_progress_shows_what_is_happening(admin_client: Client, sum
     assert board[greeting.pk].startswith("greeting ")
     assert board[on_hold.pk].startswith("on-hold ")
     assert board[ringing.pk].startswith("agent-ringing ")
-    assert "Attempt 2, +447700900888" in board[ringing.pk]
+    assert "Attempt 2, +44 7700 900888" in board[ringing.pk]
     assert board[whisper.pk].startswith("whisper ")
     assert board[talking.pk].startswith("talking ")
     assert "talking for" in board[talking.pk]
@@ -187,12 +187,21 @@ def test_callers_numbers_are_masked_without_the_permission(
     live(summer, ago=5, caller_number="447946000123")
     live(summer, ago=5, caller_number="")
 
-    masked = supervisor.get(FRAGMENT).content.decode()
+    # Someone who may watch the board but not see callers' numbers (a custom group).
+    watcher = User.objects.create_user(username="watcher", password="x", is_staff=True)
+    watcher.user_permissions.add(
+        *Permission.objects.filter(content_type__app_label="calls", codename__in=("view_call", "view_live_board"))
+    )
+    client = Client()
+    client.force_login(watcher)
+    masked = client.get(FRAGMENT).content.decode()
     assert "447946000123" not in masked
-    assert "•••• 0123" in masked
-    assert "Withheld" in masked
-    # A superuser has every permission, calls.see_caller_numbers included.
-    assert "+447946000123" in admin_client.get(FRAGMENT).content.decode()
+    assert "7946 000123" not in masked
+    assert "…0123" in masked
+    assert "withheld" in masked
+    # Supervisors have calls.see_caller_numbers; a superuser has every permission.
+    assert "+44 7946 000123" in supervisor.get(FRAGMENT).content.decode()
+    assert "+44 7946 000123" in admin_client.get(FRAGMENT).content.decode()
 
 
 # --- the queues and today's totals ------------------------------------------------------------
