@@ -293,22 +293,32 @@ def agent_leg_record_late(
         return False
     try:
         with transaction.atomic():
-            CallLeg.objects.create(
-                uuid=uuid,
-                call=call,
-                role=LegRole.AGENT,
-                attempt=attempt if attempt is not None else call.attempt,
-                direction="outbound",
-                to_number=call.destination,
-                from_number=call.called_number,
-                conversation_uuid=conversation_uuid,
-                region_url=region_url,
+            _agent_leg_create(
+                call, uuid=uuid, attempt=attempt, conversation_uuid=conversation_uuid, region_url=region_url
             )
             events_adopt(call_id=call.pk, leg_uuids=[uuid])
     except IntegrityError:
         return False
     logger.warning("call.agent_leg_recorded_late call=%s agent_uuid=%s", call_id, uuid)
     return True
+
+
+def _agent_leg_create(
+    call: Call, *, uuid: str, attempt: int | None, conversation_uuid: str, region_url: str
+) -> CallLeg:
+    """An agent leg first heard of from Vonage (its answer or its events), not from our
+    create-call: rung from the campaign number to the call's destination."""
+    return CallLeg.objects.create(
+        uuid=uuid,
+        call=call,
+        role=LegRole.AGENT,
+        attempt=attempt if attempt is not None else call.attempt,
+        direction="outbound",
+        to_number=call.destination,
+        from_number=call.called_number,
+        conversation_uuid=conversation_uuid,
+        region_url=region_url,
+    )
 
 
 # --- the agent's answer webhook ----------------------------------------------------------
@@ -341,16 +351,8 @@ def call_answer_agent(
             logger.warning("answer_outbound.unknown_agent_leg call=%s agent_uuid=%s", call.pk, uuid)
             return nccos.agent_hears_call_taken()
         if leg is None:
-            leg = CallLeg.objects.create(
-                uuid=uuid,
-                call=call,
-                role=LegRole.AGENT,
-                attempt=attempt if attempt is not None else call.attempt,
-                direction="outbound",
-                to_number=call.destination,
-                from_number=call.called_number,
-                conversation_uuid=conversation_uuid,
-                region_url=region_url,
+            leg = _agent_leg_create(
+                call, uuid=uuid, attempt=attempt, conversation_uuid=conversation_uuid, region_url=region_url
             )
             legs.append(leg)
             # Its first events may have come before it was recorded (a late agent call, or

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.conf import settings
-from django.contrib.auth.models import Group, Permission, User
+from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.urls import reverse
 
@@ -33,24 +33,6 @@ RATE, MEDIAN_WAIT, MEAN_WAIT, MEAN_TALK, FIRST_TIME = range(1 + len(REPORT_OUTCO
 
 def at(day: int, hour: int = 10) -> datetime:
     return datetime(2026, 11, day, hour, tzinfo=ZONE)
-
-
-def member(group: str) -> Client:
-    user = User.objects.create_user(username=group.lower(), password="x", is_staff=True)
-    user.groups.add(Group.objects.get(name=group))
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def marketing() -> Client:
-    return member("Marketing")
-
-
-@pytest.fixture
-def supervisor() -> Client:
-    return member("Supervisors")
 
 
 @pytest.fixture

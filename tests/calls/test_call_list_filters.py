@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
@@ -27,15 +26,6 @@ EXPORT = reverse("admin:calls_call_export")
 CAMPAIGNS = reverse("admin:campaigns_campaign_changelist")
 NUMBERS = reverse("admin:campaigns_trackingnumber_changelist")
 REPORT = reverse("admin:calls_call_report")
-
-
-@pytest.fixture
-def supervisor() -> Client:
-    user = User.objects.create_user(username="sue", password="x", is_staff=True)
-    user.groups.add(Group.objects.get(name="Supervisors"))
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

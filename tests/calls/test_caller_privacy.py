@@ -27,24 +27,6 @@ FULL_FORMS = ("447946000123", "+447946000123", "+44 7946 000123", "7946 000123",
 MASKED = "…0123"
 
 
-def member(group: str) -> Client:
-    user = User.objects.create_user(username=group.lower(), password="x", is_staff=True)
-    user.groups.add(Group.objects.get(name=group))
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def marketing() -> Client:
-    return member("Marketing")
-
-
-@pytest.fixture
-def supervisor() -> Client:
-    return member("Supervisors")
-
-
 @pytest.fixture
 def call(db: None) -> Call:
     number = TrackingNumberFactory.create(number="447700900555", source="Radio advert")

@@ -10,13 +10,13 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group, User
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from calls.models import Call
 from calls.spreadsheets import FORMULA_STARTS, inert_cell
+from tests.calls.conftest import member
 from tests.conftest import post_json
 from tests.factories import CallFactory, CampaignFactory, TrackingNumberFactory
 
@@ -38,11 +38,7 @@ ATTACKS = [
 
 
 def supervisor() -> Client:
-    user = User.objects.create_user(username="supervisor", password="x", is_staff=True)
-    user.groups.add(Group.objects.get(name="Supervisors"))
-    client = Client()
-    client.force_login(user)
-    return client
+    return member("Supervisors")
 
 
 def parsed(response: Any) -> list[list[str]]:

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.conf import LazySettings
-from django.contrib.auth.models import Group, Permission, User
+from django.contrib.auth.models import Permission, User
 from django.http import StreamingHttpResponse
 from django.test import Client
 from django.urls import reverse
@@ -20,6 +20,7 @@ from django.urls import reverse
 from calls import reports
 from calls.models import Call, CallState, NumberStatus, Outcome
 from campaigns.models import TrackingNumber
+from tests.calls.conftest import member
 from tests.factories import CallFactory, TrackingNumberFactory
 
 pytestmark = pytest.mark.django_db
@@ -39,19 +40,6 @@ HEADER = [
     "talk (s)",
     "whisper, as spoken",
 ]
-
-
-def member(group: str) -> Client:
-    user = User.objects.create_user(username=group.lower(), password="x", is_staff=True)
-    user.groups.add(Group.objects.get(name=group))
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def supervisor() -> Client:
-    return member("Supervisors")
 
 
 def content(response: Any) -> str:

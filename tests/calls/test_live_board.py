@@ -31,24 +31,6 @@ CALLER_UUID = "21111111-1111-4111-8111-111111111111"
 CONVERSATION = "CON-21111111-1111-4111-8111-111111111111"
 
 
-def member(group: str) -> Client:
-    user = User.objects.create_user(username=group.lower(), password="x", is_staff=True)
-    user.groups.add(Group.objects.get(name=group))
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def supervisor() -> Client:
-    return member("Supervisors")
-
-
-@pytest.fixture
-def marketing() -> Client:
-    return member("Marketing")
-
-
 @pytest.fixture
 def summer(db: None) -> TrackingNumber:
     campaign = CampaignFactory.create(name="Summer offer", greeting="Hello.", max_wait_seconds=60)
