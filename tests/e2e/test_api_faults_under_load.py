@@ -57,6 +57,13 @@ def test_a_share_of_failing_create_calls_never_leaves_a_caller_on_hold(postgres:
         AGENT_CALL_DEADLINE_SECONDS="1.5",
     ) as live:
         live.fake.set_latency(200)
+        # Each kind of fault at least once, whatever order the calls' requests arrive in (the
+        # seeded shares below hit different requests when a busy machine reorders them, and
+        # may miss a kind): the first four create-calls hang, fail 500, fail 429, drop.
+        live.fake.hang(route="create", times=1)
+        live.fake.fail(500, route="create", times=1)
+        live.fake.fail(429, route="create", times=1)
+        live.fake.drop_after_accept(route="create", times=1)
         live.fake.fail(500, route="create", times=None, share=0.15)
         live.fake.fail(429, route="create", times=None, share=0.15)
         live.fake.hang(route="create", times=None, share=0.1)
