@@ -18,3 +18,13 @@ except ImproperlyConfigured as error:
     # worker (the unit's ExecStartPre check normally says it first).
     print(f"ImproperlyConfigured: {error}", file=sys.stderr)
     raise SystemExit(3) from None
+
+# The SDK's import and the key's parsing take a second or more on a fresh worker (far
+# more on a busy machine): pay them now, not on the first caller's agent call, which has
+# AGENT_CALL_DEADLINE_SECONDS to be placed.
+try:
+    from calls import vonage_adapter
+
+    vonage_adapter.warm_up()
+except Exception:  # noqa: S110 - a bad key is reported by the first request that needs it
+    pass

@@ -44,6 +44,9 @@ def background(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> HeldExecu
     executor = HeldExecutor()
     settings.AGENT_CALL_DISPATCH = "background"
     monkeypatch.setattr(agent_dispatch, "_executor", lambda: executor)
+    # A worker thread closes its own connection when done; run here, in the test's thread,
+    # that would close the test's transaction (PostgreSQL).
+    monkeypatch.setattr(agent_dispatch, "close_old_connections", lambda: None)
     return executor
 
 

@@ -166,7 +166,7 @@ def test_every_call_gets_its_own_conversation(
     monkeypatch.setattr(
         vonage_adapter,
         "place_call",
-        lambda **kwargs: PlacedCall(uuid=kwargs["answer_url"], conversation_uuid="", sent=True),
+        lambda **kwargs: PlacedCall(uuid="agent-" + kwargs["answer_url"][-12:], conversation_uuid="", sent=True),
     )
 
     first = client.get("/answer_inbound", {**ANSWER, "uuid": "caller-1"}).json()
