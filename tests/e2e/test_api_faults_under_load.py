@@ -150,7 +150,15 @@ def one_call(live: LiveServer, n: int) -> tuple[str, int]:
 
     assert reply.status == 204, reply
     (placed, *extra) = live.fake.agent_calls(call_id, timeout=5.0)
-    recorded = live.rows("SELECT uuid FROM calls_callleg WHERE call_id = %s AND role = 'agent'", (call_id,))
+    # The fake answers the create-call before the app records the leg it returned (and a
+    # 429 is rung again after a back-off): wait for the record, as Vonage's events would.
+    recorded: list[tuple[Any, ...]] = []
+    recorded_by = time.monotonic() + 10.0
+    while not recorded and time.monotonic() < recorded_by:
+        recorded = live.rows("SELECT uuid FROM calls_callleg WHERE call_id = %s AND role = 'agent'", (call_id,))
+        if not recorded:
+            time.sleep(0.1)
+    (placed, *extra) = live.fake.agent_calls(call_id, timeout=0.1) or [placed]
     assert recorded == [(placed.uuid,)] or (extra and len(recorded) == 1), (recorded, placed, extra)
     agent_uuid = recorded[0][0]
     agent_call = next(each for each in [placed, *extra] if each.uuid == agent_uuid)
