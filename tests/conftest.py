@@ -3,7 +3,9 @@
 import json
 import os
 import signal
+import threading
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,8 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from calls import call_flow, vonage_adapter
+from calls.vonage_adapter import PlacedCall, VonageUnavailable
 from campaigns.models import Campaign, TrackingNumber
 from tests.factories import CampaignFactory, TrackingNumberFactory
 
@@ -140,3 +144,48 @@ def with_fields(path: str, fields: dict[str, Any]) -> str:
     from urllib.parse import urlencode
 
     return path + ("&" if "?" in path else "?") + urlencode(fields)
+
+
+# --- Vonage, as the app's adapter sees it ---------------------------------------------------
+
+
+@dataclass
+class VonageRecorder:
+    """Stands in for the adapter (calls/vonage_adapter.py): records what the app asks Vonage to do."""
+
+    placed: list[dict[str, Any]] = field(default_factory=list)
+    transfers: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)
+    hangups: list[str] = field(default_factory=list)
+    transfer_errors: list[VonageUnavailable] = field(default_factory=list)
+    hangup_errors: list[VonageUnavailable] = field(default_factory=list)
+    place_error: VonageUnavailable | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def place_call(self, **kwargs: Any) -> PlacedCall:
+        if self.place_error is not None:
+            raise self.place_error
+        with self.lock:
+            self.placed.append(kwargs)
+            n = len(self.placed)
+        return PlacedCall(uuid=f"agent-{n}", conversation_uuid=f"CON-agent-{n}", sent=True)
+
+    def transfer_to_ncco(self, *, uuid: str, ncco: list[dict[str, Any]], region_url: str = "") -> None:
+        if self.transfer_errors:
+            raise self.transfer_errors.pop(0)
+        with self.lock:
+            self.transfers.append((uuid, ncco))
+
+    def hang_up(self, *, uuid: str, region_url: str = "") -> None:
+        if self.hangup_errors:
+            raise self.hangup_errors.pop(0)
+        with self.lock:
+            self.hangups.append(uuid)
+
+
+@pytest.fixture
+def vonage(monkeypatch: pytest.MonkeyPatch) -> VonageRecorder:
+    recorder = VonageRecorder()
+    for name in ("place_call", "transfer_to_ncco", "hang_up"):
+        monkeypatch.setattr(vonage_adapter, name, getattr(recorder, name))
+    monkeypatch.setattr(call_flow, "UPDATE_RETRY_INTERVAL", 0.01)
+    return recorder

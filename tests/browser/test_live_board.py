@@ -6,8 +6,6 @@ Screenshots for the README: ``live-board.png`` and ``heatmap.png``.
 """
 
 import random
-import threading
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,44 +14,15 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from calls import call_flow, vonage_adapter
 from calls.models import Call, CallState, LegRole, LegStatus, Outcome
-from calls.vonage_adapter import PlacedCall
 from tests.browser.test_admin_journey import log_in, staff
-from tests.conftest import callback_path, post_json, with_fields
+from tests.conftest import VonageRecorder, callback_path, post_json, with_fields
 from tests.factories import CallFactory, CallLegFactory, CampaignFactory, TrackingNumberFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 CALLER_UUID = "31111111-1111-4111-8111-111111111111"
 CONVERSATION = "CON-31111111-1111-4111-8111-111111111111"
-
-
-@dataclass
-class Recorder:
-    """Stands in for the Vonage adapter (the live server runs in this process)."""
-
-    placed: list[dict[str, Any]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def place_call(self, **kwargs: Any) -> PlacedCall:
-        with self.lock:
-            self.placed.append(kwargs)
-            n = len(self.placed)
-        return PlacedCall(uuid=f"browser-agent-{n}", conversation_uuid=f"CON-browser-agent-{n}", sent=True)
-
-    def nothing(self, **kwargs: Any) -> None:
-        return None
-
-
-@pytest.fixture
-def vonage(monkeypatch: pytest.MonkeyPatch) -> Recorder:
-    recorder = Recorder()
-    monkeypatch.setattr(vonage_adapter, "place_call", recorder.place_call)
-    monkeypatch.setattr(vonage_adapter, "transfer_to_ncco", recorder.nothing)
-    monkeypatch.setattr(vonage_adapter, "hang_up", recorder.nothing)
-    monkeypatch.setattr(call_flow, "UPDATE_RETRY_INTERVAL", 0.01)
-    return recorder
 
 
 def event(webhooks: Client, uuid: str, status: str, *, direction: str, at: datetime | None = None) -> None:
@@ -68,7 +37,7 @@ def event(webhooks: Client, uuid: str, status: str, *, direction: str, at: datet
 
 
 def test_a_supervisor_watches_a_call_arrive_connect_and_leave_without_a_reload(
-    live_server: Any, page: Any, screenshots: Path, vonage: Recorder
+    live_server: Any, page: Any, screenshots: Path, vonage: VonageRecorder
 ) -> None:
     summer = CampaignFactory.create(name="Summer offer", greeting="Hello.", max_wait_seconds=60)
     billboard = TrackingNumberFactory.create(number="447700900001", campaign=summer, source="M4 billboard")
@@ -105,7 +74,7 @@ def test_a_supervisor_watches_a_call_arrive_connect_and_leave_without_a_reload(
 
     # The agent answers (the whisper was spoken long ago): caller and agent talk.
     assert len(vonage.placed) == 1  # the agent is rung (inline in the tests)
-    agent = "browser-agent-1"
+    agent = "agent-1"
     path = with_fields(callback_path("answer_outbound", call=call.pk), {"uuid": agent, "to": "447700900999"})
     assert webhooks.get(path).status_code == 200
     event(webhooks, agent, "answered", direction="outbound", at=timezone.now() - timedelta(seconds=40))

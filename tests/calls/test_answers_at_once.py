@@ -18,10 +18,10 @@ from calls.models import Call, CallLeg, CallState
 from calls.vonage_adapter import VonageUnavailable
 from campaigns.models import TrackingNumber
 from tests.calls import test_call_flow as flow
-from tests.calls.test_call_flow import CALLER_UUID, CONVERSATION, VonageRecorder, agent_answers, dial, press, status
-from tests.conftest import notify_body, post_json
+from tests.calls.test_call_flow import CALLER_UUID, CONVERSATION, agent_answers, dial, press, status
+from tests.conftest import VonageRecorder, notify_body, post_json
 
-campaign, number, accept_number, vonage = flow.campaign, flow.number, flow.accept_number, flow.vonage
+campaign, number, accept_number = flow.campaign, flow.number, flow.accept_number
 
 
 class HeldExecutor:

@@ -7,7 +7,6 @@ the real SDK against the TLS fake.
 
 import json
 import threading
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -16,58 +15,16 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from calls import call_flow, vonage_adapter
+from calls import call_flow
 from calls.models import Call, CallEvent, CallLeg, CallState, LegRole, Outcome
-from calls.vonage_adapter import PlacedCall, VonageUnavailable
+from calls.vonage_adapter import VonageUnavailable
 from campaigns.models import Campaign, Fallback, OpeningHours, Strategy, TrackingNumber
-from tests.conftest import callback, callback_path, post_json
+from tests.conftest import VonageRecorder, callback, callback_path, post_json
 from tests.factories import CampaignFactory, TrackingNumberFactory
 
 CALLER_UUID = "11111111-1111-4111-8111-111111111111"
 CONVERSATION = "CON-11111111-1111-4111-8111-111111111111"
 EVENT_URL = "https://whisper.example.com/event"
-
-
-@dataclass
-class VonageRecorder:
-    """Stands in for the adapter: records what the app asks Vonage to do."""
-
-    placed: list[dict[str, Any]] = field(default_factory=list)
-    transfers: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)
-    hangups: list[str] = field(default_factory=list)
-    transfer_errors: list[VonageUnavailable] = field(default_factory=list)
-    hangup_errors: list[VonageUnavailable] = field(default_factory=list)
-    place_error: VonageUnavailable | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def place_call(self, **kwargs: Any) -> PlacedCall:
-        if self.place_error is not None:
-            raise self.place_error
-        with self.lock:
-            self.placed.append(kwargs)
-            n = len(self.placed)
-        return PlacedCall(uuid=f"agent-{n}", conversation_uuid=f"CON-agent-{n}", sent=True)
-
-    def transfer_to_ncco(self, *, uuid: str, ncco: list[dict[str, Any]], region_url: str = "") -> None:
-        if self.transfer_errors:
-            raise self.transfer_errors.pop(0)
-        with self.lock:
-            self.transfers.append((uuid, ncco))
-
-    def hang_up(self, *, uuid: str, region_url: str = "") -> None:
-        if self.hangup_errors:
-            raise self.hangup_errors.pop(0)
-        with self.lock:
-            self.hangups.append(uuid)
-
-
-@pytest.fixture
-def vonage(monkeypatch: pytest.MonkeyPatch) -> VonageRecorder:
-    recorder = VonageRecorder()
-    for name in ("place_call", "transfer_to_ncco", "hang_up"):
-        monkeypatch.setattr(vonage_adapter, name, getattr(recorder, name))
-    monkeypatch.setattr(call_flow, "UPDATE_RETRY_INTERVAL", 0.01)
-    return recorder
 
 
 @pytest.fixture

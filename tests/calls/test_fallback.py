@@ -18,19 +18,18 @@ from calls import agent_dispatch, services
 from calls.models import Call, CallEvent, CallLeg, CallState, Outcome
 from campaigns.models import TrackingNumber
 from tests.calls import test_call_flow as flow
-from tests.calls.test_call_flow import CALLER_UUID, CONVERSATION, VonageRecorder, actions, agent_answers, dial, status
-from tests.conftest import callback, notify_body, post_json
+from tests.calls.test_call_flow import CALLER_UUID, CONVERSATION, actions, agent_answers, dial, status
+from tests.conftest import VonageRecorder, callback, notify_body, post_json
 
 PUBLIC = "https://whisper.example.com"
 
 # The call-flow tests' fixtures: a campaign number, its press-1 and connect variants, and
 # a recorder in place of Vonage's REST API.
-campaign, number, accept_number, connect_number, vonage = (
+campaign, number, accept_number, connect_number = (
     flow.campaign,
     flow.number,
     flow.accept_number,
     flow.connect_number,
-    flow.vonage,
 )
 
 

@@ -3,8 +3,6 @@ totals in the business's time zone, one query per refresh, and a call followed t
 the webhooks from on hold to talking to gone."""
 
 import re
-import threading
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,12 +13,11 @@ from django.test import Client, override_settings
 from django.urls import reverse
 from django.utils import timezone
 
-from calls import call_flow, live_board, vonage_adapter
+from calls import live_board
 from calls.live_board import AgentLeg, Phase, call_phase
 from calls.models import Call, CallState, LegRole, LegStatus, Outcome
-from calls.vonage_adapter import PlacedCall
 from campaigns.models import TrackingNumber
-from tests.conftest import callback_path, post_json, with_fields
+from tests.conftest import VonageRecorder, callback_path, post_json, with_fields
 from tests.factories import CallFactory, CallLegFactory, CampaignFactory, TrackingNumberFactory
 
 pytestmark = pytest.mark.django_db
@@ -294,31 +291,6 @@ def test_the_live_calls_are_read_through_the_partial_index(summer: TrackingNumbe
 # --- a call followed through the webhooks ---------------------------------------------------
 
 
-@dataclass
-class Recorder:
-    placed: list[dict[str, Any]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def place_call(self, **kwargs: Any) -> PlacedCall:
-        with self.lock:
-            self.placed.append(kwargs)
-            n = len(self.placed)
-        return PlacedCall(uuid=f"board-agent-{n}", conversation_uuid=f"CON-board-agent-{n}", sent=True)
-
-    def nothing(self, **kwargs: Any) -> None:
-        return None
-
-
-@pytest.fixture
-def vonage(monkeypatch: pytest.MonkeyPatch) -> Recorder:
-    recorder = Recorder()
-    monkeypatch.setattr(vonage_adapter, "place_call", recorder.place_call)
-    monkeypatch.setattr(vonage_adapter, "transfer_to_ncco", recorder.nothing)
-    monkeypatch.setattr(vonage_adapter, "hang_up", recorder.nothing)
-    monkeypatch.setattr(call_flow, "UPDATE_RETRY_INTERVAL", 0.01)
-    return recorder
-
-
 def event(client: Client, uuid: str, status: str, *, direction: str, at: datetime | None = None) -> None:
     payload = {
         "uuid": uuid,
@@ -331,7 +303,7 @@ def event(client: Client, uuid: str, status: str, *, direction: str, at: datetim
 
 
 def test_a_call_through_the_webhooks_goes_from_on_hold_to_talking_to_gone(
-    admin_client: Client, vonage: Recorder, summer: TrackingNumber
+    admin_client: Client, vonage: VonageRecorder, summer: TrackingNumber
 ) -> None:
     webhooks = Client()
     inbound = {"to": summer.number, "from": "447946000123", "uuid": CALLER_UUID, "conversation_uuid": CONVERSATION}
@@ -343,7 +315,7 @@ def test_a_call_through_the_webhooks_goes_from_on_hold_to_talking_to_gone(
     assert rows(admin_client.get(FRAGMENT).content.decode())[call.pk].startswith("on-hold ")
 
     assert len(vonage.placed) == 1  # the agent is rung (inline in the tests)
-    agent = "board-agent-1"
+    agent = "agent-1"
     path = with_fields(callback_path("answer_outbound", call=call.pk), {"uuid": agent, "to": "447700900999"})
     assert webhooks.get(path).status_code == 200
     event(webhooks, agent, "answered", direction="outbound", at=timezone.now() - timedelta(seconds=30))

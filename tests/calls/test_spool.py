@@ -16,10 +16,10 @@ from calls.models import Call, CallEvent, CallLeg, CallState, LegRole, LegStatus
 from calls.webhooks import spool
 from campaigns.models import TrackingNumber
 from tests.calls import test_call_flow as flow
-from tests.calls.test_call_flow import CALLER_UUID, CONVERSATION, VonageRecorder, agent_answers, dial, status
-from tests.conftest import post_json
+from tests.calls.test_call_flow import CALLER_UUID, CONVERSATION, agent_answers, dial, status
+from tests.conftest import VonageRecorder, post_json
 
-campaign, number, vonage = flow.campaign, flow.number, flow.vonage
+campaign, number = flow.campaign, flow.number
 
 CALLER = {"to": "447700900001", "from": "447946000123", "uuid": CALLER_UUID, "conversation_uuid": CONVERSATION}
 

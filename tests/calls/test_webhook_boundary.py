@@ -20,26 +20,15 @@ import pytest
 from django.test import Client
 from pytest_django.fixtures import Settings
 
-from calls import call_flow, vonage_adapter
 from calls.models import Call, CallEvent, CallLeg, CallState, SignedWebhook
 from calls.webhooks.signatures import sign_webhook
 from campaigns.models import TrackingNumber
-from tests.calls.test_call_flow import VonageRecorder
-from tests.conftest import callback_path, with_fields
+from tests.conftest import VonageRecorder, callback_path, with_fields
 from tests.factories import TrackingNumberFactory
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "account-signature-secret-for-the-boundary-tests-0123456789"
 CALLER = {"to": "447700900001", "from": "447946000123", "uuid": "caller-leg-1", "conversation_uuid": "CON-1"}
-
-
-@pytest.fixture
-def vonage(monkeypatch: pytest.MonkeyPatch) -> VonageRecorder:
-    recorder = VonageRecorder()
-    for name in ("place_call", "transfer_to_ncco", "hang_up"):
-        monkeypatch.setattr(vonage_adapter, name, getattr(recorder, name))
-    monkeypatch.setattr(call_flow, "UPDATE_RETRY_INTERVAL", 0.01)
-    return recorder
 
 
 @pytest.fixture
