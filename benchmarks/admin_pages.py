@@ -33,46 +33,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
 
-    os.environ["DATABASE_URL"] = args.database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "whisper_project.settings")
-    os.environ.setdefault("DEBUG", "false")
-    os.environ.setdefault("SECRET_KEY", "benchmark-only-secret-key")
-    os.environ.setdefault("ALLOWED_HOSTS", "testserver")
-    os.environ.setdefault("CALL_CENTER_NUMBER", "447700900999")
-    os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
-    os.environ["LOG_LEVEL"] = "WARNING"
-    _ensure_database(args.database_url)
-
-    import django
-
-    django.setup()
-    from django.conf import settings
+    history_ready(args.database_url, calls=args.calls)
     from django.contrib.auth import get_user_model
-    from django.core.management import call_command
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
     from calls.models import Call
-    from campaigns.models import Campaign, TrackingNumber
 
-    settings.STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"
-    call_command("migrate", verbosity=0)
-    call_command("import_campaigns", str(ROOT / "campaigns" / "demo_campaigns.json"), verbosity=0)
-    for n in range(20):
-        campaign, _ = Campaign.objects.get_or_create(
-            name=f"Benchmark campaign {n:02d}", defaults={"topic": f"offer {n}"}
-        )
-        for k in range(3):
-            TrackingNumber.objects.get_or_create(
-                number=f"4477009{n:02d}{k:03d}", defaults={"campaign": campaign, "source": f"Advert {k}"}
-            )
-    have = Call.objects.count()
-    if have < args.calls:
-        print(f"seeding {args.calls - have} calls (have {have}) …", flush=True)
-        started = time.perf_counter()
-        call_command("seed_calls", count=args.calls - have, days=365, seed=have + 1, allow_production=True, verbosity=0)
-        print(f"  seeded in {time.perf_counter() - started:.0f} s", flush=True)
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE calls_call")
 
@@ -104,6 +72,48 @@ def main() -> None:
         timings.sort()
         p90 = timings[min(len(timings) - 1, int(len(timings) * 0.9))]
         print(f"{name:34} {statistics.median(timings):10.1f} {p90:8.1f} {timings[0]:8.1f} {queries:8d}")
+
+
+def history_ready(database_url: str, *, calls: int) -> None:
+    """Django set up on ``database_url`` (created if need be) with the demo campaigns, 20
+    more (60 numbers) and at least ``calls`` calls spread over a year; for the admin
+    benchmarks (this one and benchmarks/live_board.py)."""
+    os.environ["DATABASE_URL"] = database_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "whisper_project.settings")
+    os.environ.setdefault("DEBUG", "false")
+    os.environ.setdefault("SECRET_KEY", "benchmark-only-secret-key")
+    os.environ.setdefault("ALLOWED_HOSTS", "testserver")
+    os.environ.setdefault("CALL_CENTER_NUMBER", "447700900999")
+    os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
+    os.environ["LOG_LEVEL"] = "WARNING"
+    _ensure_database(database_url)
+
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+
+    from calls.models import Call
+    from campaigns.models import Campaign, TrackingNumber
+
+    settings.STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"
+    call_command("migrate", verbosity=0)
+    call_command("import_campaigns", str(ROOT / "campaigns" / "demo_campaigns.json"), verbosity=0)
+    for n in range(20):
+        campaign, _ = Campaign.objects.get_or_create(
+            name=f"Benchmark campaign {n:02d}", defaults={"topic": f"offer {n}"}
+        )
+        for k in range(3):
+            TrackingNumber.objects.get_or_create(
+                number=f"4477009{n:02d}{k:03d}", defaults={"campaign": campaign, "source": f"Advert {k}"}
+            )
+    have = Call.objects.count()
+    if have < calls:
+        print(f"seeding {calls - have} calls (have {have}) …", flush=True)
+        started = time.perf_counter()
+        call_command("seed_calls", count=calls - have, days=365, seed=have + 1, allow_production=True, verbosity=0)
+        print(f"  seeded in {time.perf_counter() - started:.0f} s", flush=True)
 
 
 def _report_url() -> str:

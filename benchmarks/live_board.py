@@ -25,7 +25,6 @@ watch is that a refresh stays well under a second of one worker's time.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import sys
@@ -37,6 +36,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks.admin_pages import history_ready  # noqa: E402 - after the path is set
 
 
 def main() -> None:
@@ -48,45 +48,13 @@ def main() -> None:
     parser.add_argument("--refreshes", type=int, default=30, help="per viewer")
     args = parser.parse_args()
 
-    os.environ["DATABASE_URL"] = args.database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "whisper_project.settings")
-    os.environ.setdefault("DEBUG", "false")
-    os.environ.setdefault("SECRET_KEY", "benchmark-only-secret-key")
-    os.environ.setdefault("ALLOWED_HOSTS", "testserver")
-    os.environ.setdefault("CALL_CENTER_NUMBER", "447700900999")
-    os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
-    os.environ["LOG_LEVEL"] = "WARNING"
-    _ensure_database(args.database_url)
-
-    import django
-
-    django.setup()
-    from django.conf import settings
+    history_ready(args.database_url, calls=args.calls)
     from django.contrib.auth.models import Group, User
-    from django.core.management import call_command
     from django.db import connection
 
     from calls import live_board
     from calls.models import Call
-    from campaigns.models import Campaign, TrackingNumber
 
-    settings.STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"
-    call_command("migrate", verbosity=0)
-    call_command("import_campaigns", str(ROOT / "campaigns" / "demo_campaigns.json"), verbosity=0)
-    for n in range(20):
-        campaign, _ = Campaign.objects.get_or_create(
-            name=f"Benchmark campaign {n:02d}", defaults={"topic": f"offer {n}"}
-        )
-        for k in range(3):
-            TrackingNumber.objects.get_or_create(
-                number=f"4477009{n:02d}{k:03d}", defaults={"campaign": campaign, "source": f"Advert {k}"}
-            )
-    have = Call.objects.count()
-    if have < args.calls:
-        print(f"seeding {args.calls - have} calls (have {have}) …", flush=True)
-        started = time.perf_counter()
-        call_command("seed_calls", count=args.calls - have, days=365, seed=have + 1, verbosity=0)
-        print(f"  seeded in {time.perf_counter() - started:.0f} s", flush=True)
     _history_legs()
     _today_and_live_calls(live=args.live, per_day=max(1, args.calls // 365))
     with connection.cursor() as cursor:
@@ -312,20 +280,6 @@ def _explain() -> None:
         plan = [row[0] for row in cursor.fetchall()]
     print("\nPostgreSQL's plan for the board's statement:")
     print("\n".join(plan))
-
-
-def _ensure_database(url: str) -> None:
-    """Create the PostgreSQL database named in ``url`` when it does not exist yet."""
-    if not url.startswith("postgres"):
-        return
-    import psycopg
-
-    name = url.rsplit("/", 1)[1]
-    admin_url = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 if __name__ == "__main__":
