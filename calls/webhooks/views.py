@@ -80,8 +80,12 @@ class VonageWebhook(APIView):
             raise exceptions.PermissionDenied(f"{exc} Nothing was done.") from None
 
     def get(self, request: Request) -> Response:
-        self.payload = vonage_fields(request.query_params)
+        self.payload = self.query_fields(request)
         return self.handle(request, self.payload)
+
+    def query_fields(self, request: Request) -> dict[str, Any]:
+        """A GET webhook's fields: the query string Vonage built, less our own parameters."""
+        return vonage_fields(request.query_params)
 
     def post(self, request: Request) -> Response:
         # Only the body: Vonage's signature covers it, never the query string, which
@@ -112,30 +116,12 @@ class AnswerWebhook(VonageWebhook):
 
     def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, ReplayStoreUnavailable):
-            # A valid, fresh signature, but the database is down: the safe answer
-            # changes nothing, so a replay of it gains nothing.
-            try:
-                get = self.request.method == "GET"
-                self.payload = vonage_fields(self.request.query_params) if get else _body_fields(self.request)
-                self.callback = callback_params(self.route, self.request.query_params)
-                readable = True
-            except (exceptions.APIException, InvalidCallbackSignature):
-                self.payload, readable = {}, False
-            _log_failure(
-                exc,
-                "%s.database_unavailable uuid=%s: answering with a safe default",
-                self.log_name,
-                self.payload.get("uuid"),
-            )
-            ncco = self.safe_ncco()
-            if readable:
-                # Recorded once the database is back (calls/webhooks/spool.py). A valid, fresh signature
-                # whose jti could not be looked up: at worst Vonage's (or a replayed) identical
-                # request, which the spool's idempotent writes record once.
-                route, fields, query = self.spooled()
-                spool.write(route=route, payload=fields, query=query, answered=ncco)
-            return Response(ncco)
-        if isinstance(exc, exceptions.APIException):
+            # A valid, fresh signature whose jti could not be looked up (the database is
+            # down): initial() stopped there, so read the request as it would have. The
+            # safe answer changes nothing, and the spool's idempotent writes record an
+            # identical request (Vonage's retry, or a replay) once.
+            self._read_after_signature()
+        elif isinstance(exc, exceptions.APIException):
             return super().handle_exception(exc)
         payload = getattr(self, "payload", None) or {}
         database_outage.notice(exc)
@@ -152,6 +138,17 @@ class AnswerWebhook(VonageWebhook):
             route, fields, query = self.spooled()
             spool.write(route=route, payload=fields, query=query, answered=ncco)
         return Response(ncco)
+
+    def _read_after_signature(self) -> None:
+        """The fields and our parameters, as ``initial`` and ``get``/``post`` read them;
+        nothing (no ``payload``: not spooled) when either is refused."""
+        try:
+            get = self.request.method == "GET"
+            payload = self.query_fields(self.request) if get else _body_fields(self.request)
+            self.callback = callback_params(self.route, self.request.query_params)
+        except (exceptions.APIException, InvalidCallbackSignature):
+            return
+        self.payload = payload
 
     def spooled(self) -> tuple[str, dict[str, Any], dict[str, Any]]:
         """What is kept of this request while the database is unreachable (calls/webhooks/spool.py):
@@ -250,12 +247,11 @@ class FallbackView(AnswerWebhook):
     route = "calls:fallback"
     log_name = "fallback"
 
-    def get(self, request: Request) -> Response:
-        # Our application's fallback is a GET (vonage_setup): the original's nested
-        # fields (``original_request``, an input's ``dtmf``, a notify's ``payload``) come
-        # in the query string, as JSON text or as ``name[key]`` fields.
-        self.payload = _unflatten(vonage_fields(request.query_params))
-        return self.handle(request, self.payload)
+    def query_fields(self, request: Request) -> dict[str, Any]:
+        # A GET fallback (an application set up before vonage_setup POSTed): the original's
+        # nested fields (``original_request``, an input's ``dtmf``, a notify's ``payload``)
+        # come in the query string, as JSON text or as ``name[key]`` fields.
+        return _unflatten(vonage_fields(request.query_params))
 
     def answer(self, request: Request, data: dict[str, Any]) -> Response:
         original = original_request(data)
@@ -497,9 +493,9 @@ def _ncco_without_database(callback: dict[str, str], data: dict[str, Any]) -> Nc
 
 
 def _database_failed(exc: Exception) -> bool:
-    """The request could not be written: the database was skipped or failed (not a bug,
-    which a replay would only repeat)."""
-    return isinstance(exc, database_outage.DatabaseSkipped | DatabaseError)
+    """The request could not be written: the database was skipped or failed, or could not
+    even check the signature's jti (not a bug, which a replay would only repeat)."""
+    return isinstance(exc, database_outage.DatabaseSkipped | DatabaseError | ReplayStoreUnavailable)
 
 
 def _log_failure(exc: Exception, message: str, *args: object) -> None:

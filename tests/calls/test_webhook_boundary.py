@@ -23,7 +23,7 @@ from pytest_django.fixtures import Settings
 from calls.models import Call, CallEvent, CallLeg, CallState, SignedWebhook
 from calls.webhooks.signatures import sign_webhook
 from campaigns.models import TrackingNumber
-from tests.conftest import VonageRecorder, callback_path, with_fields
+from tests.conftest import VonageRecorder, callback, callback_path, with_fields
 from tests.factories import TrackingNumberFactory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -408,3 +408,31 @@ def test_callback_urls_signed_before_a_secret_key_rotation_still_work(
 
     settings.SECRET_KEY_FALLBACKS = []
     assert post(client, path, {**event, "status": "answered"}, sign=False).status_code == 403
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_a_fallen_back_agent_answer_while_the_database_is_down_never_connects_the_agents_phone(
+    client: Client, production: Settings, monkeypatch: pytest.MonkeyPatch, method: str
+) -> None:
+    """The signature is valid but its jti cannot be looked up: the fallback still knows,
+    from ``original_request``, that this is an agent's leg, so it is told the call could
+    not be connected rather than being put through to the call centre."""
+    from django.db import OperationalError
+
+    from calls.webhooks import replay
+
+    def database_down(**kwargs: Any) -> bool:
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(replay, "signed_request_admit", database_down)
+    url = callback("answer_outbound", call=7)
+    fields = {"uuid": "agent-leg", "to": "447700900999", "from": "447700900001", "reason": "timeout"}
+    if method == "GET":
+        query = {**fields, "original_request[url]": url, "original_request[type]": "answer"}
+        response = client.get(with_fields("/fallback", query), headers=signed(b""))
+    else:
+        response = post(client, "/fallback", {**fields, "original_request": {"url": url, "type": "answer"}})
+
+    assert response.status_code == 200
+    assert [action["action"] for action in response.json()] == ["talk"]
+    assert "could not be connected" in response.json()[0]["text"]
