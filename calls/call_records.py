@@ -9,6 +9,7 @@ import logging
 
 from campaigns.whisper import speaking_seconds
 
+from . import statements
 from .leg_progress import KNOWN_STATUSES, StatusEvent, apply_status
 from .models import Call, CallEvent, CallLeg
 from .outcomes import summarize
@@ -66,6 +67,6 @@ def call_refresh(call: Call, legs: list[CallLeg]) -> None:
             setattr(call, name, value)
             changed.append(name)
     if changed:
-        call.save(update_fields=changed)
+        statements.save_fields(call, changed)
         if "outcome" in changed:
             logger.info("call.outcome call=%s outcome=%s", call.pk, call.outcome)

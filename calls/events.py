@@ -15,14 +15,13 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 
 from campaigns.models import Strategy
 
-from . import call_flow, vonage_adapter
+from . import call_flow, statements, vonage_adapter
 from .call_records import call_refresh, events_adopt
 from .leg_progress import (
     DETECTION_STATUSES,
@@ -36,6 +35,7 @@ from .leg_progress import (
 from .logging import call_context_set
 from .models import Call, CallEvent, CallLeg, LegRole, Outcome
 from .selectors import one_or_none
+from .statements import insert_or_skip
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ def _status_apply(
     caller_ended_before = leg.role == LegRole.CALLER and is_terminal(leg.status)
     changed = apply_status(leg, StatusEvent.from_payload(payload))
     if changed:
-        leg.save(update_fields=changed)
+        statements.save_fields(leg, changed)
     call_refresh(call, legs)
 
     if call.strategy == Strategy.CONNECT:
@@ -265,54 +265,13 @@ def dedupe_key(payload: dict[str, Any], *, kind: str, leg_uuid: str, status: str
 def _call_and_legs_locked(leg_uuid: str, *, call_id: int | None) -> tuple[Call | None, list[CallLeg]]:
     """The call the event is about, its row locked, and its legs read under the lock:
     the call that owns leg ``leg_uuid``, else the call our own query string names."""
-    # Every event runs these two, so they are written out rather than compiled by the
-    # ORM each time (compiling is most of what a small query costs here); the rows
-    # still become model instances. Legs are few: ordered here, not by the database.
-    lock = " FOR UPDATE OF calls_call" if connection.features.has_select_for_update_of else ""
-    call = next(iter(Call.objects.raw(_CALL_OF_LEG + lock, [leg_uuid])), None) if leg_uuid else None
-    if call is None and call_id is not None:
-        call = next(iter(Call.objects.raw(_CALL + lock, [call_id])), None)
-    if call is None:
-        return None, []
-    legs = sorted(CallLeg.objects.raw(_LEGS_OF_CALL, [call.pk]), key=lambda leg: (leg.created_at, leg.pk))
-    for leg in legs:
-        leg.call = call
-    return call, legs
-
-
-# SQLite has no row locks (nor needs them: it lets one writer in at a time).
-_CALL_OF_LEG = (
-    "SELECT calls_call.* FROM calls_call JOIN calls_callleg ON calls_callleg.call_id = calls_call.id "
-    "WHERE calls_callleg.uuid = %s LIMIT 1"
-)
-_CALL = "SELECT calls_call.* FROM calls_call WHERE calls_call.id = %s"
-_LEGS_OF_CALL = "SELECT calls_callleg.* FROM calls_callleg WHERE calls_callleg.call_id = %s"
+    return statements.call_and_legs(leg_uuid=leg_uuid, call_id=call_id)
 
 
 def event_insert(event: CallEvent) -> bool:
     """Store ``event`` unless its dedupe key is taken (a redelivery): one
     ``INSERT … ON CONFLICT DO NOTHING``, on PostgreSQL and SQLite alike. True if stored."""
-    fields = [f for f in CallEvent._meta.concrete_fields if not f.primary_key]
-    params = [f.get_db_prep_save(f.pre_save(event, add=True), connection) for f in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(_event_insert_sql(connection.vendor), params)
-        row = cursor.fetchone()
-    if row is None:
-        return False
-    event.pk = row[0]
-    return True
-
-
-@cache
-def _event_insert_sql(vendor: str) -> str:
-    fields = [f for f in CallEvent._meta.concrete_fields if not f.primary_key]
-    quote = connection.ops.quote_name
-    # Identifiers from the model, quoted; every value is a parameter.
-    return (
-        f"INSERT INTO {quote(CallEvent._meta.db_table)} ({', '.join(quote(str(f.column)) for f in fields)}) "  # noqa: S608
-        f"VALUES ({', '.join(['%s'] * len(fields))}) "
-        f"ON CONFLICT ({quote('dedupe_key')}) DO NOTHING RETURNING {quote('id')}"
-    )
+    return insert_or_skip(event, unique="dedupe_key") is not None
 
 
 def _leg_adopt(payload: dict[str, Any], leg_uuid: str, *, call_id: int | None, attempt: int | None) -> CallLeg | None:

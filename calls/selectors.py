@@ -45,7 +45,11 @@ def route_for(to: str) -> Route:
         called = normalize_number(to)
     except InvalidNumber:
         called = str(to)[:32]
-    number = one_or_none(TrackingNumber.objects.select_related("campaign").filter(number=called))
+    number = one_or_none(
+        TrackingNumber.objects.select_related("campaign")
+        .prefetch_related("campaign__opening_hours")
+        .filter(number=called)
+    )
     campaign = number.campaign if number else None
     if number is None:
         status = NumberStatus.UNKNOWN

@@ -20,7 +20,7 @@ from campaigns.models import DEFAULT_GREETING, Strategy
 from campaigns.phone import InvalidNumber, masked, normalize_number, spoken_digits
 from campaigns.whisper import earlier_calls, render_template
 
-from . import agent_dispatch, call_flow, pacing
+from . import agent_dispatch, call_flow, pacing, statements
 from . import ncco as nccos
 from .call_records import events_adopt
 from .events import conversation_legs_adopt
@@ -28,6 +28,7 @@ from .leg_progress import is_terminal
 from .logging import call_context_set
 from .models import Call, CallLeg, CallState, LegRole, NumberStatus, Outcome
 from .reconcile import max_wait_seconds
+from .route_cache import route_cached
 from .selectors import Route, caller_leg, one_or_none, route_for
 
 logger = logging.getLogger(__name__)
@@ -53,31 +54,28 @@ def call_answer_inbound(
     """
     # A retry is rare: it is told apart by the caller leg's unique uuid when the insert
     # fails, not looked for first on every call.
-    route = route_for(to)
+    call_id, routes_version = statements.call_start()
+    route = route_cached(to, version=routes_version)
     campaign = route.campaign if route.number_status == NumberStatus.TRACKED else None
     closed = campaign is not None and not campaign.is_open(timezone.now())
     # The agent call (or the connect) claims its send time under the account's limit
-    # before the call's transaction: the pacer's row is held only for its own statement.
+    # before the call is written: the pacer's row is held only for its own statement.
     slot = None if closed else pacing.slot_claim()
+    call, leg = _call_build(
+        route=route,
+        uuid=uuid,
+        from_=from_,
+        conversation_uuid=conversation_uuid,
+        region_url=region_url,
+        strategy=campaign.strategy if campaign else Strategy.CONFERENCE,
+        accept_required=bool(campaign and campaign.require_accept),
+        closed=closed,
+    )
     try:
-        # One transaction: the call, the caller's leg, the answer and any early events.
-        with transaction.atomic():
-            call = _call_create(
-                route=route,
-                uuid=uuid,
-                from_=from_,
-                conversation_uuid=conversation_uuid,
-                region_url=region_url,
-                strategy=campaign.strategy if campaign else Strategy.CONFERENCE,
-                accept_required=bool(campaign and campaign.require_accept),
-                closed=closed,
-            )
-            call_context_set(call.pk)
-            ncco, fields = _caller_first_ncco(call, route, closed=closed, slot=slot)
-            Call.objects.filter(pk=call.pk).update(caller_ncco=ncco, **fields)
-            events_adopt(call_id=call.pk, leg_uuids=[uuid])
+        ncco, fields = _call_answer_record(call, leg, route, call_id=call_id, closed=closed, slot=slot)
     except IntegrityError:
         return _answer_again(uuid)
+    _destination_refused_log(call, route)
 
     ring_at = fields.get("ring_at")
     if closed:
@@ -119,6 +117,34 @@ def _answer_again(uuid: str) -> nccos.Ncco:
         else:
             agent_dispatch.ring_first_agent_soon(existing.call_id)
     return list(existing.call.caller_ncco)
+
+
+def _call_answer_record(
+    call: Call, leg: CallLeg, route: Route, *, call_id: int | None, closed: bool, slot: pacing.Slot | None
+) -> tuple[nccos.Ncco, dict[str, object]]:
+    """Write the new call, its caller's leg and the caller's answer, and adopt any
+    events that came first. PostgreSQL, where ``call_id`` was taken from the sequence
+    beforehand: the answer is built first and all of it written in one statement.
+    SQLite: in a transaction, the answer built once the call has its id."""
+    if call_id is not None:
+        call.pk = call_id
+        leg.call = call  # its call_id, now that the call has one
+        call_context_set(call.pk)
+        ncco, fields = _caller_first_ncco(call, route, closed=closed, slot=slot)
+        call.caller_ncco = ncco
+        for name, value in fields.items():
+            setattr(call, name, value)
+        if statements.call_with_caller_leg_insert(call, leg):
+            with transaction.atomic():
+                events_adopt(call_id=call.pk, leg_uuids=[leg.uuid])
+        return ncco, fields
+    with transaction.atomic():
+        _call_write(call, leg)
+        call_context_set(call.pk)
+        ncco, fields = _caller_first_ncco(call, route, closed=closed, slot=slot)
+        Call.objects.filter(pk=call.pk).update(caller_ncco=ncco, **fields)
+        events_adopt(call_id=call.pk, leg_uuids=[leg.uuid])
+    return ncco, fields
 
 
 def _caller_first_ncco(
@@ -170,13 +196,36 @@ def _call_create(
     from_: str,
     conversation_uuid: str,
     region_url: str,
+    started_at: datetime | None = None,
+) -> Call:
+    """The call and its caller's leg, written; run inside the caller's transaction."""
+    call, leg = _call_build(
+        route=route,
+        uuid=uuid,
+        from_=from_,
+        conversation_uuid=conversation_uuid,
+        region_url=region_url,
+        started_at=started_at,
+    )
+    _call_write(call, leg)
+    _destination_refused_log(call, route)
+    return call
+
+
+def _call_build(
+    *,
+    route: Route,
+    uuid: str,
+    from_: str,
+    conversation_uuid: str,
+    region_url: str,
     strategy: str = Strategy.CONFERENCE,
     accept_required: bool = False,
     closed: bool = False,
     started_at: datetime | None = None,
-) -> Call:
-    """The call and its caller's leg; run inside the caller's transaction."""
-    call = Call.objects.create(
+) -> tuple[Call, CallLeg]:
+    """A new call to ``route`` and its caller's leg, not yet written."""
+    call = Call(
         started_at=started_at or timezone.now(),
         tracking_number=route.tracking_number,
         campaign=route.campaign,
@@ -190,14 +239,7 @@ def _call_create(
         accept_required=accept_required,
         resolution=Outcome.CLOSED if closed else "",
     )
-    if route.refused_destination:
-        logger.warning(
-            "call.destination_refused call=%s number=%s: outside ALLOWED_DESTINATION_PREFIXES, "
-            "the call centre is rung instead",
-            call.pk,
-            route.refused_destination,
-        )
-    CallLeg.objects.create(
+    leg = CallLeg(
         uuid=uuid,
         call=call,
         role=LegRole.CALLER,
@@ -207,7 +249,24 @@ def _call_create(
         direction="inbound",
         region_url=region_url,
     )
-    return call
+    return call, leg
+
+
+def _destination_refused_log(call: Call, route: Route) -> None:
+    if route.refused_destination:
+        logger.warning(
+            "call.destination_refused call=%s number=%s: outside ALLOWED_DESTINATION_PREFIXES, "
+            "the call centre is rung instead",
+            call.pk,
+            route.refused_destination,
+        )
+
+
+def _call_write(call: Call, leg: CallLeg) -> None:
+    """Save a built call and its caller's leg (the ORM's way: SQLite, and the rare paths)."""
+    call.save()
+    leg.call = call
+    leg.save()
 
 
 def _wait_for_caller_ncco(uuid: str) -> nccos.Ncco:

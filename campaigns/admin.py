@@ -57,6 +57,7 @@ from calls.reports import ReportPeriod, ReportRow
 
 from .models import Campaign, OpeningHours, Strategy, TrackingNumber
 from .phone import InvalidNumber, display_number, masked, normalize_number, number_from_search, spoken_digits
+from .routing import routes_changed
 from .whisper import TemplateError, earlier_calls, render_template, speaking_seconds, validate_template
 
 # What the preview says for the variables only a real call knows.
@@ -767,6 +768,7 @@ class CampaignAdmin(PhoneNumberFieldsMixin, NumberSearchMixin, SimpleHistoryAdmi
             campaign.is_active = active
             campaign.updated_at = now
         bulk_update_with_history(campaigns, Campaign, ["is_active", "updated_at"], default_user=request.user)
+        routes_changed()  # a bulk update sends no signals
         state = "active" if active else "inactive"
         noun = "campaign is" if len(campaigns) == 1 else "campaigns are"
         self.message_user(request, f"{len(campaigns)} {noun} now {state}.", messages.SUCCESS)

@@ -302,3 +302,18 @@ class TrackingNumber(models.Model):
             self.number = normalize_number(self.number)
         except InvalidNumber as exc:
             raise ValidationError({"number": str(exc)}) from exc
+
+
+class RoutesVersion(models.Model):
+    """A counter bumped in the same transaction as any change to how calls are routed
+    (campaigns, their numbers and hours: campaigns/routing.py). Web processes keep
+    routes in memory and read this one row with each call's first statement, so an
+    admin's edit is in effect from the very next call."""
+
+    version = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "routes version"
+
+    def __str__(self) -> str:
+        return f"routes version {self.version}"

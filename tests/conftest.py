@@ -41,6 +41,17 @@ def load_fixture(name: str) -> Any:
 
 
 @pytest.fixture(autouse=True)
+def _routes_forgotten() -> Iterator[None]:
+    """Each test starts with no route kept in memory (calls/route_cache.py): its version
+    row is rolled back with the test's transaction, so versions repeat across tests."""
+    from calls import route_cache
+
+    route_cache.forget()
+    yield
+    route_cache.forget()
+
+
+@pytest.fixture(autouse=True)
 def _database_reachable() -> Iterator[None]:
     """Each test starts with the database trusted (calls/database_outage.py keeps a
     process-wide back-off that one test's simulated outage would otherwise leave on)."""

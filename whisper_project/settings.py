@@ -125,6 +125,9 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / '
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend, without the health check on every request while a connection is
+    # known good (whisper_project/postgresql/base.py).
+    DATABASES["default"]["ENGINE"] = "whisper_project.postgresql"
     # The reports group tens of thousands of calls; PostgreSQL's default 4 MB of sort
     # memory makes them spill to disk (benchmarks/admin_pages.py measures the effect).
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
@@ -134,6 +137,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # 5 s: without this psycopg waits 130 s to connect. The webhook then answers its safe
     # default (tests/e2e/test_database_outage.py). psycopg's minimum is 2 s.
     DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=2))
+# A connection that served a request without error this recently is not health-checked
+# before the next one (whisper_project/postgresql/base.py).
+DATABASE_KNOWN_GOOD_SECONDS = env.float("DATABASE_KNOWN_GOOD_SECONDS", default=1.0)
 # After a failed connect, webhooks leave the database alone this long (calls/database_outage.py).
 DATABASE_OUTAGE_BACKOFF_SECONDS = env.float("DATABASE_OUTAGE_BACKOFF_SECONDS", default=5.0)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

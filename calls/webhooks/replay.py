@@ -4,10 +4,10 @@ and every instance behind the load balancer agrees (DESIGN.md: nothing in memory
 import logging
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from ..models import SignedWebhook
+from ..statements import insert_or_skip
 
 logger = logging.getLogger(__name__)
 
@@ -15,13 +15,10 @@ logger = logging.getLogger(__name__)
 def signed_request_admit(*, jti: str, digest: str) -> bool:
     """True the first time a token is seen, and again for the very same request (a
     retry); False for a token already used for a different request (a replay)."""
-    try:
-        with transaction.atomic():
-            SignedWebhook.objects.create(jti=jti, digest=digest)
-        return True
-    except IntegrityError:
-        seen = SignedWebhook.objects.filter(jti=jti).values_list("digest", flat=True).first()
-        return seen == digest
+    if insert_or_skip(SignedWebhook(jti=jti, digest=digest), unique="jti") is not None:
+        return True  # one statement, in autocommit: no transaction around it
+    seen = SignedWebhook.objects.filter(jti=jti).values_list("digest", flat=True).first()
+    return seen == digest
 
 
 def signed_requests_forget(*, max_age_seconds: float) -> int:

@@ -13,7 +13,7 @@ from django.db.utils import OperationalError
 from django.test import Client
 from pytest_django.fixtures import Settings
 
-from calls import database_outage, services
+from calls import database_outage, statements
 from calls.models import Call, CallEvent
 from campaigns.models import TrackingNumber
 from tests.conftest import callback_path, notify_body, post_json
@@ -25,14 +25,14 @@ ANSWER = {"to": "447700900001", "from": "447700900456", "uuid": "caller-1", "con
 def connect_fails(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     """The next answer's first database access fails to connect; later ones work."""
     failing = [True]
-    route_for = services.route_for
+    call_start = statements.call_start
 
-    def route_or_connect_error(to: str) -> Any:
+    def start_or_connect_error() -> Any:
         if failing and failing.pop():
             raise OperationalError("connection to server at 127.0.0.1 failed: timeout expired")
-        return route_for(to)
+        return call_start()
 
-    monkeypatch.setattr(services, "route_for", route_or_connect_error)
+    monkeypatch.setattr(statements, "call_start", start_or_connect_error)
     monkeypatch.setattr(database_outage, "connect_failed", lambda: True)
     return failing
 

@@ -11,10 +11,10 @@ connection goes through :class:`tests.e2e.tcp_proxy.PostgresProxy`, which freeze
 connection at a chosen message; the test finds the worker that owns the connection and
 kills it. The points (``KILL_POINTS``):
 
-- ``answer-before-commit``: at the ``COMMIT`` of the answer's transaction (the call, the
-  caller's leg, the NCCO), before PostgreSQL sees it. The transaction is rolled back when
-  the dead worker's connection closes; Vonage's retry starts afresh.
-- ``answer-after-commit``: PostgreSQL commits it, the reply is held back, the worker dies
+- ``answer-before-commit``: at the one statement that writes the answer (the call, the
+  caller's leg, the NCCO: calls/statements.call_with_caller_leg_insert, its own
+  transaction), before PostgreSQL sees it. Nothing is written; Vonage's retry starts afresh.
+- ``answer-after-commit``: PostgreSQL runs and commits it, the reply is held back, the worker dies
   before it learns so and before it rings the agent. Vonage's retry finds the call,
   replays its NCCO and rings the agent (``answer_inbound.retry``).
 - ``agent-claimed-then-checkpoint``: the answer reached Vonage; the worker's background
@@ -206,8 +206,9 @@ def test_a_worker_killed_mid_call_loses_nothing_and_does_nothing_twice(postgres:
         # --- the caller's answer, and a worker killed on the way --------------------------
         if point.at == "commit":
             hold = live.proxy.hold(
-                after=re.compile(rb'INSERT INTO "calls_callleg".*' + uuid, re.DOTALL),
-                at=COMMIT,
+                at=re.compile(
+                    rb'\AQ....WITH c AS \(INSERT INTO "calls_call".*INSERT INTO "calls_callleg".*' + uuid, re.DOTALL
+                ),
                 forward=point.committed,
             )
             killed = [kill_mid_request(live, hold, "GET", answer_path)]

@@ -1,0 +1,72 @@
+"""Routes kept in memory, current to the very next call.
+
+``route_for`` (calls/selectors.py) reads a tracking number, its campaign and the
+campaign's hours: two statements and a few model instances for every call. Here the
+result is kept per dialled number in this process, tagged with the ``RoutesVersion``
+that each call reads in its first statement anyway (calls/statements.call_start);
+any saved change to a campaign, number or hours bumps that version in its own
+transaction (campaigns/routing.py), so the next call after the commit loads afresh.
+Entries also expire after ``MAX_AGE_SECONDS``, a bound on any change made behind
+the ORM's back. With no version row (a flushed test database) nothing is kept.
+"""
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+from .selectors import Route, route_for
+
+MAX_AGE_SECONDS = 60.0
+# Dialled numbers kept at most; the cache starts again empty past this.
+MAX_ENTRIES = 10_000
+
+
+@dataclass(frozen=True)
+class _Entry:
+    route: Route
+    loaded_at: float
+
+
+_lock = threading.Lock()
+_version: int | None = None
+_routes: dict[str, _Entry] = {}
+
+
+def route_cached(to: str, *, version: int | None) -> Route:
+    """``route_for(to)``, from memory when nothing routing-related changed since."""
+    global _version
+    if version is None:
+        return route_for(to)
+    now = time.monotonic()
+    with _lock:
+        if version != _version:
+            _routes.clear()
+            _version = version
+        entry = _routes.get(to)
+    if entry is not None and now - entry.loaded_at < MAX_AGE_SECONDS:
+        return entry.route
+    route = route_for(to)
+    with _lock:
+        if version == _version:
+            if len(_routes) >= MAX_ENTRIES:
+                _routes.clear()
+            _routes[to] = _Entry(route, now)
+    return route
+
+
+def forget() -> None:
+    """Drop every kept route (tests; a setting that routes depend on changed)."""
+    global _version
+    with _lock:
+        _routes.clear()
+        _version = None
+
+
+@receiver(setting_changed)
+def _settings_changed(**kwargs: Any) -> None:
+    # Routes carry the call centre, hold music and the destination allow-list.
+    forget()

@@ -1,0 +1,228 @@
+"""The hot path's hand-written SQL, in one place.
+
+Every webhook runs a few statements; the ORM's compiler and model machinery cost more
+CPU than the statements themselves, so the paths that run for every call build their
+SQL once per process, from the models' own metadata (the models stay the source of
+truth for the schema: a renamed column changes the SQL here with it), and pass every
+value as a parameter. The same SQL runs on PostgreSQL and SQLite (3.35+: ``RETURNING``
+and ``ON CONFLICT``).
+"""
+
+from contextlib import nullcontext
+from functools import cache
+from typing import Any, TypeVar
+
+from django.db import connection, models, transaction
+
+from campaigns.models import RoutesVersion
+from campaigns.routing import ROUTES_VERSION_ID
+
+from .models import Call, CallEvent, CallLeg
+
+M = TypeVar("M", bound=models.Model)
+
+
+def insert_or_skip(instance: models.Model, *, unique: str) -> int | None:
+    """Insert ``instance`` in one statement, unless a row with the same ``unique`` value
+    exists. Returns the new row's id (also set on ``instance``), or None when skipped.
+    In autocommit this is the whole transaction: one round trip."""
+    model = type(instance)
+    fields = _insert_fields(model)
+    params = [field.get_db_prep_save(field.pre_save(instance, add=True), connection) for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_or_skip_sql(model, unique, connection.vendor), params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    instance.pk = row[0]
+    instance._state.adding = False
+    return int(row[0])
+
+
+def _insert_fields(model: type[models.Model]) -> list[models.Field]:  # type: ignore[type-arg]
+    return [field for field in model._meta.concrete_fields if not field.primary_key]
+
+
+@cache
+def _insert_or_skip_sql(model: type[models.Model], unique: str, vendor: str) -> str:
+    quote = connection.ops.quote_name
+    fields = _insert_fields(model)
+    # Identifiers from the model, quoted; every value is a parameter.
+    return (
+        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(str(f.column)) for f in fields)}) "  # noqa: S608
+        f"VALUES ({', '.join(['%s'] * len(fields))}) "
+        f"ON CONFLICT ({_column(model, unique)}) DO NOTHING RETURNING {_column(model, 'pk')}"
+    )
+
+
+def _column(model: type[models.Model], name: str) -> str:
+    """The quoted column of field ``name`` (or ``pk``)."""
+    field = model._meta.pk if name == "pk" else model._meta.get_field(name)
+    return connection.ops.quote_name(str(getattr(field, "column", "")))
+
+
+def save_fields(instance: models.Model, fields: list[str] | tuple[str, ...]) -> None:
+    """``instance.save(update_fields=fields)`` in one written-out ``UPDATE``: the same
+    statement, without compiling it (or sending ``pre_save``/``post_save``: no model on
+    the hot path listens to them)."""
+    if not fields:
+        return
+    model = type(instance)
+    names = tuple(sorted(fields))
+    columns = [model._meta.get_field(name) for name in names]
+    params = [
+        field.get_db_prep_save(field.pre_save(instance, add=False), connection)  # type: ignore[union-attr]
+        for field in columns
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_update_sql(model, names), [*params, instance.pk])
+
+
+@cache
+def _update_sql(model: type[models.Model], names: tuple[str, ...]) -> str:
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{_column(model, name)} = %s" for name in names)
+    return f"UPDATE {quote(model._meta.db_table)} SET {assignments} WHERE {_column(model, 'pk')} = %s"  # noqa: S608
+
+
+def rows_to_instances(model: type[M], rows: list[tuple[Any, ...]], *, offset: int = 0) -> list[M]:
+    """Model instances from the ``len(concrete_fields)`` columns at ``offset`` of each row
+    (a row whose primary key there is NULL, an outer join's empty side, is skipped),
+    each value converted as the ORM converts it (SQLite's datetimes, JSON, decimals)."""
+    names, converters = _converters(model, connection.vendor)
+    width = len(names)
+    instances = []
+    for row in rows:
+        if row[offset] is None:
+            continue
+        values = list(row[offset : offset + width])
+        for index, column, field_converters in converters:
+            for convert in field_converters:
+                values[index] = convert(values[index], column, connection)
+        instances.append(model.from_db(connection.alias, names, values))
+    return instances
+
+
+@cache
+def _converters(model: type[models.Model], vendor: str) -> tuple[list[str], list[tuple[int, Any, list[Any]]]]:
+    """The field names, and (index, column, converters) for each field whose values need one."""
+    fields = model._meta.concrete_fields
+    names = [field.attname for field in fields]
+    converters = []
+    for index, field in enumerate(fields):
+        column = field.get_col(model._meta.db_table)
+        found = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
+        if found:
+            converters.append((index, column, found))
+    return names, converters
+
+
+def columns(model: type[models.Model], table_alias: str) -> str:
+    """``alias.col1, alias.col2, …`` for every concrete field, in the model's order."""
+    quote = connection.ops.quote_name
+    return ", ".join(f"{table_alias}.{quote(str(field.column))}" for field in model._meta.concrete_fields)
+
+
+def call_and_legs(*, leg_uuid: str, call_id: int | None, lock: bool = True) -> tuple[Call | None, list[CallLeg]]:
+    """The call that owns leg ``leg_uuid`` (else the call ``call_id``), its row locked
+    for the rest of the transaction (PostgreSQL), and its legs in the order they were
+    created: one statement."""
+    if not leg_uuid and call_id is None:
+        return None, []
+    sql = _call_and_legs_sql(lock and connection.features.has_select_for_update_of)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [leg_uuid, call_id])
+        rows = cursor.fetchall()
+    if not rows:
+        return None, []
+    call = rows_to_instances(Call, rows[:1])[0]
+    legs = rows_to_instances(CallLeg, rows, offset=len(Call._meta.concrete_fields))
+    legs.sort(key=lambda leg: (leg.created_at, leg.pk))
+    for leg in legs:
+        leg.call = call
+    return call, legs
+
+
+@cache
+def _call_and_legs_sql(lock: bool) -> str:
+    call_table, leg_table = Call._meta.db_table, CallLeg._meta.db_table
+    # SQLite has no row locks (nor needs them: it lets one writer in at a time).
+    return (
+        f"SELECT {columns(Call, 'c')}, {columns(CallLeg, 'l')} FROM {call_table} c "  # noqa: S608
+        f"LEFT JOIN {leg_table} l ON l.call_id = c.id "
+        f"WHERE c.id = COALESCE((SELECT call_id FROM {leg_table} WHERE uuid = %s), %s)"
+        + (" FOR UPDATE OF c" if lock else "")
+    )
+
+
+# --- a new call -------------------------------------------------------------------------
+
+
+def call_start() -> tuple[int | None, int | None]:
+    """A new call's first statement: on PostgreSQL its id, taken from the sequence now so
+    that its answer (which names it) is built before the call is written in one
+    statement (:func:`call_with_caller_leg_insert`); and the routes' version
+    (calls/route_cache.py). SQLite: no id yet."""
+    with connection.cursor() as cursor:
+        cursor.execute(_call_start_sql(connection.vendor))
+        row = cursor.fetchone()
+    if connection.vendor == "postgresql":
+        return int(row[0]), (None if row[1] is None else int(row[1]))
+    return None, (None if row is None or row[0] is None else int(row[0]))
+
+
+@cache
+def _call_start_sql(vendor: str) -> str:
+    version = f"SELECT version FROM {RoutesVersion._meta.db_table} WHERE id = {ROUTES_VERSION_ID}"  # noqa: S608
+    if vendor == "postgresql":
+        table = Call._meta.db_table
+        return f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')), ({version})"
+    return version
+
+
+def call_with_caller_leg_insert(call: Call, leg: CallLeg) -> bool:
+    """PostgreSQL: the call (its id from :func:`call_start`, its answer set) and its
+    caller's leg, in one statement that is its own transaction; ``first_call`` worked
+    out in the same statement. Returns whether events for the leg came before it.
+    Raises ``IntegrityError`` when the leg exists (a retried or concurrent answer):
+    then nothing was written."""
+    call_fields = [f for f in Call._meta.concrete_fields if f.name != "first_call"]
+    leg_fields = _insert_fields(CallLeg)
+    params = [f.get_db_prep_save(f.pre_save(call, add=True), connection) for f in call_fields]
+    campaign = [] if call.campaign_id is None else [call.campaign_id]
+    params += [call.caller_number, *campaign, call.caller_number, call.started_at]
+    params += [f.get_db_prep_save(f.pre_save(leg, add=True), connection) for f in leg_fields]
+    params.append(leg.uuid)
+    # In autocommit (a webhook) a failed statement leaves nothing behind; inside a
+    # transaction (a test's, a caller's) it would abort it, so it gets a savepoint.
+    guard = transaction.atomic() if connection.in_atomic_block else nullcontext()
+    with guard, connection.cursor() as cursor:
+        cursor.execute(_call_insert_sql(call.campaign_id is not None), params)
+        early_events = bool(cursor.fetchone()[0])
+    call.first_call = None  # worked out by the database; read it back if it is needed
+    call._state.adding = False
+    leg._state.adding = False
+    return early_events
+
+
+@cache
+def _call_insert_sql(campaign_known: bool) -> str:
+    quote = connection.ops.quote_name
+    call_table, leg_table = quote(Call._meta.db_table), quote(CallLeg._meta.db_table)
+    call_columns = [quote(str(f.column)) for f in Call._meta.concrete_fields if f.name != "first_call"]
+    leg_fields = _insert_fields(CallLeg)
+    # The caller's first call to this campaign, as Call.save() works it out.
+    # Written for the index on (campaign, caller_number, started_at).
+    same_campaign = "p.campaign_id = %s" if campaign_known else "p.campaign_id IS NULL"
+    first_call = (
+        f"(%s <> '' AND NOT EXISTS (SELECT 1 FROM {call_table} p "  # noqa: S608
+        f"WHERE {same_campaign} AND p.caller_number = %s AND p.started_at < %s))"
+    )
+    return (
+        f"WITH c AS (INSERT INTO {call_table} ({', '.join(call_columns)}, {quote('first_call')}) "  # noqa: S608
+        f"VALUES ({', '.join(['%s'] * len(call_columns))}, {first_call}) RETURNING id), "
+        f"l AS (INSERT INTO {leg_table} ({', '.join(quote(str(f.column)) for f in leg_fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(leg_fields))}) RETURNING id) "
+        f"SELECT EXISTS (SELECT 1 FROM {quote(CallEvent._meta.db_table)} WHERE leg_uuid = %s AND leg_id IS NULL) "
+        "FROM c, l"
+    )

@@ -1,0 +1,38 @@
+"""Django's PostgreSQL backend, without a health check on every request.
+
+With ``CONN_HEALTH_CHECKS`` Django sends ``SELECT 1`` before the first query of every
+request that reuses a connection: a round trip on each of a call's dozen webhooks. A
+connection that finished its last request without an error less than
+``DATABASE_KNOWN_GOOD_SECONDS`` ago is trusted instead; an idle one is still checked,
+so a connection that a database restart broke is replaced before it is used. A
+restart inside that window costs the requests running then what it costs them anyway
+(a database error: the webhooks' safe answer, the spool, a 503 for Vonage to retry),
+and Django drops the broken connection at the end of that request.
+"""
+
+import time
+from typing import Any
+
+from django.conf import settings
+from django.db.backends.postgresql import base
+
+
+class DatabaseWrapper(base.DatabaseWrapper):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.known_good_until = 0.0
+
+    def close_if_unusable_or_obsolete(self) -> None:
+        super().close_if_unusable_or_obsolete()
+        if self.connection is not None and not self.errors_occurred:
+            self.known_good_until = time.monotonic() + settings.DATABASE_KNOWN_GOOD_SECONDS
+
+    def close_if_health_check_failed(self) -> None:
+        if self.connection is not None and time.monotonic() < self.known_good_until:
+            self.health_check_done = True
+            return
+        super().close_if_health_check_failed()
+
+    def close(self) -> None:
+        self.known_good_until = 0.0
+        super().close()
