@@ -43,7 +43,7 @@ from django.utils import timezone
 
 from campaigns.models import Strategy
 
-from . import call_flow, pacing, vonage_adapter
+from . import call_flow, pacing, route_cache, statements, vonage_adapter
 from . import ncco as nccos
 from .events import event_insert
 from .leg_progress import StatusEvent
@@ -75,18 +75,13 @@ def ring_first_agent(call_id: int) -> CallLeg | None:
     call), on to the next destination or the fallback, as for any agent call refused."""
     if pacing.pacing_on() and _late_requeued(call_id):
         return None
-    claimed = Call.objects.filter(
-        pk=call_id,
-        strategy=Strategy.CONFERENCE,
-        attempt=0,
-        state=CallState.WAITING,
-        agent_requested_at__isnull=True,
-        ring_at__isnull=True,  # a queued caller is rung by ring_when_due, at its time
-    ).update(agent_requested_at=timezone.now())
-    if not claimed:
+    call = statements.agent_call_claim(
+        call_id=call_id, at=timezone.now(), strategy=Strategy.CONFERENCE, state=CallState.WAITING
+    )
+    if call is None:
         logger.info("dispatch.not_claimed call=%s: placed or given up elsewhere", call_id)
         return None
-    call = Call.objects.with_related().get(pk=call_id)
+    route_cache.campaign_attach(call)
     try:
         placed = call_flow.agent_call_place(call=call, attempt=0)
     except vonage_adapter.VonageUnavailable as exc:

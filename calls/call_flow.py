@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from campaigns.destinations import ringable
@@ -22,7 +22,7 @@ from campaigns.models import DEFAULT_CLOSED_MESSAGE, DEFAULT_FALLBACK_MESSAGE, C
 from campaigns.whisper import speaking_seconds
 
 from . import ncco as nccos
-from . import pacing, vonage_adapter
+from . import pacing, statements, vonage_adapter
 from .call_records import call_refresh, events_adopt
 from .leg_progress import is_terminal
 from .models import Call, CallLeg, CallState, LegRole, NumberStatus, Outcome
@@ -219,19 +219,17 @@ def agent_call_place(*, call: Call, attempt: int) -> vonage_adapter.PlacedCall:
 def agent_leg_record(*, call: Call, attempt: int, placed: vonage_adapter.PlacedCall) -> CallLeg:
     """Record the agent leg Vonage created, apply its early events, and stop it if the
     caller stopped waiting while Vonage was creating it."""
-    try:
-        with transaction.atomic():
-            leg = CallLeg.objects.create(
-                uuid=placed.uuid,
-                call=call,
-                role=LegRole.AGENT,
-                attempt=attempt,
-                conversation_uuid=placed.conversation_uuid,
-                from_number=call.called_number,
-                to_number=destinations_for(call)[attempt],
-                direction="outbound",
-            )
-    except IntegrityError:  # recorded already (an event attached it first)
+    leg = CallLeg(
+        uuid=placed.uuid,
+        call=call,
+        role=LegRole.AGENT,
+        attempt=attempt,
+        conversation_uuid=placed.conversation_uuid,
+        from_number=call.called_number,
+        to_number=destinations_for(call)[attempt],
+        direction="outbound",
+    )
+    if statements.insert_or_skip(leg, unique="uuid") is None:  # recorded already (an event attached it first)
         leg = CallLeg.objects.get(uuid=placed.uuid)
     logger.info("flow.agent_rung call=%s attempt=%s agent_uuid=%s sent=%s", call.pk, attempt, placed.uuid, placed.sent)
     early_events_adopt(call_id=call.pk, leg=leg, attempt=attempt)
@@ -242,7 +240,26 @@ def early_events_adopt(*, call_id: int, leg: CallLeg, attempt: int) -> None:
     """Vonage posts a new leg's first events (``failed`` for a number that cannot be
     rung) as soon as it creates the call, often before ``create_call`` answers us: they
     were stored unmatched. Apply them now, and move on if this agent already gave up.
-    An agent rung for a caller who meanwhile hung up or was moved on is stopped."""
+    An agent rung for a caller who meanwhile hung up or was moved on is stopped.
+
+    Usually no event came first: then one unlocked read decides. The leg is committed
+    before it, so a caller who leaves meanwhile is seen either here or by the caller's
+    event, which ends the agent legs it finds."""
+    call, legs, early = statements.call_legs_and_early_events(call_id=call_id, leg_uuid=leg.uuid)
+    if not early:
+        stored = next((each for each in legs if each.uuid == leg.uuid), leg)
+        gave_up = call is not None and agent_leg_gives_up(call, stored)
+        stale = call is None or (
+            not gave_up
+            and not is_terminal(stored.status)
+            and call.outcome != Outcome.ANSWERED
+            and (not _caller_waiting(call, legs) or call.attempt != attempt)
+        )
+        if gave_up:
+            advance(call_id=call_id, from_attempt=attempt, reason=f"agent {stored.status}")
+        elif stale:
+            leg_end(leg=stored, why="the caller stopped waiting while the agent call was placed")
+        return
     with transaction.atomic():
         if events_adopt(call_id=call_id, leg_uuids=[leg.uuid]):
             leg.refresh_from_db()
@@ -453,13 +470,17 @@ def agent_leg_gives_up(call: Call, leg: CallLeg) -> bool:
     )
 
 
-def _caller_waiting(call: Call) -> bool:
-    """The caller is still on hold for an agent: not gone, not put through, not moved on."""
+def _caller_waiting(call: Call, legs: list[CallLeg] | None = None) -> bool:
+    """The caller is still on hold for an agent: not gone, not put through, not moved on.
+    ``legs``: the call's legs, when read already."""
     if call.fallback_at is not None or call.outcome == Outcome.ANSWERED:
         return False
     if call.state not in (CallState.WAITING,):
         return False
-    caller = one_or_none(call.legs.filter(role=LegRole.CALLER))
+    if legs is not None:
+        caller = next((leg for leg in legs if leg.role == LegRole.CALLER), None)
+    else:
+        caller = one_or_none(call.legs.filter(role=LegRole.CALLER))
     return caller is not None and not is_terminal(caller.status)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+from .models import Call
 from .selectors import Route, route_for
 
 MAX_AGE_SECONDS = 60.0
@@ -56,6 +57,20 @@ def route_cached(to: str, *, version: int | None) -> Route:
                 _routes.clear()
             _routes[to] = _Entry(route, now)
     return route
+
+
+def campaign_attach(call: Call) -> None:
+    """Give ``call`` its campaign from memory, when a route kept here has it: the
+    campaign as it routed the call (else the ORM reads it when it is first used)."""
+    if call.campaign_id is None:
+        return
+    with _lock:
+        entries = list(_routes.values())
+    for entry in entries:
+        campaign = entry.route.campaign
+        if campaign is not None and campaign.pk == call.campaign_id:
+            call.campaign = campaign
+            return
 
 
 def forget() -> None:

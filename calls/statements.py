@@ -9,6 +9,7 @@ and ``ON CONFLICT``).
 """
 
 from contextlib import nullcontext
+from datetime import datetime
 from functools import cache
 from typing import Any, TypeVar
 
@@ -129,29 +130,72 @@ def call_and_legs(*, leg_uuid: str, call_id: int | None, lock: bool = True) -> t
     created: one statement."""
     if not leg_uuid and call_id is None:
         return None, []
-    sql = _call_and_legs_sql(lock and connection.features.has_select_for_update_of)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [leg_uuid, call_id])
-        rows = cursor.fetchall()
-    if not rows:
-        return None, []
-    call = rows_to_instances(Call, rows[:1])[0]
-    legs = rows_to_instances(CallLeg, rows, offset=len(Call._meta.concrete_fields))
-    legs.sort(key=lambda leg: (leg.created_at, leg.pk))
-    for leg in legs:
-        leg.call = call
+    call, legs, _ = _call_and_legs_read(
+        _call_and_legs_sql(lock and connection.features.has_select_for_update_of, False), [leg_uuid, call_id]
+    )
     return call, legs
 
 
+def call_legs_and_early_events(*, call_id: int, leg_uuid: str) -> tuple[Call | None, list[CallLeg], bool]:
+    """The call ``call_id`` and its legs (not locked), and whether events for leg
+    ``leg_uuid`` were stored before the leg was (calls/call_records.events_adopt): one
+    statement."""
+    return _call_and_legs_read(_call_and_legs_sql(False, True), [leg_uuid, "", call_id])
+
+
+def _call_and_legs_read(sql: str, params: list[Any]) -> tuple[Call | None, list[CallLeg], bool]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    if not rows:
+        return None, [], False
+    call = rows_to_instances(Call, rows[:1], offset=1)[0]
+    legs = rows_to_instances(CallLeg, rows, offset=1 + len(Call._meta.concrete_fields))
+    legs.sort(key=lambda leg: (leg.created_at, leg.pk))
+    for leg in legs:
+        leg.call = call
+    return call, legs, bool(rows[0][0])
+
+
 @cache
-def _call_and_legs_sql(lock: bool) -> str:
-    call_table, leg_table = Call._meta.db_table, CallLeg._meta.db_table
+def _call_and_legs_sql(lock: bool, early_events: bool) -> str:
+    quote = connection.ops.quote_name
+    call_table, leg_table = quote(Call._meta.db_table), quote(CallLeg._meta.db_table)
+    events = (
+        f"EXISTS (SELECT 1 FROM {quote(CallEvent._meta.db_table)} WHERE leg_uuid = %s AND leg_id IS NULL)"  # noqa: S608
+        if early_events
+        else "FALSE"
+    )
     # SQLite has no row locks (nor needs them: it lets one writer in at a time).
     return (
-        f"SELECT {columns(Call, 'c')}, {columns(CallLeg, 'l')} FROM {call_table} c "  # noqa: S608
+        f"SELECT {events}, {columns(Call, 'c')}, {columns(CallLeg, 'l')} FROM {call_table} c "  # noqa: S608
         f"LEFT JOIN {leg_table} l ON l.call_id = c.id "
         f"WHERE c.id = COALESCE((SELECT call_id FROM {leg_table} WHERE uuid = %s), %s)"
         + (" FOR UPDATE OF c" if lock else "")
+    )
+
+
+# --- the first agent call ---------------------------------------------------------------
+
+
+def agent_call_claim(*, call_id: int, at: datetime, strategy: str, state: str) -> Call | None:
+    """Claim the first agent call of ``call_id`` (compare-and-set on
+    ``agent_requested_at``) and read the call, in one statement: None when it was
+    claimed, placed or given up elsewhere, or is queued for later (``ring_at``)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_agent_call_claim_sql(), [at, call_id, strategy, state])
+        rows = cursor.fetchall()
+    return rows_to_instances(Call, rows)[0] if rows else None
+
+
+@cache
+def _agent_call_claim_sql() -> str:
+    quote = connection.ops.quote_name
+    every = ", ".join(quote(str(field.column)) for field in Call._meta.concrete_fields)
+    return (
+        f"UPDATE {quote(Call._meta.db_table)} SET agent_requested_at = %s "  # noqa: S608
+        "WHERE id = %s AND strategy = %s AND attempt = 0 AND state = %s "
+        f"AND agent_requested_at IS NULL AND ring_at IS NULL RETURNING {every}"
     )
 
 

@@ -10,8 +10,9 @@ agent leg stays "new" and the caller waits on hold until ``reconcile_calls`` get
 leg (two minutes by default) instead of being moved on at once.
 
 The interleaving is forced with :class:`tests.e2e.tcp_proxy.PostgresProxy`: the leg's
-transaction is held at its ``COMMIT``, the event is stored up to its own ``COMMIT`` and
-held there, the leg is let go (and its recorder finds no early event), then the event.
+insert (one statement, its own transaction) is held before PostgreSQL sees it, the event
+is stored up to its ``COMMIT`` and held there, the leg is let go (and its recorder finds
+no early event), then the event.
 """
 
 import re
@@ -41,7 +42,7 @@ def test_an_agent_failure_posted_while_the_leg_is_recorded_moves_the_caller_on(p
     with live_server("event_leg_race", workers=1, threads=4, LOG_LEVEL="INFO") as live:
         fake, proxy = live.fake, live.proxy
         leg_commit = proxy.hold(
-            after=re.compile(rb"INSERT INTO \"calls_callleg\".*'agent'", re.DOTALL), at=COMMIT, forward=False
+            at=re.compile(rb"\AQ....INSERT INTO \"calls_callleg\".*'agent'", re.DOTALL), forward=False
         )
         caller = Leg(from_="447946000888", to=load.CAMPAIGN_NUMBER, direction="inbound")
         answer = request(live.port, "GET", f"/answer_inbound?{urlencode(caller.answer_params(fake.url))}")
