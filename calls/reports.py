@@ -19,12 +19,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
 from campaigns.phone import display_number, masked
 
-from .models import Call, Outcome
+from .models import BuiltinTag, Call, CallNote, CallTag, Outcome
 from .privacy import masked_text
 from .spreadsheets import inert_writer
 
@@ -38,8 +38,13 @@ REPORT_OUTCOMES: tuple[str, ...] = (
     Outcome.VOICEMAIL,
     Outcome.ABANDONED,
     Outcome.CLOSED,
+    Outcome.BLOCKED,
     Outcome.IN_PROGRESS,
 )
+
+# Calls that never rang an agent, by design or not yet: left out of the answer rate.
+# A blocked caller (calls/annotations.py) is not a missed one.
+NOT_RINGING_OUTCOMES: tuple[str, ...] = (Outcome.CLOSED, Outcome.BLOCKED, Outcome.IN_PROGRESS)
 
 # Settled calls that rang an agent and were not answered: with the answered calls they
 # are what the answer rate divides by (closed and running calls are left out). The live
@@ -65,6 +70,7 @@ OUTCOME_COLORS: dict[str, str] = {
     Outcome.VOICEMAIL: "#0072B2",  # blue
     Outcome.ABANDONED: "#F0E442",  # yellow
     Outcome.CLOSED: "#999999",  # grey
+    Outcome.BLOCKED: "#882255",  # wine (Paul Tol's palette: the Okabe–Ito one has no tenth)
     Outcome.IN_PROGRESS: "#56B4E9",  # sky blue
 }
 
@@ -148,6 +154,10 @@ class ReportRow:
     mean_wait: float | None = None
     mean_talk: float | None = None
     first_time_callers: int = 0
+    # Calls tagged lead, sale (calls/annotations.py), and the answered calls tagged lead.
+    leads: int = 0
+    sales: int = 0
+    answered_leads: int = 0
     # The sums and counts behind the means, so a total can be worked out from its rows.
     wait_sum: int = 0
     waits: int = 0
@@ -161,9 +171,15 @@ class ReportRow:
     @property
     def answer_rate(self) -> float | None:
         """Answered calls as a share of the calls that reached the point of ringing an
-        agent: closed (out of hours) and still-running calls are left out."""
-        settled = self.calls - self.outcomes.get(Outcome.CLOSED, 0) - self.outcomes.get(Outcome.IN_PROGRESS, 0)
+        agent: closed (out of hours), blocked and still-running calls are left out."""
+        settled = self.calls - sum(self.outcomes.get(o, 0) for o in NOT_RINGING_OUTCOMES)
         return self.answered / settled if settled else None
+
+    @property
+    def lead_rate(self) -> float | None:
+        """Leads as a share of answered calls: the answered calls tagged lead, of all
+        the answered calls (a lead from a voicemail is a lead, not an answered one)."""
+        return self.answered_leads / self.answered if self.answered else None
 
 
 # How the two tables group the calls.
@@ -193,6 +209,12 @@ def is_first_call() -> Q:
     """True for a call whose caller had not called the campaign before (any time before,
     not only in the period): ``Call.first_call``, decided when the call was recorded."""
     return Q(first_call=True)
+
+
+def tagged(builtin: str) -> Exists:
+    """True for a call that has the built-in tag ``builtin`` now (not one taken off):
+    the report's leads and sales, and the call list's tag filter, count the same."""
+    return Exists(CallTag.objects.current().filter(call=OuterRef("pk"), tag__builtin=builtin))
 
 
 def first_time_calls(calls: QuerySet[Call]) -> QuerySet[Call]:
@@ -252,6 +274,9 @@ def totals(rows: Iterable[ReportRow]) -> ReportRow:
     for row in rows:
         total.calls += row.calls
         total.first_time_callers += row.first_time_callers
+        total.leads += row.leads
+        total.sales += row.sales
+        total.answered_leads += row.answered_leads
         total.wait_sum += row.wait_sum
         total.waits += row.waits
         total.talk_sum += row.talk_sum
@@ -283,6 +308,8 @@ def _rows(calls: QuerySet[Call], *, group: tuple[str, ...], medians: bool = True
             talks=Count("talk_seconds"),
             # A withheld number cannot be told apart from others: not counted as first-time.
             first_time=Count("id", filter=is_first_call() & ~Q(caller_number="")),
+            leads=Count("id", filter=Q(tagged(BuiltinTag.LEAD))),
+            sales=Count("id", filter=Q(tagged(BuiltinTag.SALE))),
         )
         # No ORDER BY: PostgreSQL can hash the groups; the rows are sorted below.
         .order_by()
@@ -303,11 +330,14 @@ def _rows(calls: QuerySet[Call], *, group: tuple[str, ...], medians: bool = True
         row.calls += values["n"]
         row.outcomes[values["outcome"]] = row.outcomes.get(values["outcome"], 0) + values["n"]
         row.first_time_callers += values["first_time"]
+        row.leads += values["leads"]
+        row.sales += values["sales"]
         if values["outcome"] == answered:
             row.wait_sum += values["wait_sum"]
             row.waits += values["waits"]
             row.talk_sum += values["talk_sum"]
             row.talks += values["talks"]
+            row.answered_leads += values["leads"]
     result = sorted(rows.values(), key=lambda row: (row.label == "", row.label))
     for row in result:
         _means(row)
@@ -388,6 +418,9 @@ def csv_rows(rows: Iterable[ReportRow]) -> Iterator[list[Any]]:
         "mean wait to answer (s)",
         "mean talk (s)",
         "first-time callers",
+        "leads",
+        "sales",
+        "leads of answered calls",
     ]
     for row in rows:
         rate = row.answer_rate
@@ -400,6 +433,9 @@ def csv_rows(rows: Iterable[ReportRow]) -> Iterator[list[Any]]:
             _number(row.mean_wait),
             _number(row.mean_talk),
             row.first_time_callers,
+            row.leads,
+            row.sales,
+            f"{row.lead_rate:.3f}" if row.lead_rate is not None else "",
         ]
 
 
@@ -415,8 +451,11 @@ CALLS_CSV_HEADER: tuple[str, ...] = (
     "wait (s)",
     "talk (s)",
     "whisper, as spoken",
+    "tags",
+    "notes",
 )
 _CALLS_CSV_FIELDS = (
+    "id",
     "started_at",
     "campaign__name",
     "source",
@@ -438,9 +477,12 @@ def calls_csv(calls: QuerySet[Call], *, mask_callers: bool = False) -> Iterator[
     Memory stays the same whatever the number of calls: the rows are read as tuples
     (``values_list``, no model instances) through a database cursor that fetches a
     chunk at a time (``iterator``; a server-side cursor on PostgreSQL), and each piece
-    is handed on before the next is read. Times are ISO 8601 in the site's time zone;
-    the caller is the number as stored, so empty once redacted; with ``mask_callers``
-    (staff who may not see callers' numbers) masked, in the whisper too.
+    is handed on before the next is read. The tags and notes of a piece's calls come
+    from two queries per piece, not per call. Times are ISO 8601 in the site's time
+    zone; the caller is the number as stored, so empty once redacted; with
+    ``mask_callers`` (staff who may not see callers' numbers) masked, in the whisper and
+    the notes too. Tags are the ones on the call now, by name; notes are
+    ``time author: text``, one a line, oldest first.
     """
     zone = ZoneInfo(settings.TIME_ZONE)
     outcome_labels = dict(Outcome.choices)
@@ -448,26 +490,58 @@ def calls_csv(calls: QuerySet[Call], *, mask_callers: bool = False) -> Iterator[
     writer = inert_writer(buffer)  # every cell inert: calls/spreadsheets.py
     writer.writerow(CALLS_CSV_HEADER)
     rows = calls.values_list(*_CALLS_CSV_FIELDS).iterator(chunk_size=CALLS_CSV_CHUNK)
-    for n, (started, campaign, source, called, caller, outcome, state, wait, talk, whisper) in enumerate(rows, 1):
-        writer.writerow(
-            (
-                started.astimezone(zone).isoformat(timespec="seconds"),
-                campaign or "",
-                source,
-                called,
-                masked(caller) if mask_callers and caller else caller,
-                outcome_labels.get(outcome, outcome),
-                state,
-                wait,
-                talk,
-                masked_text(whisper, caller) if mask_callers else whisper,
+    for chunk in _chunks(rows, CALLS_CSV_CHUNK):
+        ids = [row[0] for row in chunk]
+        tags, notes = _tags_and_notes(ids, zone=zone)
+        for pk, started, campaign, source, called, caller, outcome, state, wait, talk, whisper in chunk:
+            written = notes.get(pk, "")
+            writer.writerow(
+                (
+                    started.astimezone(zone).isoformat(timespec="seconds"),
+                    campaign or "",
+                    source,
+                    called,
+                    masked(caller) if mask_callers and caller else caller,
+                    outcome_labels.get(outcome, outcome),
+                    state,
+                    wait,
+                    talk,
+                    masked_text(whisper, caller) if mask_callers else whisper,
+                    ", ".join(tags.get(pk, [])),
+                    masked_text(written, caller) if mask_callers else written,
+                )
             )
-        )
-        if n % CALLS_CSV_CHUNK == 0:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
     yield buffer.getvalue()
+
+
+def _chunks(rows: Iterator[Any], size: int) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _tags_and_notes(ids: list[int], *, zone: ZoneInfo) -> tuple[dict[int, list[str]], dict[int, str]]:
+    """The current tags' names and the notes (as one text) of the calls ``ids``."""
+    tags: dict[int, list[str]] = defaultdict(list)
+    current = CallTag.objects.current().filter(call_id__in=ids).order_by("tag__name")
+    for call_id, name in current.values_list("call_id", "tag__name"):
+        tags[call_id].append(name)
+    lines: dict[int, list[str]] = defaultdict(list)
+    notes = CallNote.objects.filter(call_id__in=ids).order_by("created_at", "id")
+    for call_id, at, username, first, last, text in notes.values_list(
+        "call_id", "created_at", "author__username", "author__first_name", "author__last_name", "text"
+    ):
+        author = f"{first} {last}".strip() or username or "a deleted user"
+        lines[call_id].append(f"{at.astimezone(zone).isoformat(timespec='seconds')} {author}: {text}")
+    return tags, {call_id: "\n".join(texts) for call_id, texts in lines.items()}
 
 
 def _number(value: float | None) -> str:
@@ -491,5 +565,6 @@ __all__ = [
     "not_demo",
     "returning_calls",
     "source_rows",
+    "tagged",
     "totals",
 ]
