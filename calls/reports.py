@@ -514,7 +514,8 @@ def calls_csv(calls: QuerySet[Call], *, mask_callers: bool = False) -> Iterator[
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()
-    yield buffer.getvalue()
+    if rest := buffer.getvalue():  # the header, when there is no call
+        yield rest
 
 
 def _chunks(rows: Iterator[Any], size: int) -> Iterator[list[Any]]:
