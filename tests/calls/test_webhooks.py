@@ -983,7 +983,8 @@ def test_answer_inbound_query_count(
     dispatched: list[int] = []
     monkeypatch.setattr(agent_dispatch, "ring_first_agent_soon", dispatched.append)
     # Includes one indexed look-back: is this the caller's first call to the campaign?
-    with django_assert_num_queries(9):
+    # and one look-up of the caller's number among the blocked ones (its unique index)
+    with django_assert_num_queries(10):
         client.get("/answer_inbound", ANSWER)
     assert dispatched == [Call.objects.get(legs__uuid=ANSWER["uuid"]).pk]
 
@@ -1008,8 +1009,9 @@ def test_first_agent_call_query_count(
 def test_retried_answer_inbound_query_count(
     client: Client, history: int, answered: Call, django_assert_num_queries: Any
 ) -> None:
-    """Rare, so not looked for first: the insert fails on the caller leg's uuid."""
-    with django_assert_num_queries(9):
+    """Rare, so not looked for first: the insert fails on the caller leg's uuid. (The
+    caller's number is looked up among the blocked ones first, as for any answer.)"""
+    with django_assert_num_queries(10):
         client.get("/answer_inbound", ANSWER)
 
 
