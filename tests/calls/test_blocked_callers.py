@@ -168,6 +168,8 @@ def test_a_blocked_caller_hears_a_short_message_and_nobody_is_rung(
     call.refresh_from_db()
     assert (call.outcome, call.state) == (Outcome.BLOCKED, CallState.ENDED)
     assert call.get_outcome_display() == "Blocked"
+    page = supervisor.get(reverse("admin:calls_call_change", args=[call.pk])).content.decode()
+    assert "The caller&#x27;s number is blocked: they hear that we cannot take the call" in page
     assert vonage.placed == [] and vonage.transfers == []
 
 
