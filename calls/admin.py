@@ -56,7 +56,7 @@ from campaigns.admin import (
 )
 from campaigns.models import Campaign, TrackingNumber
 
-from . import annotations, annotations_admin, heatmap, live_board, privacy, reports, vonage_adapter
+from . import annotations_admin, heatmap, live_board, privacy, reports, vonage_adapter
 from .charts import stacked_bars_svg
 from .models import BuiltinTag, Call, CallEvent, CallLeg, CallTag, NumberStatus, Outcome, Tag
 from .reports import OUTCOME_COLORS, REPORT_OUTCOMES, ReportPeriod, ReportRow
@@ -887,7 +887,7 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
         campaigns, sources, total = tables.campaigns, tables.sources, tables.total
         daily = reports.daily_outcomes(period, campaign_id=campaign_id, include_demo=include_demo)
         names = {row.campaign_id: row.label for row in campaigns}
-        tags = annotations.builtin_tag_ids()
+        tags = tables.tags
 
         def table(rows: Iterable[ReportRow], kind: RowKind) -> list[dict[str, Any]]:
             lines = []
