@@ -21,6 +21,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -37,7 +38,6 @@ def main() -> None:
     from django.contrib.auth import get_user_model
     from django.db import connection
     from django.test import Client
-    from django.test.utils import CaptureQueriesContext
 
     from calls.models import Call
 
@@ -56,11 +56,19 @@ def main() -> None:
         "campaign list": "/admin/campaigns/campaign/",
     }
     print(f"\n{Call.objects.count()} calls on {connection.vendor}, {args.runs} runs per page")
+    print_timings(client, pages, runs=args.runs)
+
+
+def print_timings(client: Any, pages: dict[str, str], *, runs: int) -> None:
+    """Request each page ``runs`` times; print its median, p90 and minimum, and its queries."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
     print(f"{'page':34} {'median ms':>10} {'p90 ms':>8} {'min ms':>8} {'queries':>8}")
     for name, url in pages.items():
         timings = []
         queries = 0
-        for _ in range(args.runs):
+        for _ in range(runs):
             with CaptureQueriesContext(connection) as captured:
                 started = time.perf_counter()
                 response = client.get(url)

@@ -20,6 +20,9 @@ Where to look, by concern (each module's docstring says more):
   (when calls come), ``live_board`` (calls in progress), ``timeline`` (a call's page),
   ``privacy`` (callers' numbers masked), ``spreadsheets`` (inert CSV), ``roles``,
   ``retention``, ``seeding``.
+- **What staff add to a call**: ``annotations`` (tags, notes, blocking a spam caller; the
+  blocked caller's answer) and ``annotations_admin`` (their forms on a call's page, the
+  Tag and BlockedCaller admin).
 
 The TLS fake of Vonage's API and the simulator are development tools, in ``devtools``.
 """

@@ -25,7 +25,7 @@ from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connection
-from django.db.models import Exists, F, Model, OuterRef, Q, QuerySet, Value
+from django.db.models import Exists, F, Model, OuterRef, Prefetch, Q, QuerySet, Value
 from django.http import (
     Http404,
     HttpRequest,
@@ -56,9 +56,9 @@ from campaigns.admin import (
 )
 from campaigns.models import Campaign, TrackingNumber
 
-from . import heatmap, live_board, privacy, reports, vonage_adapter
+from . import annotations_admin, heatmap, live_board, privacy, reports, vonage_adapter
 from .charts import stacked_bars_svg
-from .models import Call, CallEvent, CallLeg, NumberStatus, Outcome
+from .models import BuiltinTag, Call, CallEvent, CallLeg, CallTag, NumberStatus, Outcome, Tag
 from .reports import OUTCOME_COLORS, REPORT_OUTCOMES, ReportPeriod, ReportRow
 from .spreadsheets import inert_writer
 from .timeline import call_summary, call_timeline, minutes_seconds
@@ -259,6 +259,31 @@ class CallerFilter(admin.SimpleListFilter):
         return queryset
 
 
+NO_TAG = "none"
+
+
+class TagFilter(admin.SimpleListFilter):
+    """Calls with a tag on them now (``?tag=<id>``), or with none (``?tag=none``). A tag
+    taken off no longer counts, as in the report's leads and sales."""
+
+    title = "tag"
+    parameter_name = "tag"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [(NO_TAG, "No tag"), *((str(pk), name) for pk, name in Tag.objects.values_list("pk", "name"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Call]) -> QuerySet[Call]:
+        value = self.value()
+        if value is None:
+            return queryset
+        current = CallTag.objects.current().filter(call=OuterRef("pk"))
+        if value == NO_TAG:
+            return queryset.filter(~Exists(current))
+        if not value.isdigit():
+            raise IncorrectLookupParameters(f"{value!r} is not a tag's id.")
+        return queryset.filter(Exists(current.filter(tag_id=int(value))))
+
+
 class CallDemoFilter(DemoFilter):
     """Calls to demo campaigns hidden unless shown; calls to unknown numbers are real.
 
@@ -378,6 +403,17 @@ class EstimatedCountPaginator(Paginator):
         return super().count
 
 
+class CallChangeList(ChangeList):
+    """The call list, with each page's current tags read in one query (not one a row)."""
+
+    def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> QuerySet[Any]:
+        queryset = super().get_queryset(request, exclude_parameters)
+        if not request.user.has_perm("calls.view_calltag"):
+            return queryset
+        tags = CallTag.objects.current().select_related("tag").order_by("tag__name")
+        return queryset.prefetch_related(Prefetch("tag_links", queryset=tags, to_attr="current_tags"))
+
+
 class ExportChangeList(ChangeList):
     """The call list's calls for a request (filters, search, ordering), for the CSV:
     every page, so nothing is counted and no page is cut."""
@@ -494,8 +530,9 @@ def seconds(value: float | None) -> str:
     return minutes_seconds(value)
 
 
-def report_cells(row: ReportRow, filters: dict[str, Any]) -> list[dict[str, Any]]:
-    """The figures of a row, each with the link to the calls it counts."""
+def report_cells(row: ReportRow, filters: dict[str, Any], *, tags: dict[str, int]) -> list[dict[str, Any]]:
+    """The figures of a row, each with the link to the calls it counts (``tags``: the
+    built-in tags' ids, :func:`calls.annotations.builtin_tag_ids`)."""
     answered = {**filters, "outcome__exact": Outcome.ANSWERED}
     from_answered = f"Of the {row.answered} answered call{'' if row.answered == 1 else 's'}."
     rate = row.answer_rate
@@ -523,8 +560,35 @@ def report_cells(row: ReportRow, filters: dict[str, Any]) -> list[dict[str, Any]
             "url": calls_url({**filters, "caller": "first"}),
             "title": "Callers who had not called this campaign before (withheld numbers are not counted).",
         },
+        *lead_cells(row, filters, tags=tags),
     ]
     return cells
+
+
+def lead_cells(row: ReportRow, filters: dict[str, Any], *, tags: dict[str, int]) -> list[dict[str, Any]]:
+    """Leads, sales, and leads as a share of answered calls (calls tagged lead or sale
+    now: calls.reports.tagged); each opens the calls it counts."""
+    # A built-in tag an operator deleted in the database: its link finds no call.
+    lead, sale = tags.get(BuiltinTag.LEAD, 0), tags.get(BuiltinTag.SALE, 0)
+    rate = row.lead_rate
+    return [
+        {
+            "text": row.leads,
+            "url": calls_url({**filters, "tag": lead}),
+            "title": f"Open these {row.leads} calls tagged lead.",
+        },
+        {
+            "text": row.sales,
+            "url": calls_url({**filters, "tag": sale}),
+            "title": f"Open these {row.sales} calls tagged sale.",
+        },
+        {
+            "text": "–" if rate is None else f"{rate:.0%}",
+            "url": calls_url({**filters, "outcome__exact": Outcome.ANSWERED, "tag": lead}),
+            "title": f"{row.answered_leads} of the {row.answered} answered calls are tagged lead: open them.",
+            "count": row.answered_leads,
+        },
+    ]
 
 
 REPORT_COLUMNS: tuple[str, ...] = (
@@ -535,6 +599,9 @@ REPORT_COLUMNS: tuple[str, ...] = (
     "Mean wait to answer",
     "Mean talk time",
     "First-time callers",
+    "Leads",
+    "Sales",
+    "Leads of answered calls",
 )
 
 
@@ -678,7 +745,7 @@ class VonageRecordAdmin(admin.ModelAdmin):
 class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
     # What a supervisor reads, in a laptop's width: the call's state and the number's
     # status are on the call's page (a call to an unknown number says so as its source).
-    list_display = ("started", "campaign", "source_shown", "caller", "outcome", "wait", "talk")
+    list_display = ("started", "campaign", "source_shown", "caller", "outcome", "wait", "talk", "tags_shown")
     list_filter = (
         CallDemoFilter,
         DateRangeFilter,
@@ -692,6 +759,7 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
         "recorded_late",
         ReportPeriodFilter,
         heatmap.WeekHourFilter,
+        TagFilter,
     )
     date_hierarchy = "started_at"
     # Numbers in any common form (NumberSearchMixin), the campaign's name, the source.
@@ -786,6 +854,7 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
             path("csv/", self.admin_site.admin_view(self.export_view), name="{}_{}_export".format(*info)),
             recording,
             *live_board.admin_urls(self),
+            *annotations_admin.admin_urls(self),
         ]
         # Before the admin's own "<path:object_id>/" catch-all.
         return [*own, *super().get_urls()]
@@ -818,6 +887,7 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
         campaigns, sources, total = tables.campaigns, tables.sources, tables.total
         daily = reports.daily_outcomes(period, campaign_id=campaign_id, include_demo=include_demo)
         names = {row.campaign_id: row.label for row in campaigns}
+        tags = tables.tags
 
         def table(rows: Iterable[ReportRow], kind: RowKind) -> list[dict[str, Any]]:
             lines = []
@@ -827,7 +897,7 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
                     {
                         "label": row.label,
                         "campaign": names.get(row.campaign_id, ""),
-                        "cells": report_cells(row, filters),
+                        "cells": report_cells(row, filters, tags=tags),
                     }
                 )
             return lines
@@ -851,7 +921,7 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
             "period_label": period_label(period),
             "campaign_table": table(campaigns, "campaign"),
             "source_table": table(sources, "source"),
-            "total": {"label": total.label, "cells": report_cells(total, total_filters)},
+            "total": {"label": total.label, "cells": report_cells(total, total_filters, tags=tags)},
             # Built by calls.charts from numbers and escaped labels only.
             "chart": mark_safe(chart),  # noqa: S308
             "csv_url": f"{reverse('admin:calls_call_report_csv')}?{urlencode(query)}",
@@ -886,7 +956,7 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
         match = getattr(request, "resolver_match", None)
         if match is not None and match.url_name == "calls_call_export":
             return ExportChangeList
-        return super().get_changelist(request, **kwargs)
+        return CallChangeList
 
     def export_view(self, request: HttpRequest) -> HttpResponseBase:
         """Every call the list shows with the same query string (filters, search,
@@ -938,10 +1008,22 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
         return with_caller_privacy(super().get_queryset(request), request, caller=F("caller_number"))
 
     def get_list_display(self, request: HttpRequest) -> Any:
+        shown: tuple[str, ...] = self.list_display
+        if not request.user.has_perm("calls.view_calltag"):
+            shown = tuple(name for name in shown if name != "tags_shown")
         if privacy.sees_caller_numbers(request):
-            return self.list_display
+            return shown
         # Not sortable either: the order would rank the hidden numbers.
-        return tuple("caller_masked" if name == "caller" else name for name in self.list_display)
+        return tuple("caller_masked" if name == "caller" else name for name in shown)
+
+    def get_list_filter(self, request: HttpRequest) -> Any:
+        if request.user.has_perm("calls.view_calltag"):
+            return self.list_filter
+        return tuple(f for f in self.list_filter if f is not TagFilter)
+
+    @admin.display(description="tags")
+    def tags_shown(self, call: Call) -> str:
+        return annotations_admin.tags_column(call)
 
     def get_search_fields(self, request: HttpRequest) -> Any:
         if privacy.sees_caller_numbers(request):
@@ -991,6 +1073,7 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
                     "outcome_label": call.get_outcome_display(),
                     "call_summary": call_summary(call),
                     "time_zone": settings.TIME_ZONE,
+                    **annotations_admin.change_context(request, call),
                 }
             )
         return super().render_change_form(request, context, *args, **kwargs)

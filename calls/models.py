@@ -1,7 +1,9 @@
 from typing import Any
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from campaigns.models import Campaign, TrackingNumber
@@ -20,6 +22,8 @@ class Outcome(models.TextChoices):
     FAILED = "failed", "Failed"
     ABANDONED = "abandoned", "Abandoned by caller"
     CLOSED = "closed", "Closed"
+    # The caller's number is blocked (BlockedCaller): told so and hung up, nobody rung.
+    BLOCKED = "blocked", "Blocked"
 
 
 class CallState(models.TextChoices):
@@ -267,3 +271,131 @@ class CallPacer(models.Model):
 
     def __str__(self) -> str:
         return f"Call pacer {self.pk}"
+
+
+# --- what staff add to a call: tags, notes, and callers blocked (calls/annotations.py) ----
+
+
+class BuiltinTag(models.TextChoices):
+    """The tags every installation has (made by a data migration). The report counts
+    leads and sales by these, whatever an operator renames them to."""
+
+    LEAD = "lead", "lead"
+    SALE = "sale", "sale"
+    SPAM = "spam", "spam"
+    WRONG_NUMBER = "wrong_number", "wrong number"
+
+
+class Tag(models.Model):
+    """A word staff put on calls: the built-in ones, and any an operator adds."""
+
+    name = models.CharField(max_length=40, help_text="Unique, whatever the case: “Lead” and “lead” are one tag.")
+    builtin = models.CharField(
+        max_length=12,
+        choices=BuiltinTag.choices,
+        blank=True,
+        help_text="Which built-in tag this is (the report counts leads and sales by it); empty for tags added here.",
+    )
+    calls = models.ManyToManyField(
+        Call,
+        through="CallTag",
+        related_name="tags",
+        blank=True,
+        help_text="Every call ever given this tag, removals included: CallTag.objects.current() for the tags on now.",
+    )
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(Lower("name"), name="tag_name_unique_any_case"),
+            models.UniqueConstraint(fields=["builtin"], condition=~Q(builtin=""), name="tag_builtin_unique"),
+            models.CheckConstraint(condition=Q(builtin__in=["", *BuiltinTag.values]), name="tag_builtin_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CallTagQuerySet(models.QuerySet["CallTag"]):
+    def current(self) -> "CallTagQuerySet":
+        """The tags on the calls now (a removed tag stays as history)."""
+        return self.filter(removed_at__isnull=True)
+
+
+class CallTag(models.Model):
+    """A tag put on a call: who put it and when, and (kept, not deleted) who took it off."""
+
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="tag_links")
+    tag = models.ForeignKey(Tag, on_delete=models.PROTECT, related_name="call_links")
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+", help_text="Who tagged it."
+    )
+    added_at = models.DateTimeField(default=timezone.now)
+    removed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    removed_at = models.DateTimeField(null=True, blank=True, help_text="When the tag was taken off, if it was.")
+
+    objects = CallTagQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "call tag"
+        ordering = ["added_at", "id"]
+        permissions = [("tag_call", "Can tag calls and untag them")]
+        constraints = [
+            # A tag is on a call once at a time; taken off and put back, it has a second row.
+            models.UniqueConstraint(
+                fields=["call", "tag"], condition=Q(removed_at__isnull=True), name="calltag_current_once"
+            ),
+        ]
+        indexes = [
+            # The call list's and the report's "tagged lead": calls having a current tag.
+            models.Index(fields=["tag", "call"], condition=Q(removed_at__isnull=True), name="calltag_current"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tag} on call {self.call_id}"
+
+
+class CallNote(models.Model):
+    """A note staff wrote about a call. Notes are appended, never edited."""
+
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    text = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "call note"
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["call", "created_at"], name="callnote_call_created")]
+
+    def __str__(self) -> str:
+        return f"Note on call {self.call_id}"
+
+
+class BlockedCaller(models.Model):
+    """A caller's number whose calls are not put through: they hear a short message and
+    are hung up (Outcome.BLOCKED). Unblocking deletes the row; both are written on the
+    call it came from as notes, so the call's history keeps them."""
+
+    number = models.CharField(max_length=32, unique=True, help_text="As Vonage sent it (E.164 digits).")
+    blocked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    blocked_at = models.DateTimeField(default=timezone.now)
+    reason = models.TextField(blank=True)
+    call = models.ForeignKey(
+        Call,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="blocks",
+        help_text="The call (tagged spam) it was blocked from.",
+    )
+
+    class Meta:
+        verbose_name = "blocked caller"
+        ordering = ["-blocked_at", "-id"]
+        constraints = [models.CheckConstraint(condition=~Q(number=""), name="blockedcaller_number_not_empty")]
+
+    def __str__(self) -> str:
+        return f"Blocked caller {display_number(self.number)}"

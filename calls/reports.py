@@ -19,12 +19,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, FilteredRelation, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
 from campaigns.phone import display_number, masked
 
-from .models import Call, Outcome
+from .annotations import builtin_tag_ids
+from .models import BuiltinTag, Call, CallNote, CallTag, Outcome
 from .privacy import masked_text
 from .spreadsheets import inert_writer
 
@@ -38,8 +39,13 @@ REPORT_OUTCOMES: tuple[str, ...] = (
     Outcome.VOICEMAIL,
     Outcome.ABANDONED,
     Outcome.CLOSED,
+    Outcome.BLOCKED,
     Outcome.IN_PROGRESS,
 )
+
+# Calls that never rang an agent, by design or not yet: left out of the answer rate.
+# A blocked caller (calls/annotations.py) is not a missed one.
+NOT_RINGING_OUTCOMES: tuple[str, ...] = (Outcome.CLOSED, Outcome.BLOCKED, Outcome.IN_PROGRESS)
 
 # Settled calls that rang an agent and were not answered: with the answered calls they
 # are what the answer rate divides by (closed and running calls are left out). The live
@@ -65,6 +71,7 @@ OUTCOME_COLORS: dict[str, str] = {
     Outcome.VOICEMAIL: "#0072B2",  # blue
     Outcome.ABANDONED: "#F0E442",  # yellow
     Outcome.CLOSED: "#999999",  # grey
+    Outcome.BLOCKED: "#882255",  # wine (Paul Tol's palette: the Okabe–Ito one has no tenth)
     Outcome.IN_PROGRESS: "#56B4E9",  # sky blue
 }
 
@@ -148,6 +155,10 @@ class ReportRow:
     mean_wait: float | None = None
     mean_talk: float | None = None
     first_time_callers: int = 0
+    # Calls tagged lead, sale (calls/annotations.py), and the answered calls tagged lead.
+    leads: int = 0
+    sales: int = 0
+    answered_leads: int = 0
     # The sums and counts behind the means, so a total can be worked out from its rows.
     wait_sum: int = 0
     waits: int = 0
@@ -161,9 +172,15 @@ class ReportRow:
     @property
     def answer_rate(self) -> float | None:
         """Answered calls as a share of the calls that reached the point of ringing an
-        agent: closed (out of hours) and still-running calls are left out."""
-        settled = self.calls - self.outcomes.get(Outcome.CLOSED, 0) - self.outcomes.get(Outcome.IN_PROGRESS, 0)
+        agent: closed (out of hours), blocked and still-running calls are left out."""
+        settled = self.calls - sum(self.outcomes.get(o, 0) for o in NOT_RINGING_OUTCOMES)
         return self.answered / settled if settled else None
+
+    @property
+    def lead_rate(self) -> float | None:
+        """Leads as a share of answered calls: the answered calls tagged lead, of all
+        the answered calls (a lead from a voicemail is a lead, not an answered one)."""
+        return self.answered_leads / self.answered if self.answered else None
 
 
 # How the two tables group the calls.
@@ -195,6 +212,19 @@ def is_first_call() -> Q:
     return Q(first_call=True)
 
 
+def with_tag_links(calls: QuerySet[Call], tags: dict[str, int]) -> QuerySet[Call]:
+    """``calls`` with their current lead and sale tags joined (``lead_link``,
+    ``sale_link``: NULL when untagged), for counting. A tag is on a call once at a time
+    (``calltag_current_once``), so the joins add no rows. Measured on 300,000 calls, a
+    LEFT JOIN by the tags' ids costs the report a fraction of what an EXISTS per call
+    did (benchmarks/lead_report.py). ``tags``: :func:`calls.annotations.builtin_tag_ids`."""
+    current = Q(tag_links__removed_at__isnull=True)
+    return calls.annotate(
+        lead_link=FilteredRelation("tag_links", condition=current & Q(tag_links__tag_id=tags.get(BuiltinTag.LEAD, 0))),
+        sale_link=FilteredRelation("tag_links", condition=current & Q(tag_links__tag_id=tags.get(BuiltinTag.SALE, 0))),
+    )
+
+
 def first_time_calls(calls: QuerySet[Call]) -> QuerySet[Call]:
     """The calls the report counts as first-time callers. A withheld number cannot be
     told apart from others, so it is never a first-time caller (nor a returning one)."""
@@ -207,11 +237,19 @@ def returning_calls(calls: QuerySet[Call]) -> QuerySet[Call]:
 
 
 def campaign_rows(
-    period: ReportPeriod, *, campaign_id: int | None = None, medians: bool = True, include_demo: bool = False
+    period: ReportPeriod,
+    *,
+    campaign_id: int | None = None,
+    medians: bool = True,
+    include_demo: bool = False,
+    tags: dict[str, int] | None = None,
 ) -> list[ReportRow]:
     """One row per campaign (calls to unknown numbers together under "No campaign")."""
     rows = _rows(
-        calls_in(period, campaign_id=campaign_id, include_demo=include_demo), group=CAMPAIGN_GROUP, medians=medians
+        calls_in(period, campaign_id=campaign_id, include_demo=include_demo),
+        group=CAMPAIGN_GROUP,
+        medians=medians,
+        tags=tags,
     )
     for row in rows:
         row.label = row.label or "No campaign (unknown numbers)"
@@ -219,11 +257,19 @@ def campaign_rows(
 
 
 def source_rows(
-    period: ReportPeriod, *, campaign_id: int | None = None, medians: bool = True, include_demo: bool = False
+    period: ReportPeriod,
+    *,
+    campaign_id: int | None = None,
+    medians: bool = True,
+    include_demo: bool = False,
+    tags: dict[str, int] | None = None,
 ) -> list[ReportRow]:
     """One row per tracking number: which advert made the phone ring."""
     return _rows(
-        calls_in(period, campaign_id=campaign_id, include_demo=include_demo), group=SOURCE_GROUP, medians=medians
+        calls_in(period, campaign_id=campaign_id, include_demo=include_demo),
+        group=SOURCE_GROUP,
+        medians=medians,
+        tags=tags,
     )
 
 
@@ -252,6 +298,9 @@ def totals(rows: Iterable[ReportRow]) -> ReportRow:
     for row in rows:
         total.calls += row.calls
         total.first_time_callers += row.first_time_callers
+        total.leads += row.leads
+        total.sales += row.sales
+        total.answered_leads += row.answered_leads
         total.wait_sum += row.wait_sum
         total.waits += row.waits
         total.talk_sum += row.talk_sum
@@ -267,14 +316,17 @@ def _means(row: ReportRow) -> None:
     row.mean_talk = row.talk_sum / row.talks if row.talks else None
 
 
-def _rows(calls: QuerySet[Call], *, group: tuple[str, ...], medians: bool = True) -> list[ReportRow]:
-    """The rows for ``group``: one narrow grouped query by group *and outcome* (five
-    plain aggregates, pivoted here), then the medians of the answered calls. On a
-    million calls this is several times faster than one query computing fifteen
-    filtered aggregates per group."""
+def _rows(
+    calls: QuerySet[Call], *, group: tuple[str, ...], medians: bool = True, tags: dict[str, int] | None = None
+) -> list[ReportRow]:
+    """The rows for ``group``: one narrow grouped query by group *and outcome* (plain
+    aggregates, pivoted here), then the medians of the answered calls. On a million
+    calls this is several times faster than one query computing fifteen filtered
+    aggregates per group. ``tags``: the built-in tags' ids, looked up when not given."""
     answered = Outcome.ANSWERED
     grouped = (
-        calls.values(*group, "outcome")
+        with_tag_links(calls, builtin_tag_ids() if tags is None else tags)
+        .values(*group, "outcome")
         .annotate(
             n=Count("id"),
             wait_sum=Sum("wait_seconds", default=0),
@@ -283,6 +335,8 @@ def _rows(calls: QuerySet[Call], *, group: tuple[str, ...], medians: bool = True
             talks=Count("talk_seconds"),
             # A withheld number cannot be told apart from others: not counted as first-time.
             first_time=Count("id", filter=is_first_call() & ~Q(caller_number="")),
+            leads=Count("lead_link"),
+            sales=Count("sale_link"),
         )
         # No ORDER BY: PostgreSQL can hash the groups; the rows are sorted below.
         .order_by()
@@ -303,11 +357,14 @@ def _rows(calls: QuerySet[Call], *, group: tuple[str, ...], medians: bool = True
         row.calls += values["n"]
         row.outcomes[values["outcome"]] = row.outcomes.get(values["outcome"], 0) + values["n"]
         row.first_time_callers += values["first_time"]
+        row.leads += values["leads"]
+        row.sales += values["sales"]
         if values["outcome"] == answered:
             row.wait_sum += values["wait_sum"]
             row.waits += values["waits"]
             row.talk_sum += values["talk_sum"]
             row.talks += values["talks"]
+            row.answered_leads += values["leads"]
     result = sorted(rows.values(), key=lambda row: (row.label == "", row.label))
     for row in result:
         _means(row)
@@ -318,19 +375,22 @@ def _rows(calls: QuerySet[Call], *, group: tuple[str, ...], medians: bool = True
 
 @dataclass
 class ReportTables:
-    """Everything the report page and its CSV show, from four queries."""
+    """Everything the report page and its CSV show, from five queries."""
 
     campaigns: list[ReportRow]
     sources: list[ReportRow]
     total: ReportRow
+    # The built-in tags' ids (calls.annotations.builtin_tag_ids): the leads' and sales' links.
+    tags: dict[str, int] = field(default_factory=dict)
 
 
 def report_tables(period: ReportPeriod, *, campaign_id: int | None = None, include_demo: bool = False) -> ReportTables:
     """Both tables and the total line. The medians of all three come from one read of
     the answered calls' waits, grouped here: cheaper than a ``percentile_cont`` query
     per table once the period holds tens of thousands of calls."""
-    campaigns = campaign_rows(period, campaign_id=campaign_id, medians=False, include_demo=include_demo)
-    sources = source_rows(period, campaign_id=campaign_id, medians=False, include_demo=include_demo)
+    tags = builtin_tag_ids()
+    campaigns = campaign_rows(period, campaign_id=campaign_id, medians=False, include_demo=include_demo, tags=tags)
+    sources = source_rows(period, campaign_id=campaign_id, medians=False, include_demo=include_demo, tags=tags)
     calls = calls_in(period, campaign_id=campaign_id, include_demo=include_demo)
     total = totals(campaigns)
     total.campaign_id = campaign_id
@@ -351,7 +411,7 @@ def report_tables(period: ReportPeriod, *, campaign_id: int | None = None, inclu
     for row in sources:
         row.median_wait = _median(by_source.get((row.tracking_number_id, row.source, row.campaign_id)))
     total.median_wait = _median(every)
-    return ReportTables(campaigns=campaigns, sources=sources, total=total)
+    return ReportTables(campaigns=campaigns, sources=sources, total=total, tags=tags)
 
 
 def _median(values: list[int] | None) -> float | None:
@@ -388,6 +448,9 @@ def csv_rows(rows: Iterable[ReportRow]) -> Iterator[list[Any]]:
         "mean wait to answer (s)",
         "mean talk (s)",
         "first-time callers",
+        "leads",
+        "sales",
+        "leads of answered calls",
     ]
     for row in rows:
         rate = row.answer_rate
@@ -400,6 +463,9 @@ def csv_rows(rows: Iterable[ReportRow]) -> Iterator[list[Any]]:
             _number(row.mean_wait),
             _number(row.mean_talk),
             row.first_time_callers,
+            row.leads,
+            row.sales,
+            f"{row.lead_rate:.3f}" if row.lead_rate is not None else "",
         ]
 
 
@@ -415,8 +481,11 @@ CALLS_CSV_HEADER: tuple[str, ...] = (
     "wait (s)",
     "talk (s)",
     "whisper, as spoken",
+    "tags",
+    "notes",
 )
 _CALLS_CSV_FIELDS = (
+    "id",
     "started_at",
     "campaign__name",
     "source",
@@ -438,9 +507,12 @@ def calls_csv(calls: QuerySet[Call], *, mask_callers: bool = False) -> Iterator[
     Memory stays the same whatever the number of calls: the rows are read as tuples
     (``values_list``, no model instances) through a database cursor that fetches a
     chunk at a time (``iterator``; a server-side cursor on PostgreSQL), and each piece
-    is handed on before the next is read. Times are ISO 8601 in the site's time zone;
-    the caller is the number as stored, so empty once redacted; with ``mask_callers``
-    (staff who may not see callers' numbers) masked, in the whisper too.
+    is handed on before the next is read. The tags and notes of a piece's calls come
+    from two queries per piece, not per call. Times are ISO 8601 in the site's time
+    zone; the caller is the number as stored, so empty once redacted; with
+    ``mask_callers`` (staff who may not see callers' numbers) masked, in the whisper and
+    the notes too. Tags are the ones on the call now, by name; notes are
+    ``time author: text``, one a line, oldest first.
     """
     zone = ZoneInfo(settings.TIME_ZONE)
     outcome_labels = dict(Outcome.choices)
@@ -448,26 +520,59 @@ def calls_csv(calls: QuerySet[Call], *, mask_callers: bool = False) -> Iterator[
     writer = inert_writer(buffer)  # every cell inert: calls/spreadsheets.py
     writer.writerow(CALLS_CSV_HEADER)
     rows = calls.values_list(*_CALLS_CSV_FIELDS).iterator(chunk_size=CALLS_CSV_CHUNK)
-    for n, (started, campaign, source, called, caller, outcome, state, wait, talk, whisper) in enumerate(rows, 1):
-        writer.writerow(
-            (
-                started.astimezone(zone).isoformat(timespec="seconds"),
-                campaign or "",
-                source,
-                called,
-                masked(caller) if mask_callers and caller else caller,
-                outcome_labels.get(outcome, outcome),
-                state,
-                wait,
-                talk,
-                masked_text(whisper, caller) if mask_callers else whisper,
+    for chunk in _chunks(rows, CALLS_CSV_CHUNK):
+        ids = [row[0] for row in chunk]
+        tags, notes = _tags_and_notes(ids, zone=zone)
+        for pk, started, campaign, source, called, caller, outcome, state, wait, talk, whisper in chunk:
+            written = notes.get(pk, "")
+            writer.writerow(
+                (
+                    started.astimezone(zone).isoformat(timespec="seconds"),
+                    campaign or "",
+                    source,
+                    called,
+                    masked(caller) if mask_callers and caller else caller,
+                    outcome_labels.get(outcome, outcome),
+                    state,
+                    wait,
+                    talk,
+                    masked_text(whisper, caller) if mask_callers else whisper,
+                    ", ".join(tags.get(pk, [])),
+                    masked_text(written, caller) if mask_callers else written,
+                )
             )
-        )
-        if n % CALLS_CSV_CHUNK == 0:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    if rest := buffer.getvalue():  # the header, when there is no call
+        yield rest
+
+
+def _chunks(rows: Iterator[Any], size: int) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _tags_and_notes(ids: list[int], *, zone: ZoneInfo) -> tuple[dict[int, list[str]], dict[int, str]]:
+    """The current tags' names and the notes (as one text) of the calls ``ids``."""
+    tags: dict[int, list[str]] = defaultdict(list)
+    current = CallTag.objects.current().filter(call_id__in=ids).order_by("tag__name")
+    for call_id, name in current.values_list("call_id", "tag__name"):
+        tags[call_id].append(name)
+    lines: dict[int, list[str]] = defaultdict(list)
+    notes = CallNote.objects.filter(call_id__in=ids).order_by("created_at", "id")
+    for call_id, at, username, first, last, text in notes.values_list(
+        "call_id", "created_at", "author__username", "author__first_name", "author__last_name", "text"
+    ):
+        author = f"{first} {last}".strip() or username or "a deleted user"
+        lines[call_id].append(f"{at.astimezone(zone).isoformat(timespec='seconds')} {author}: {text}")
+    return tags, {call_id: "\n".join(texts) for call_id, texts in lines.items()}
 
 
 def _number(value: float | None) -> str:
@@ -492,4 +597,5 @@ __all__ = [
     "returning_calls",
     "source_rows",
     "totals",
+    "with_tag_links",
 ]

@@ -3,11 +3,23 @@
 - Marketing: manage campaigns, their numbers and opening hours; view calls and reports.
 - Supervisors: view calls and reports, export them as CSV, see callers' numbers
   (everyone else sees them masked: ``calls.privacy``) and watch calls as they happen
-  (the live board).
+  (the live board); tag calls, write notes on them, add tags, and block callers
+  (a caller tagged spam).
+- Agents: view calls (callers' numbers masked), tag them and write notes on them.
+- Marketing also sees the calls' tags (not the notes: staff write them about callers).
 
 Call records come from Vonage and are read-only for everyone; only superusers
 delete them (see ``calls.admin``).
 """
+
+# Tag and untag calls, write notes, and read both (calls/annotations.py).
+TAGS_AND_NOTES: list[tuple[str, str]] = [
+    ("calls", "view_tag"),
+    ("calls", "view_calltag"),
+    ("calls", "tag_call"),
+    ("calls", "view_callnote"),
+    ("calls", "add_callnote"),
+]
 
 ROLE_PERMISSIONS: dict[str, list[tuple[str, str]]] = {
     "Marketing": [
@@ -20,6 +32,8 @@ ROLE_PERMISSIONS: dict[str, list[tuple[str, str]]] = {
         ("calls", "view_callleg"),
         ("calls", "view_callevent"),
         ("calls", "view_report"),
+        ("calls", "view_tag"),
+        ("calls", "view_calltag"),
     ],
     "Supervisors": [
         ("campaigns", "view_campaign"),
@@ -32,6 +46,17 @@ ROLE_PERMISSIONS: dict[str, list[tuple[str, str]]] = {
         ("calls", "export_calls"),
         ("calls", "see_caller_numbers"),
         ("calls", "view_live_board"),
+        *TAGS_AND_NOTES,
+        ("calls", "add_tag"),
+        ("calls", "view_blockedcaller"),
+        ("calls", "add_blockedcaller"),
+        ("calls", "delete_blockedcaller"),
+    ],
+    "Agents": [
+        ("calls", "view_call"),
+        ("calls", "view_callleg"),
+        ("calls", "view_callevent"),
+        *TAGS_AND_NOTES,
     ],
 }
 

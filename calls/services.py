@@ -20,7 +20,7 @@ from campaigns.models import DEFAULT_GREETING, Strategy
 from campaigns.phone import InvalidNumber, masked, normalize_number, spoken_digits
 from campaigns.whisper import earlier_calls, render_template
 
-from . import agent_dispatch, call_flow, pacing, statements
+from . import agent_dispatch, annotations, call_flow, pacing, statements
 from . import ncco as nccos
 from .call_records import events_adopt
 from .events import conversation_legs_adopt
@@ -54,8 +54,12 @@ def call_answer_inbound(
     """
     # A retry is rare: it is told apart by the caller leg's unique uuid when the insert
     # fails, not looked for first on every call.
-    call_id, routes_version = statements.call_start()
-    route = route_cached(to, version=routes_version)
+    start = statements.call_start(caller=str(from_ or "")[:32])
+    route = route_cached(to, version=start.routes_version)
+    if start.caller_blocked:
+        return caller_blocked_answer(
+            route=route, uuid=uuid, from_=from_, conversation_uuid=conversation_uuid, region_url=region_url
+        )
     campaign = route.campaign if route.number_status == NumberStatus.TRACKED else None
     closed = campaign is not None and not campaign.is_open(timezone.now())
     # The agent call (or the connect) claims its send time under the account's limit
@@ -72,7 +76,7 @@ def call_answer_inbound(
         closed=closed,
     )
     try:
-        ncco, fields = _call_answer_record(call, leg, route, call_id=call_id, closed=closed, slot=slot)
+        ncco, fields = _call_answer_record(call, leg, route, call_id=start.call_id, closed=closed, slot=slot)
     except IntegrityError:
         return _answer_again(uuid)
     _destination_refused_log(call, route)
@@ -97,6 +101,31 @@ def call_answer_inbound(
             agent_dispatch.schedule(call_id=call.pk, attempt=0, ring_at=ring_at)  # queued: rung at its time
         else:
             agent_dispatch.ring_first_agent_soon(call.pk)
+    return ncco
+
+
+def caller_blocked_answer(
+    *, route: Route, uuid: str, from_: str, conversation_uuid: str, region_url: str
+) -> nccos.Ncco:
+    """A caller whose number is blocked (calls/annotations.py; looked up in the call's
+    first statement, calls/statements.call_start): the call is recorded with the outcome
+    ``blocked``, the caller hears a short message and Vonage hangs up; no agent is rung
+    and no send time is claimed."""
+    try:
+        with transaction.atomic():
+            call = _call_create(
+                route=route, uuid=uuid, from_=from_, conversation_uuid=conversation_uuid, region_url=region_url
+            )
+            call_context_set(call.pk)
+            ncco = annotations.blocked_caller_ncco(voice=call_flow.voice_for(call))
+            # The state and resolution a closed call gets: the ended caller leg makes it "blocked".
+            Call.objects.filter(pk=call.pk).update(
+                caller_ncco=ncco, state=CallState.FALLBACK, resolution=Outcome.BLOCKED, fallback_at=timezone.now()
+            )
+            events_adopt(call_id=call.pk, leg_uuids=[uuid])
+    except IntegrityError:
+        return _answer_again(uuid)
+    logger.info("answer_inbound.blocked call=%s caller=%s: not put through", call.pk, masked(from_))
     return ncco
 
 

@@ -9,6 +9,7 @@ and ``ON CONFLICT``).
 """
 
 from contextlib import nullcontext
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any, TypeVar
@@ -18,7 +19,7 @@ from django.db import connection, models, transaction
 from campaigns.models import RoutesVersion
 from campaigns.routing import ROUTES_VERSION_ID
 
-from .models import Call, CallEvent, CallLeg
+from .models import BlockedCaller, Call, CallEvent, CallLeg
 
 M = TypeVar("M", bound=models.Model)
 
@@ -202,26 +203,44 @@ def _agent_call_claim_sql() -> str:
 # --- a new call -------------------------------------------------------------------------
 
 
-def call_start() -> tuple[int | None, int | None]:
+@dataclass(frozen=True)
+class CallStart:
+    """What a new call's first statement tells."""
+
+    # PostgreSQL: the call's id, from the sequence. SQLite: None (it has no sequence).
+    call_id: int | None
+    # calls/route_cache.py; None when there is no version row (a flushed test database).
+    routes_version: int | None
+    # The caller's number is blocked (calls/annotations.py).
+    caller_blocked: bool
+
+
+def call_start(*, caller: str) -> CallStart:
     """A new call's first statement: on PostgreSQL its id, taken from the sequence now so
     that its answer (which names it) is built before the call is written in one
-    statement (:func:`call_with_caller_leg_insert`); and the routes' version
-    (calls/route_cache.py). SQLite: no id yet."""
+    statement (:func:`call_with_caller_leg_insert`); the routes' version
+    (calls/route_cache.py); and whether ``caller`` is blocked (never a withheld number)."""
     with connection.cursor() as cursor:
-        cursor.execute(_call_start_sql(connection.vendor))
+        cursor.execute(_call_start_sql(connection.vendor), [caller])
         row = cursor.fetchone()
-    if connection.vendor == "postgresql":
-        return int(row[0]), (None if row[1] is None else int(row[1]))
-    return None, (None if row is None or row[0] is None else int(row[0]))
+    if connection.vendor != "postgresql":
+        row = (None, *row)
+    return CallStart(
+        call_id=None if row[0] is None else int(row[0]),
+        routes_version=None if row[1] is None else int(row[1]),
+        caller_blocked=bool(caller) and bool(row[2]),
+    )
 
 
 @cache
 def _call_start_sql(vendor: str) -> str:
-    version = f"SELECT version FROM {RoutesVersion._meta.db_table} WHERE id = {ROUTES_VERSION_ID}"  # noqa: S608
+    quote = connection.ops.quote_name
+    version = f"(SELECT version FROM {quote(RoutesVersion._meta.db_table)} WHERE id = {ROUTES_VERSION_ID})"  # noqa: S608
+    blocked = f"EXISTS (SELECT 1 FROM {quote(BlockedCaller._meta.db_table)} WHERE number = %s)"  # noqa: S608
     if vendor == "postgresql":
-        table = Call._meta.db_table
-        return f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')), ({version})"
-    return version
+        call_id = f"nextval(pg_get_serial_sequence('{Call._meta.db_table}', 'id'))"
+        return f"SELECT {call_id}, {version}, {blocked}"
+    return f"SELECT {version}, {blocked}"
 
 
 def call_with_caller_leg_insert(call: Call, leg: CallLeg) -> bool:

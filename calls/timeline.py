@@ -115,7 +115,9 @@ def call_timeline(
     if joined_at is not None:
         steps.append(Step("Talking", joined_at, call.talk_seconds, "Caller and agent are connected."))
     if call.fallback_at is not None:
-        if call.outcome == Outcome.VOICEMAIL:
+        if call.resolution == Outcome.BLOCKED:
+            what = "The caller's number is blocked: they hear that we cannot take the call, and are hung up."
+        elif call.outcome == Outcome.VOICEMAIL:
             what = "The caller is asked to leave a voicemail."
         else:
             what = "The caller hears the fallback message."

@@ -118,7 +118,7 @@ def test_the_call_list_shows_what_a_supervisor_reads(live_server: Any, laptop: A
     log_in(laptop, live_server.url, "sam")
     laptop.goto(f"{live_server.url}/admin/calls/call/")
     headers = [h.strip().lower() for h in laptop.locator("#result_list thead th").all_inner_texts() if h.strip()]
-    assert headers == ["started at", "campaign", "source", "caller", "outcome", "wait", "talk"]
+    assert headers == ["started at", "campaign", "source", "caller", "outcome", "wait", "talk", "tags"]
     # Every column is on screen, none behind a scroll.
     last = laptop.locator("#result_list thead th").last.bounding_box()
     assert last["x"] + last["width"] <= LAPTOP["width"]

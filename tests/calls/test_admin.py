@@ -145,6 +145,7 @@ def test_call_list_shows_the_columns_supervisors_read(
         "outcome",
         "wait",
         "talk",
+        "tags_shown",
     ]
 
 
@@ -261,8 +262,9 @@ def test_call_list_query_count_does_not_grow_with_calls(
     # calls with their campaigns, first and last start and the days between for the
     # date hierarchy (years and months come from first and last: no scan of every call);
     # on PostgreSQL the pager first reads the table's size estimate; the sources for
-    # the source filter, the demo campaigns (none: no filter, the estimate still applies)
-    with django_assert_num_queries(9 + (connection.vendor == "postgresql")):
+    # the source filter, the demo campaigns (none: no filter, the estimate still applies);
+    # the tags for the tag filter, the page's tags (one query for all its calls)
+    with django_assert_num_queries(11 + (connection.vendor == "postgresql")):
         response = admin_client.get(CALLS)
     assert len(response.context["cl"].result_list) == calls
 

@@ -28,7 +28,9 @@ PERIOD = {"start": "2026-11-01", "end": "2026-11-03"}
 # The cells of a row, in the order of the report's columns.
 CALLS_CELL = 0
 OUTCOME_CELLS = {o: 1 + n for n, o in enumerate(REPORT_OUTCOMES)}
-RATE, MEDIAN_WAIT, MEAN_WAIT, MEAN_TALK, FIRST_TIME = range(1 + len(REPORT_OUTCOMES), 6 + len(REPORT_OUTCOMES))
+RATE, MEDIAN_WAIT, MEAN_WAIT, MEAN_TALK, FIRST_TIME, LEADS, SALES, LEAD_RATE = range(
+    1 + len(REPORT_OUTCOMES), 9 + len(REPORT_OUTCOMES)
+)
 
 
 def at(day: int, hour: int = 10) -> datetime:
@@ -108,10 +110,10 @@ def test_the_campaign_table_shows_the_hand_counted_figures(admin_client: Client,
         Outcome.CLOSED: 1,
     }
     # 3 answered of the 7 that rang an agent (the closed call did not).
-    assert summer[RATE:] == ["43%", "0:08", "0:08", "1:00", 5]
+    assert summer[RATE:LEADS] == ["43%", "0:08", "0:08", "1:00", 5]
     assert table["Winter offer"][CALLS_CELL] == 1
-    assert table["Winter offer"][RATE:] == ["0%", "–", "–", "–", 1]
-    assert table["No campaign (unknown numbers)"][RATE:] == ["100%", "0:03", "0:03", "0:20", 1]
+    assert table["Winter offer"][RATE:LEADS] == ["0%", "–", "–", "–", 1]
+    assert table["No campaign (unknown numbers)"][RATE:LEADS] == ["100%", "0:03", "0:03", "0:20", 1]
 
 
 def test_the_total_line_has_every_figure_over_all_the_calls(admin_client: Client, calls: dict[str, Any]) -> None:
@@ -121,7 +123,7 @@ def test_the_total_line_has_every_figure_over_all_the_calls(admin_client: Client
     assert total[CALLS_CELL] == 10
     assert total[OUTCOME_CELLS[Outcome.ANSWERED]] == 4
     # Answered waits 3, 4, 8 and 12: the median is 6, the mean 6.75 (shown to the second).
-    assert total[RATE:] == ["44%", "0:06", "0:07", "0:50", 7]
+    assert total[RATE:LEADS] == ["44%", "0:06", "0:07", "0:50", 7]
 
 
 def test_the_source_table_splits_campaigns_by_number_and_label(admin_client: Client, calls: dict[str, Any]) -> None:
@@ -191,6 +193,8 @@ def expected_count(cells: list[dict[str, Any]], index: int) -> int:
     and means the answered calls they are computed from."""
     if RATE <= index <= MEAN_TALK:
         return cells[OUTCOME_CELLS[Outcome.ANSWERED]]["text"]
+    if index == LEAD_RATE:  # the answered calls tagged lead
+        return cells[index]["count"]
     return cells[index]["text"]
 
 
@@ -388,8 +392,8 @@ def several_campaigns(calls_per_campaign: int) -> None:
 def report_queries(*, staff: bool) -> int:
     # session, user; the campaign and number tables (counts by outcome); the answered
     # calls' waits, for every median; the days; the campaigns for the form's choices;
-    # the weekday × hour heatmap
-    queries = 2 + 2 + 1 + 1 + 1 + 1
+    # the weekday × hour heatmap; the built-in tags' ids for the leads' and sales' links
+    queries = 2 + 2 + 1 + 1 + 1 + 1 + 1
     # a staff member who is not a superuser: their own and their groups' permissions
     return queries + (2 if staff else 0)
 

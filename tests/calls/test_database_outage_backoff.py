@@ -27,10 +27,10 @@ def connect_fails(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     failing = [True]
     call_start = statements.call_start
 
-    def start_or_connect_error() -> Any:
+    def start_or_connect_error(**kwargs: Any) -> Any:
         if failing and failing.pop():
             raise OperationalError("connection to server at 127.0.0.1 failed: timeout expired")
-        return call_start()
+        return call_start(**kwargs)
 
     monkeypatch.setattr(statements, "call_start", start_or_connect_error)
     monkeypatch.setattr(database_outage, "connect_failed", lambda: True)

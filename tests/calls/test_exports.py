@@ -39,6 +39,8 @@ HEADER = [
     "wait (s)",
     "talk (s)",
     "whisper, as spoken",
+    "tags",
+    "notes",
 ]
 
 
@@ -113,7 +115,11 @@ def test_the_export_is_streamed_as_a_csv_attachment(supervisor: Client, calls: d
 def test_the_csv_has_one_line_per_call_newest_first_in_the_site_time_zone(
     supervisor: Client, calls: dict[str, Call]
 ) -> None:
-    assert lines(supervisor.get(EXPORT)) == [
+    rows = lines(supervisor.get(EXPORT))
+
+    # No call has tags or notes (tests/calls/test_tags_and_notes.py has some).
+    assert {tuple(row[10:]) for row in rows} == {("", "")}
+    assert [row[:10] for row in rows] == [
         [
             "2026-07-01T12:00:00+01:00",
             "Summer offer",
@@ -285,9 +291,10 @@ def test_export_query_count_does_not_grow_with_calls(
     CallFactory.create_batch(count, outcome=Outcome.ANSWERED, caller_number="447946000123")
 
     # session, user, the user's and the groups' permissions, the campaigns the list's
-    # filter offers, the demo campaigns (calls.admin.CallDemoFilter), then one query for
-    # every call (fetched in chunks from one cursor)
-    with django_assert_num_queries(7):
+    # filter offers, the demo campaigns (calls.admin.CallDemoFilter), the tags the tag
+    # filter offers, then one query for every call (fetched in chunks from one cursor)
+    # and the tags and the notes of every chunk of calls
+    with django_assert_num_queries(10):
         response = supervisor.get(EXPORT, {"outcome__exact": Outcome.ANSWERED, "q": "4479"})
         exported = lines(response)
 

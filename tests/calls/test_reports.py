@@ -86,6 +86,7 @@ def test_campaign_rows_match_the_hand_counted_figures(calls: dict[str, object]) 
         Outcome.VOICEMAIL: 1,
         Outcome.ABANDONED: 1,
         Outcome.CLOSED: 1,
+        Outcome.BLOCKED: 0,
         Outcome.IN_PROGRESS: 0,
     }
     # Answer rate leaves out the closed call: 3 answered of 6 that rang an agent.

@@ -989,7 +989,8 @@ def test_answer_inbound_query_count(
     dispatched: list[int] = []
     monkeypatch.setattr(agent_dispatch, "ring_first_agent_soon", dispatched.append)
     client.get("/answer_inbound", {**ANSWER, "uuid": "an-earlier-caller"})
-    # PostgreSQL: the call's id with the routes' version; then the call, its caller's leg
+    # PostgreSQL: the call's id with the routes' version and whether the caller's number is
+    # blocked (a unique index); then the call, its caller's leg
     # and the answer in one statement, with the look-back (is this the caller's first call
     # to the campaign?) and the look for events that came first. SQLite: the version, then
     # the ORM's inserts in a transaction.
