@@ -38,7 +38,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
-from django.db.models import Exists, F, OuterRef
+from django.db.models import F
 from django.utils import timezone
 
 from campaigns.models import Strategy
@@ -372,11 +372,9 @@ def checkpoint_answer(*, call_id: int, body: dict[str, object]) -> nccos.Ncco | 
 
 def _call_and_agent_rung(call_id: int) -> tuple[Call | None, bool]:
     """The call, its row locked, and whether any agent leg has been recorded for it (one
-    query)."""
-    agent_legs = CallLeg.objects.filter(call=OuterRef("pk"), role=LegRole.AGENT)
-    locked = Call.objects.select_for_update(of=("self",)).annotate(agent_rung=Exists(agent_legs))
-    call = one_or_none(locked.filter(pk=call_id))
-    return call, bool(call is not None and call.__dict__.get("agent_rung"))
+    statement)."""
+    call, legs = statements.call_and_legs(leg_uuid="", call_id=call_id)
+    return call, any(leg.role == LegRole.AGENT for leg in legs)
 
 
 def direct_ncco(call: Call) -> nccos.Ncco:

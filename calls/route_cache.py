@@ -59,17 +59,23 @@ def route_cached(to: str, *, version: int | None) -> Route:
     return route
 
 
-def campaign_attach(call: Call) -> None:
-    """Give ``call`` its campaign from memory, when a route kept here has it: the
-    campaign as it routed the call (else the ORM reads it when it is first used)."""
-    if call.campaign_id is None:
+def campaign_attach(call: Call, *, version: int | None = None) -> None:
+    """Give ``call`` its campaign and tracking number from memory, when a route kept
+    here has them (else the ORM reads each when it is first used). With ``version``
+    (read in the same statement as the call), only if no routing change came since;
+    without, the campaign as it routed the call."""
+    if call.tracking_number_id is None:
         return
     with _lock:
+        if version is not None and version != _version:
+            return
         entries = list(_routes.values())
     for entry in entries:
-        campaign = entry.route.campaign
-        if campaign is not None and campaign.pk == call.campaign_id:
-            call.campaign = campaign
+        number, campaign = entry.route.tracking_number, entry.route.campaign
+        if number is not None and number.pk == call.tracking_number_id:
+            call.tracking_number = number
+            if campaign is not None and campaign.pk == call.campaign_id:
+                call.campaign = campaign
             return
 
 

@@ -20,7 +20,7 @@ from campaigns.models import DEFAULT_GREETING, Strategy
 from campaigns.phone import InvalidNumber, masked, normalize_number, spoken_digits
 from campaigns.whisper import earlier_calls, render_template
 
-from . import agent_dispatch, annotations, call_flow, pacing, statements
+from . import agent_dispatch, annotations, call_flow, pacing, route_cache, statements
 from . import ncco as nccos
 from .call_records import events_adopt
 from .events import conversation_legs_adopt
@@ -424,12 +424,11 @@ def call_answer_agent(
     """
     call_context_set(call_id)
     with transaction.atomic():
-        # PostgreSQL cannot lock the nullable side of an outer join: lock the call only.
-        locked = Call.objects.select_for_update(of=("self",)).select_related("campaign", "tracking_number")
-        call = one_or_none(locked.filter(pk=call_id))
+        call, legs, routes_version = statements.call_and_legs_with_routes_version(call_id=call_id)
         if call is None:
             raise CallNotFound(call_id)
-        legs = list(call.legs.order_by())
+        # The campaign as it is now: from memory unless a routing change came since.
+        route_cache.campaign_attach(call, version=routes_version)
         leg = next((each for each in legs if each.uuid == uuid), None)
         if leg is None and call.strategy == Strategy.CONFERENCE and any(each.role == LegRole.AGENT for each in legs):
             # An agent call we were never told about: the SDK re-sends a POST whose
@@ -456,7 +455,7 @@ def call_answer_agent(
             if updates:
                 leg.conversation_uuid = leg.conversation_uuid or conversation_uuid
                 leg.region_url = leg.region_url or region_url
-                leg.save(update_fields=updates)
+                statements.save_fields(leg, updates)
 
         caller = next((each for each in legs if each.role == LegRole.CALLER), None)
         if (caller is not None and is_terminal(caller.status)) or call.state == CallState.ENDED:
@@ -469,7 +468,7 @@ def call_answer_agent(
 
         if not call.whisper_text:
             call.whisper_text = whisper_for(call)
-            call.save(update_fields=["whisper_text"])
+            statements.save_fields(call, ["whisper_text"])
     logger.info("answer_outbound.whisper call=%s agent_uuid=%s", call.pk, uuid)
     voice = call_flow.voice_for(call)
     accept = call_flow.accept_prompt_for(call)

@@ -12,7 +12,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from django.db import connection, models, transaction
 
@@ -87,6 +87,10 @@ def _update_sql(model: type[models.Model], names: tuple[str, ...]) -> str:
     return f"UPDATE {quote(model._meta.db_table)} SET {assignments} WHERE {_column(model, 'pk')} = %s"  # noqa: S608
 
 
+# The routes' version (calls/route_cache.py), as a scalar subquery.
+_ROUTES_VERSION = f"(SELECT version FROM {RoutesVersion._meta.db_table} WHERE id = {ROUTES_VERSION_ID})"  # noqa: S608
+
+
 def rows_to_instances(model: type[M], rows: list[tuple[Any, ...]], *, offset: int = 0) -> list[M]:
     """Model instances from the ``len(concrete_fields)`` columns at ``offset`` of each row
     (a row whose primary key there is NULL, an outer join's empty side, is skipped),
@@ -132,41 +136,50 @@ def call_and_legs(*, leg_uuid: str, call_id: int | None, lock: bool = True) -> t
     if not leg_uuid and call_id is None:
         return None, []
     call, legs, _ = _call_and_legs_read(
-        _call_and_legs_sql(lock and connection.features.has_select_for_update_of, False), [leg_uuid, call_id]
+        _call_and_legs_sql(lock and connection.features.has_select_for_update_of, "nothing"), [leg_uuid, call_id]
     )
     return call, legs
+
+
+def call_and_legs_with_routes_version(*, call_id: int) -> tuple[Call | None, list[CallLeg], int | None]:
+    """The call ``call_id``, its row locked (PostgreSQL), its legs, and the routes'
+    version (calls/route_cache.py: its campaign from memory if still current): one
+    statement."""
+    call, legs, version = _call_and_legs_read(
+        _call_and_legs_sql(connection.features.has_select_for_update_of, "routes_version"), ["", call_id]
+    )
+    return call, legs, None if version is None else int(version)
 
 
 def call_legs_and_early_events(*, call_id: int, leg_uuid: str) -> tuple[Call | None, list[CallLeg], bool]:
     """The call ``call_id`` and its legs (not locked), and whether events for leg
     ``leg_uuid`` were stored before the leg was (calls/call_records.events_adopt): one
     statement."""
-    return _call_and_legs_read(_call_and_legs_sql(False, True), [leg_uuid, "", call_id])
+    call, legs, early = _call_and_legs_read(_call_and_legs_sql(False, "early_events"), [leg_uuid, "", call_id])
+    return call, legs, bool(early)
 
 
-def _call_and_legs_read(sql: str, params: list[Any]) -> tuple[Call | None, list[CallLeg], bool]:
+def _call_and_legs_read(sql: str, params: list[Any]) -> tuple[Call | None, list[CallLeg], Any]:
+    """The call, its legs, and the value of the statement's first column."""
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     if not rows:
-        return None, [], False
+        return None, [], None
     call = rows_to_instances(Call, rows[:1], offset=1)[0]
     legs = rows_to_instances(CallLeg, rows, offset=1 + len(Call._meta.concrete_fields))
     legs.sort(key=lambda leg: (leg.created_at, leg.pk))
     for leg in legs:
         leg.call = call
-    return call, legs, bool(rows[0][0])
+    return call, legs, rows[0][0]
 
 
 @cache
-def _call_and_legs_sql(lock: bool, early_events: bool) -> str:
+def _call_and_legs_sql(lock: bool, first: Literal["nothing", "early_events", "routes_version"]) -> str:
     quote = connection.ops.quote_name
     call_table, leg_table = quote(Call._meta.db_table), quote(CallLeg._meta.db_table)
-    events = (
-        f"EXISTS (SELECT 1 FROM {quote(CallEvent._meta.db_table)} WHERE leg_uuid = %s AND leg_id IS NULL)"  # noqa: S608
-        if early_events
-        else "FALSE"
-    )
+    early_events = f"EXISTS (SELECT 1 FROM {quote(CallEvent._meta.db_table)} WHERE leg_uuid = %s AND leg_id IS NULL)"  # noqa: S608
+    events = {"nothing": "NULL", "early_events": early_events, "routes_version": _ROUTES_VERSION}[first]
     # SQLite has no row locks (nor needs them: it lets one writer in at a time).
     return (
         f"SELECT {events}, {columns(Call, 'c')}, {columns(CallLeg, 'l')} FROM {call_table} c "  # noqa: S608
@@ -235,7 +248,7 @@ def call_start(*, caller: str) -> CallStart:
 @cache
 def _call_start_sql(vendor: str) -> str:
     quote = connection.ops.quote_name
-    version = f"(SELECT version FROM {quote(RoutesVersion._meta.db_table)} WHERE id = {ROUTES_VERSION_ID})"  # noqa: S608
+    version = _ROUTES_VERSION
     blocked = f"EXISTS (SELECT 1 FROM {quote(BlockedCaller._meta.db_table)} WHERE number = %s)"  # noqa: S608
     if vendor == "postgresql":
         call_id = f"nextval(pg_get_serial_sequence('{Call._meta.db_table}', 'id'))"
