@@ -2,8 +2,8 @@
 
 - Marketing: manage campaigns, their numbers and opening hours; view calls and reports.
 - Supervisors: view calls and reports, export them as CSV, see callers' numbers
-  (everyone else sees them masked: ``calls.privacy``) and watch calls as they happen
-  (the live board).
+  (everyone else sees them masked: ``calls.privacy``), watch calls as they happen
+  (the live board) and work the call-back queue (``calls.callbacks``).
 
 Call records come from Vonage and are read-only for everyone; only superusers
 delete them (see ``calls.admin``).
@@ -32,6 +32,7 @@ ROLE_PERMISSIONS: dict[str, list[tuple[str, str]]] = {
         ("calls", "export_calls"),
         ("calls", "see_caller_numbers"),
         ("calls", "view_live_board"),
+        ("calls", "call_back"),
     ],
 }
 
