@@ -687,6 +687,7 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
         ("campaign", CampaignChoiceFilter),
         CampaignNumberFilter,
         "outcome",
+        "direction",
         TalkTimeFilter,
         CallerFilter,
         "number_status",

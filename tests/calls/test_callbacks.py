@@ -405,3 +405,16 @@ def test_adding_a_second_profile_opens_the_one_there_is(db: None) -> None:
     response = client.get("/admin/calls/staffprofile/add/")
     assert response.status_code == 302
     assert response["Location"] == f"/admin/calls/staffprofile/{user.staff_profile.pk}/change/"
+
+
+def test_the_call_list_tells_call_backs_from_inbound_calls(
+    summer_number: TrackingNumber, vonage: VonageRecorder
+) -> None:
+    entry = missed(summer_number)
+    _, client = staff()
+    client.post(f"{QUEUE}{entry.pk}/call/")
+    callback = Call.objects.get(direction=CallDirection.CALLBACK)
+    listed = client.get("/admin/calls/call/", {"direction__exact": "callback"}).context["cl"].result_list
+    assert [call.pk for call in listed] == [callback.pk]
+    page = client.get(f"/admin/calls/call/{callback.pk}/change/").content.decode()
+    assert "Outbound call-back" in page and f"Call {entry.pk} to" in page
