@@ -418,3 +418,39 @@ def test_the_call_list_tells_call_backs_from_inbound_calls(
     assert [call.pk for call in listed] == [callback.pk]
     page = client.get(f"/admin/calls/call/{callback.pk}/change/").content.decode()
     assert "Outbound call-back" in page and f"Call {entry.pk} to" in page
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="concurrent writers need PostgreSQL; SQLite serialises writes"
+)
+def test_two_presses_at_the_same_moment_place_one_call(vonage: VonageRecorder) -> None:
+    import threading
+
+    number = TrackingNumberFactory.create(number="447700900001")
+    entry = missed(number)
+    # Not staff(): a transactional test may run after another flushed the role groups.
+    user = User.objects.create_user(username="sam", password="x", is_staff=True)
+    StaffProfile.objects.create(user=user, phone=STAFF_PHONE)
+    barrier = threading.Barrier(4)
+    results: list[str] = []
+
+    def press() -> None:
+        try:
+            barrier.wait()
+            callbacks.callback_place(call_id=entry.pk, user=user)
+            results.append("placed")
+        except callbacks.CallbackRefused as exc:
+            results.append(str(exc))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=press) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(results)[-1] == "placed" and results.count("placed") == 1
+    assert len(vonage.placed) == 1
+    assert Call.objects.filter(direction=CallDirection.CALLBACK).count() == 1
