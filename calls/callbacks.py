@@ -71,6 +71,7 @@ CALLABLE_NUMBER = r"^[1-9][0-9]{6,14}$"
 # Pressing Call back waits at most this long for the account's next free send time.
 PACING_WAIT_SECONDS = 5.0
 MAX_NOTE_CHARS = 2000
+DRY_RUN_REASON = "Vonage credentials are not configured, so the call was logged instead of placed."
 
 
 class CallbackRefused(Exception):
@@ -247,6 +248,14 @@ def callback_place(*, call_id: int, user: Any) -> Call:
         )
         logger.warning("callback.not_placed call=%s missed=%s error=%s", callback.pk, missed.pk, exc)
         raise CallbackRefused(f"Vonage did not place the call: {exc}") from None
+    if not placed.sent:
+        # No Vonage credentials (development): logged, not placed. Ended at once, or the
+        # entry would wait for a call-back that never comes.
+        Call.objects.filter(pk=callback.pk).update(
+            state=CallState.ENDED, outcome=Outcome.FAILED, ended_at=timezone.now(), agent_call_error=DRY_RUN_REASON
+        )
+        logger.info("callback.dry_run call=%s missed=%s", callback.pk, missed.pk)
+        raise CallbackRefused(f"{DRY_RUN_REASON} No call was placed.")
     with transaction.atomic():
         try:
             with transaction.atomic():

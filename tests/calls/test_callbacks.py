@@ -454,3 +454,15 @@ def test_two_presses_at_the_same_moment_place_one_call(vonage: VonageRecorder) -
     assert sorted(results)[-1] == "placed" and results.count("placed") == 1
     assert len(vonage.placed) == 1
     assert Call.objects.filter(direction=CallDirection.CALLBACK).count() == 1
+
+
+def test_without_vonage_credentials_the_call_back_says_it_was_not_placed(summer_number: TrackingNumber) -> None:
+    entry = missed(summer_number)
+    _, client = staff()
+    response = client.post(f"{QUEUE}{entry.pk}/call/", follow=True)
+    assert "Vonage credentials are not configured" in response.content.decode()
+    dry = Call.objects.get(direction=CallDirection.CALLBACK)
+    assert (dry.state, dry.outcome) == (CallState.ENDED, Outcome.FAILED)
+    # Nothing is left under way: the entry can be called back once credentials are set.
+    [queued] = callbacks.callback_queue()
+    assert queued.call == entry and not queued.callback_in_progress
