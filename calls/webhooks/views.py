@@ -184,23 +184,7 @@ class AnswerInboundView(AnswerWebhook):
         return Response(ncco)
 
 
-@extend_schema_view(
-    get=extend_schema(
-        operation_id="answer_outbound_get",
-        tags=api.TAGS,
-        summary="The agent answered the call we placed",
-        parameters=[AnswerOutboundSerializer],
-        responses=api.AGENT_ANSWER_RESPONSES,
-    ),
-    post=extend_schema(
-        operation_id="answer_outbound_post",
-        tags=api.TAGS,
-        summary="The agent answered the call we placed (answer method POST)",
-        parameters=[api.AnswerOutboundQuerySerializer],
-        request=api.AnswerOutboundBodySerializer,
-        responses=api.AGENT_ANSWER_RESPONSES,
-    ),
-)
+@api.placed_call_answer_schema("answer_outbound", summary="The agent answered the call we placed")
 class AnswerOutboundView(AnswerWebhook):
     input_serializer = AnswerOutboundSerializer
     route = "calls:answer_outbound"
@@ -229,22 +213,8 @@ class AnswerOutboundView(AnswerWebhook):
         return Response(ncco)
 
 
-@extend_schema_view(
-    get=extend_schema(
-        operation_id="answer_callback_get",
-        tags=api.TAGS,
-        summary="The staff member answered the call-back we placed to their own phone",
-        parameters=[AnswerOutboundSerializer],
-        responses=api.AGENT_ANSWER_RESPONSES,
-    ),
-    post=extend_schema(
-        operation_id="answer_callback_post",
-        tags=api.TAGS,
-        summary="The staff member answered the call-back we placed (answer method POST)",
-        parameters=[api.AnswerOutboundQuerySerializer],
-        request=api.AnswerOutboundBodySerializer,
-        responses=api.AGENT_ANSWER_RESPONSES,
-    ),
+@api.placed_call_answer_schema(
+    "answer_callback", summary="The staff member answered the call-back we placed to their own phone"
 )
 class AnswerCallbackView(AnswerWebhook):
     """A call-back (calls/callbacks.py): the staff leg's answer is the whisper, then the
