@@ -25,7 +25,7 @@ from . import ncco as nccos
 from . import pacing, vonage_adapter
 from .call_records import call_refresh, events_adopt
 from .leg_progress import is_terminal
-from .models import Call, CallLeg, CallState, LegRole, NumberStatus, Outcome
+from .models import Call, CallDirection, CallLeg, CallState, LegRole, NumberStatus, Outcome
 from .outcomes import agent_gave_up
 from .selectors import one_or_none
 from .webhooks.callback_urls import callback_url
@@ -248,9 +248,13 @@ def early_events_adopt(*, call_id: int, leg: CallLeg, attempt: int) -> None:
             leg.refresh_from_db()
         # Only the call's own fields are read here: no campaign, so no join to compile.
         call = one_or_none(Call.objects.select_for_update().filter(pk=call_id))
-        gave_up = call is not None and agent_leg_gives_up(call, leg)
+        # A call-back's staff leg (calls/callbacks.py) has no hunt to move on and no
+        # waiting caller to be stale for: its events are only recorded.
+        inbound = call is not None and call.direction == CallDirection.INBOUND
+        gave_up = inbound and call is not None and agent_leg_gives_up(call, leg)
         stale = call is None or (
-            not gave_up
+            inbound
+            and not gave_up
             and not is_terminal(leg.status)
             and call.outcome != Outcome.ANSWERED
             and (not _caller_waiting(call) or call.attempt != attempt)

@@ -466,3 +466,47 @@ def test_without_vonage_credentials_the_call_back_says_it_was_not_placed(summer_
     # Nothing is left under way: the entry can be called back once credentials are set.
     [queued] = callbacks.callback_queue()
     assert queued.call == entry and not queued.callback_in_progress
+
+
+# --- the staff leg in the flow's other paths ------------------------------------------------
+
+
+def test_a_staff_leg_event_adopted_late_neither_hangs_up_nor_moves_anyone(
+    summer_number: TrackingNumber, vonage: VonageRecorder
+) -> None:
+    from calls import events
+    from calls.models import CallEvent
+
+    entry = missed(summer_number)
+    _, client = staff()
+    client.post(f"{QUEUE}{entry.pk}/call/")
+    # The staff leg's "ringing" stored unmatched while the leg was being recorded.
+    CallEvent.objects.create(
+        dedupe_key="status:agent-1:ringing",
+        leg_uuid="agent-1",
+        kind="status",
+        status="ringing",
+        payload=status("agent-1", "ringing"),
+    )
+    events.leg_events_adopt("agent-1")
+    assert vonage.hangups == [] and vonage.transfers == []
+    assert CallLeg.objects.get(uuid="agent-1").status == "ringing"
+
+
+def test_reconcile_leaves_a_staff_leg_alone_until_the_callers_leg_ended(
+    client: Client, summer_number: TrackingNumber, vonage: VonageRecorder
+) -> None:
+    from calls import reconcile
+
+    entry = missed(summer_number)
+    _, staff_client = staff()
+    staff_client.post(f"{QUEUE}{entry.pk}/call/")
+    callback = Call.objects.get(direction=CallDirection.CALLBACK)
+    post_json(client, "/event", status("agent-1", "answered"))
+    staff_leg = CallLeg.objects.get(uuid="agent-1")
+    assert not reconcile._orphaned(staff_leg)  # hearing the whisper: no caller leg yet
+    event = callback_path("event", call=callback.pk)
+    post_json(client, event, status("caller-leg", "answered", to=CALLER))
+    assert not reconcile._orphaned(staff_leg)  # talking
+    post_json(client, event, status("caller-leg", "completed", to=CALLER))
+    assert reconcile._orphaned(staff_leg)  # the caller is gone
