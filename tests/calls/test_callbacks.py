@@ -510,3 +510,34 @@ def test_reconcile_leaves_a_staff_leg_alone_until_the_callers_leg_ended(
     assert not reconcile._orphaned(staff_leg)  # talking
     post_json(client, event, status("caller-leg", "completed", to=CALLER))
     assert reconcile._orphaned(staff_leg)  # the caller is gone
+
+
+def test_call_back_waits_for_the_accounts_next_send_time(
+    summer_number: TrackingNumber, vonage: VonageRecorder, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from calls import pacing
+
+    settings.VONAGE_CALLS_PER_SECOND = 1
+    pacing.slot_claim()  # another call took this second
+    waits: list[float] = []
+    monkeypatch.setattr(callbacks.time, "sleep", waits.append)
+    entry = missed(summer_number)
+    _, client = staff()
+    client.post(f"{QUEUE}{entry.pk}/call/")
+    assert len(vonage.placed) == 1
+    [wait] = waits
+    assert 0 < wait <= callbacks.PACING_WAIT_SECONDS
+
+
+def test_a_superuser_edits_anyones_phone(db: None) -> None:
+    user, _ = staff()
+    admin = User.objects.create_superuser("root", password="x")
+    client = Client()
+    client.force_login(admin)
+    profile = StaffProfile.objects.get(user=user)
+    response = client.post(
+        f"/admin/calls/staffprofile/{profile.pk}/change/", {"user": user.pk, "phone": "+44 7700 900 111"}
+    )
+    assert response.status_code == 302
+    profile.refresh_from_db()
+    assert profile.phone == "447700900111"
