@@ -33,6 +33,7 @@ from django.http import (
     HttpResponseBadRequest,
     HttpResponseNotAllowed,
     HttpResponseNotFound,
+    HttpResponseRedirect,
     QueryDict,
     StreamingHttpResponse,
 )
@@ -51,14 +52,26 @@ from campaigns.admin import (
     CampaignChoiceFilter,
     DemoFilter,
     NumberSearchMixin,
+    PhoneNumberFieldsMixin,
     formatted_number,
     shows_demo,
 )
 from campaigns.models import Campaign, TrackingNumber
 
-from . import annotations_admin, heatmap, live_board, privacy, reports, vonage_adapter
+from . import annotations_admin, callback_queue, callbacks, heatmap, live_board, privacy, reports, vonage_adapter
 from .charts import stacked_bars_svg
-from .models import BuiltinTag, Call, CallEvent, CallLeg, CallTag, NumberStatus, Outcome, Tag
+from .models import (
+    BuiltinTag,
+    Call,
+    CallbackHandled,
+    CallEvent,
+    CallLeg,
+    CallTag,
+    NumberStatus,
+    Outcome,
+    StaffProfile,
+    Tag,
+)
 from .reports import OUTCOME_COLORS, REPORT_OUTCOMES, ReportPeriod, ReportRow
 from .spreadsheets import inert_writer
 from .timeline import call_summary, call_timeline, minutes_seconds
@@ -752,6 +765,7 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
         ("campaign", CampaignChoiceFilter),
         CampaignNumberFilter,
         "outcome",
+        "direction",
         TalkTimeFilter,
         CallerFilter,
         "number_status",
@@ -810,6 +824,7 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
             },
         ),
         ("Voicemail", {"fields": ("recording",)}),
+        ("Call-back", {"fields": ("direction", "callback_of", "placed_by", "callback_record")}),
         (
             "Vonage",
             {"fields": ("conference_name", "recording_url", "caller_ncco_pretty"), "classes": ("collapse",)},
@@ -855,6 +870,7 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
             recording,
             *live_board.admin_urls(self),
             *annotations_admin.admin_urls(self),
+            *callback_queue.admin_urls(self),
         ]
         # Before the admin's own "<path:object_id>/" catch-all.
         return [*own, *super().get_urls()]
@@ -1142,6 +1158,33 @@ class CallAdmin(NumberSearchMixin, VonageRecordAdmin):
             return pretty_json(call.caller_ncco)
         return pretty_json(privacy.masked_payload(call.caller_ncco, call.caller_number))
 
+    @admin.display(description="call-back record")
+    def callback_record(self, call: Call) -> SafeString | str:
+        """For a missed call: who marked it handled, and the call-backs made for it."""
+        lines = []
+        handled = CallbackHandled.objects.filter(call=call).select_related("handled_by").first()
+        if handled is not None:
+            lines.append(
+                format_html(
+                    '<p class="callback-handled">Marked handled by {} at {}: “{}”</p>',
+                    handled.handled_by or "a deleted user",
+                    dateformat.format(timezone.localtime(handled.handled_at), "j M Y, H:i"),
+                    handled.note,
+                )
+            )
+        for callback in callbacks.callbacks_of(call):
+            lines.append(
+                format_html(
+                    '<p>Called back by {} at {}: <a href="{}">call {}</a>, {}</p>',
+                    callback.placed_by or "a deleted user",
+                    dateformat.format(timezone.localtime(callback.started_at), "j M Y, H:i"),
+                    reverse("admin:calls_call_change", args=[callback.pk]),
+                    callback.pk,
+                    callback.get_outcome_display().lower(),
+                )
+            )
+        return mark_safe("".join(lines)) if lines else "–"  # noqa: S308 (each line built by format_html)
+
     @admin.display(description="voicemail")
     def recording(self, call: Call) -> SafeString | str:
         if not call.recording_url:
@@ -1228,3 +1271,57 @@ class CallEventAdmin(VonageRecordAdmin):
     @admin.display(description="payload")
     def payload_pretty(self, event: CallEvent) -> SafeString:
         return shown_payload(event)
+
+
+@admin.register(StaffProfile)
+class StaffProfileAdmin(PhoneNumberFieldsMixin, admin.ModelAdmin):
+    """Each staff member keeps their own phone (rung first by Call back); superusers keep everyone's."""
+
+    phone_number_fields = ("phone",)
+    list_display = ("user", "phone_shown")
+    search_fields = ("user__username",)
+
+    @admin.display(description="own phone")
+    def phone_shown(self, profile: StaffProfile) -> str:
+        return formatted_number(profile.phone) if profile.phone else "–"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[StaffProfile]:
+        profiles = super().get_queryset(request).select_related("user")
+        return profiles if request.user.is_superuser else profiles.filter(user_id=request.user.pk)
+
+    def get_fields(self, request: HttpRequest, obj: Model | None = None) -> Any:
+        return ("user", "phone") if request.user.is_superuser else ("phone",)
+
+    def _own(self, request: HttpRequest, obj: Model | None) -> bool:
+        if not request.user.is_active or not request.user.is_staff:
+            return False
+        return request.user.is_superuser or obj is None or getattr(obj, "user_id", None) == request.user.pk
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_active and request.user.is_staff)
+
+    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return self._own(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return self._own(request, obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # No query here: every admin page asks while building the app list.
+        return self._own(request, None)
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:
+        """A staff member has one profile: adding another opens the one they have."""
+        if not request.user.is_superuser:
+            own = StaffProfile.objects.filter(user__pk=request.user.pk or 0).values_list("pk", flat=True).first()
+            if own is not None:
+                return HttpResponseRedirect(reverse("admin:calls_staffprofile_change", args=[own]))
+        return super().add_view(request, form_url, extra_context)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return bool(request.user.is_superuser)
+
+    def save_model(self, request: HttpRequest, obj: StaffProfile, form: Any, change: bool) -> None:
+        if not request.user.is_superuser:
+            obj.user = request.user  # type: ignore[assignment]
+        super().save_model(request, obj, form, change)

@@ -25,7 +25,7 @@ from . import ncco as nccos
 from . import pacing, statements, vonage_adapter
 from .call_records import call_refresh, events_adopt
 from .leg_progress import is_terminal
-from .models import Call, CallLeg, CallState, LegRole, NumberStatus, Outcome
+from .models import Call, CallDirection, CallLeg, CallState, LegRole, NumberStatus, Outcome
 from .outcomes import agent_gave_up
 from .selectors import one_or_none
 from .webhooks.callback_urls import callback_url
@@ -246,36 +246,39 @@ def early_events_adopt(*, call_id: int, leg: CallLeg, attempt: int) -> None:
     before it, so a caller who leaves meanwhile is seen either here or by the caller's
     event, which ends the agent legs it finds."""
     call, legs, early = statements.call_legs_and_early_events(call_id=call_id, leg_uuid=leg.uuid)
-    if not early:
-        stored = next((each for each in legs if each.uuid == leg.uuid), leg)
-        gave_up = call is not None and agent_leg_gives_up(call, stored)
-        stale = call is None or (
-            not gave_up
-            and not is_terminal(stored.status)
-            and call.outcome != Outcome.ANSWERED
-            and (not _caller_waiting(call, legs) or call.attempt != attempt)
-        )
-        if gave_up:
-            advance(call_id=call_id, from_attempt=attempt, reason=f"agent {stored.status}")
-        elif stale:
-            leg_end(leg=stored, why="the caller stopped waiting while the agent call was placed")
-        return
-    with transaction.atomic():
-        if events_adopt(call_id=call_id, leg_uuids=[leg.uuid]):
-            leg.refresh_from_db()
-        # Only the call's own fields are read here: no campaign, so no join to compile.
-        call = one_or_none(Call.objects.select_for_update().filter(pk=call_id))
-        gave_up = call is not None and agent_leg_gives_up(call, leg)
-        stale = call is None or (
-            not gave_up
-            and not is_terminal(leg.status)
-            and call.outcome != Outcome.ANSWERED
-            and (not _caller_waiting(call) or call.attempt != attempt)
-        )
+    if early:
+        with transaction.atomic():
+            if events_adopt(call_id=call_id, leg_uuids=[leg.uuid]):
+                leg.refresh_from_db()
+            # Only the call's own fields are read here: no campaign, so no join to compile.
+            call = one_or_none(Call.objects.select_for_update().filter(pk=call_id))
+            gave_up, stale = _new_agent_leg_verdict(call, leg, attempt=attempt)
+    else:
+        leg = next((each for each in legs if each.uuid == leg.uuid), leg)
+        gave_up, stale = _new_agent_leg_verdict(call, leg, attempt=attempt, legs=legs)
     if gave_up:
         advance(call_id=call_id, from_attempt=attempt, reason=f"agent {leg.status}")
     elif stale:
         leg_end(leg=leg, why="the caller stopped waiting while the agent call was placed")
+
+
+def _new_agent_leg_verdict(
+    call: Call | None, leg: CallLeg, *, attempt: int, legs: list[CallLeg] | None = None
+) -> tuple[bool, bool]:
+    """Whether a just-recorded agent leg already gave up (move on), or rings for a caller
+    who is no longer waiting for it (stop it). A call-back's staff leg
+    (calls/callbacks.py) has no hunt to move on and no waiting caller to be stale for:
+    its events are only recorded."""
+    inbound = call is not None and call.direction == CallDirection.INBOUND
+    gave_up = inbound and call is not None and agent_leg_gives_up(call, leg)
+    stale = call is None or (
+        inbound
+        and not gave_up
+        and not is_terminal(leg.status)
+        and call.outcome != Outcome.ANSWERED
+        and (not _caller_waiting(call, legs) or call.attempt != attempt)
+    )
+    return gave_up, stale
 
 
 def caller_to_fallback(*, call_id: int, reason: str) -> bool:

@@ -11,8 +11,8 @@ from campaigns.whisper import speaking_seconds
 
 from . import statements
 from .leg_progress import KNOWN_STATUSES, StatusEvent, apply_status
-from .models import Call, CallEvent, CallLeg
-from .outcomes import summarize
+from .models import Call, CallDirection, CallEvent, CallLeg
+from .outcomes import summarize, summarize_callback
 
 logger = logging.getLogger("calls.events")
 
@@ -51,15 +51,18 @@ def events_adopt(*, call_id: int, leg_uuids: list[str]) -> int:
 
 def call_refresh(call: Call, legs: list[CallLeg]) -> None:
     """Recompute the call's state, outcome and timings from its legs (call row locked)."""
-    summary = summarize(
-        started_at=call.started_at,
-        state=call.state,
-        legs=legs,
-        whisper_seconds=speaking_seconds(call.whisper_text),
-        accept_required=call.accept_required,
-        resolution=call.resolution,
-        fallback_at=call.fallback_at,
-    )
+    if call.direction == CallDirection.CALLBACK:
+        summary = summarize_callback(started_at=call.started_at, legs=legs)
+    else:
+        summary = summarize(
+            started_at=call.started_at,
+            state=call.state,
+            legs=legs,
+            whisper_seconds=speaking_seconds(call.whisper_text),
+            accept_required=call.accept_required,
+            resolution=call.resolution,
+            fallback_at=call.fallback_at,
+        )
     changed = []
     for name in ("state", "outcome", "agent_answered_at", "ended_at", "wait_seconds", "talk_seconds"):
         value = getattr(summary, name)

@@ -33,7 +33,7 @@ from .leg_progress import (
     is_terminal,
 )
 from .logging import call_context_set
-from .models import Call, CallEvent, CallLeg, LegRole, Outcome
+from .models import Call, CallDirection, CallEvent, CallLeg, LegRole, Outcome
 from .selectors import one_or_none
 from .statements import insert_or_skip
 
@@ -277,8 +277,15 @@ def event_insert(event: CallEvent) -> bool:
 def _leg_adopt(payload: dict[str, Any], leg_uuid: str, *, call_id: int | None, attempt: int | None) -> CallLeg | None:
     """A leg we did not create: the connect strategy's agent leg (our eventUrl names the
     call and attempt), or the ``connect`` to the call centre when no whisper was
-    possible (it shares the caller's conversation). Attach it as an agent leg."""
-    owner = call_id if call_id is not None and Call.objects.filter(pk=call_id).exists() else None
+    possible (it shares the caller's conversation). Attach it as an agent leg; but a
+    call-back's ``connect`` rings the caller (calls/callbacks.py): its caller leg."""
+    found = (
+        list(Call.objects.filter(pk=call_id).order_by().values_list("direction", flat=True)[:1])
+        if call_id is not None
+        else []
+    )
+    direction = found[0] if found else None
+    owner = call_id if direction is not None else None
     conversation = str(payload.get("conversation_uuid") or "")
     if owner is None:
         if not conversation or payload.get("direction") != "outbound":
@@ -292,7 +299,7 @@ def _leg_adopt(payload: dict[str, Any], leg_uuid: str, *, call_id: int | None, a
             return CallLeg.objects.create(
                 uuid=leg_uuid,
                 call_id=owner,
-                role=LegRole.AGENT,
+                role=LegRole.CALLER if direction == CallDirection.CALLBACK else LegRole.AGENT,
                 attempt=attempt,
                 conversation_uuid=conversation[:64],
                 from_number=str(payload.get("from") or "")[:32],

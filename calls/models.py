@@ -1,13 +1,15 @@
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from campaigns.destinations import destination_allowed, refusal
 from campaigns.models import Campaign, TrackingNumber
-from campaigns.phone import display_number
+from campaigns.phone import E164_DIGITS_REGEX, InvalidNumber, display_number, normalize_number
 
 
 class Outcome(models.TextChoices):
@@ -42,6 +44,13 @@ class NumberStatus(models.TextChoices):
     TRACKED = "tracked", "Campaign number"
     INACTIVE = "inactive", "Inactive number or campaign"
     UNKNOWN = "unknown", "Unknown number"
+
+
+class CallDirection(models.TextChoices):
+    """Who rang whom: a caller dialling a campaign number, or staff calling a missed caller back."""
+
+    INBOUND = "inbound", "Inbound"
+    CALLBACK = "callback", "Outbound call-back"
 
 
 class CallQuerySet(models.QuerySet["Call"]):
@@ -110,6 +119,23 @@ class Call(models.Model):
         default=False,
         help_text="Answered while the database was unreachable; recorded afterwards from the webhook spool.",
     )
+    direction = models.CharField(max_length=8, choices=CallDirection.choices, default=CallDirection.INBOUND)
+    callback_of = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="callbacks",
+        help_text="For a call-back: the missed call it answers (calls/callbacks.py).",
+    )
+    placed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="For a call-back: the staff member who pressed Call back (and whose phone was rung).",
+    )
     started_at = models.DateTimeField(default=timezone.now, db_index=True)
     agent_answered_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
@@ -133,11 +159,20 @@ class Call(models.Model):
             ("export_calls", "Can export calls and reports as CSV"),
             ("see_caller_numbers", "Can see callers' phone numbers"),
             ("view_live_board", "Can watch calls as they happen"),
+            ("call_back", "Can work the call-back queue: call missed callers back, mark them handled"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(outcome__in=Outcome.values), name="call_outcome_valid"),
             models.CheckConstraint(condition=Q(state__in=CallState.values), name="call_state_valid"),
             models.CheckConstraint(condition=Q(number_status__in=NumberStatus.values), name="call_number_status_valid"),
+            models.CheckConstraint(condition=Q(direction__in=CallDirection.values), name="call_direction_valid"),
+            # The compare-and-set that makes a double-click place one call-back, not two:
+            # at most one call-back not ended per missed call, on any number of processes.
+            models.UniqueConstraint(
+                fields=["callback_of"],
+                condition=Q(direction="callback") & ~Q(state="ended"),
+                name="call_one_callback_in_progress",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -399,3 +434,59 @@ class BlockedCaller(models.Model):
 
     def __str__(self) -> str:
         return f"Blocked caller {display_number(self.number)}"
+
+
+class CallbackHandled(models.Model):
+    """A missed caller dealt with without a call-back (calls/callbacks.py): who, when, and how.
+
+    Kept on the queue entry's call (the caller's oldest unhandled missed call); every
+    missed call of that caller to that campaign up to ``handled_at`` leaves the queue.
+    """
+
+    call = models.OneToOneField(Call, on_delete=models.CASCADE, related_name="callback_handled")
+    handled_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    handled_at = models.DateTimeField(default=timezone.now)
+    note = models.TextField(help_text="What was done, in a sentence or two.")
+
+    class Meta:
+        verbose_name = "call-back handled"
+        verbose_name_plural = "call-backs handled"
+        constraints = [models.CheckConstraint(condition=~Q(note=""), name="callbackhandled_note_not_empty")]
+
+    def __str__(self) -> str:
+        return f"Call {self.call_id} handled"
+
+
+class StaffProfile(models.Model):
+    """What the app knows of a staff member beyond the login: the phone a call-back rings first."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff_profile")
+    phone = models.CharField(
+        "own phone",
+        max_length=15,
+        blank=True,
+        help_text="Rung when you press Call back in the call-back queue, e.g. +44 7700 900123.",
+    )
+
+    class Meta:
+        verbose_name = "staff profile"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(phone="") | Q(phone__regex=E164_DIGITS_REGEX), name="staffprofile_phone_e164"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Profile of {self.user}"
+
+    def clean(self) -> None:
+        if not self.phone:
+            return
+        try:
+            self.phone = normalize_number(self.phone)
+        except InvalidNumber as exc:
+            raise ValidationError({"phone": str(exc)}) from None
+        # Least privilege, as for a campaign's destination: a taken-over login must not
+        # turn call-backs into calls to a premium number.
+        if not destination_allowed(self.phone):
+            raise ValidationError({"phone": refusal([self.phone])})

@@ -226,3 +226,28 @@ def agent_hears_caller_moved_on() -> Ncco:
     """An agent who answers after the caller was passed on (another destination, the
     fallback, or straight through) is told so and not conferenced."""
     return [talk("The caller is no longer waiting.")]
+
+
+def staff_calls_back(
+    *,
+    whisper: str,
+    caller: str,
+    from_number: str,
+    event_url: str,
+    ring_seconds: int | None = None,
+    voice: Voice | None = None,
+) -> Ncco:
+    """A call-back (calls/callbacks.py): the staff member who answered hears the whisper,
+    then Vonage rings the caller from the campaign's number (``from`` must be one of our
+    numbers, or the caller sees an unknown caller ID) and bridges the two. The caller's
+    leg reports to ``event_url``, which names the call-back."""
+    connect: NccoAction = {
+        "action": "connect",
+        "endpoint": [{"type": "phone", "number": caller}],
+        "eventUrl": [event_url],
+    }
+    if _CONNECT_FROM.fullmatch(from_number):
+        connect["from"] = from_number
+    if ring_seconds:
+        connect["timeout"] = ring_seconds
+    return [talk(whisper, voice=voice), connect]

@@ -140,3 +140,42 @@ def _seconds(start: datetime | None, end: datetime | None) -> int | None:
     seconds = max(0, round((end - start).total_seconds()))
     # Stored in a PositiveIntegerField: a span beyond it comes from an absurd timestamp.
     return seconds if seconds <= 2_147_483_647 else None
+
+
+def summarize_callback(*, started_at: datetime, legs: Sequence[CallLeg]) -> CallSummary:
+    """A call-back (calls/callbacks.py): the staff member's phone is rung first (the
+    agent leg), then Vonage's ``connect`` rings the caller (the caller leg). It is
+    answered when the *caller's* leg answers; the staff member answering is only the
+    start. The caller waits from the call's start until they answer."""
+    staff = next((leg for leg in legs if leg.role == LegRole.AGENT), None)
+    caller = next((leg for leg in legs if leg.role == LegRole.CALLER), None)
+    staff_ended = staff is not None and is_terminal(staff.status)
+    caller_ended = caller is not None and is_terminal(caller.status)
+    answered_at = caller.answered_at if caller is not None else None
+
+    outcome: str = Outcome.IN_PROGRESS
+    state: str = CallState.WAITING
+    if answered_at is not None:
+        outcome = Outcome.ANSWERED
+        state = CallState.ENDED if caller_ended or staff_ended else CallState.CONNECTED
+    elif caller_ended and caller is not None:
+        outcome = AGENT_FAILURE_OUTCOME.get(caller.status, Outcome.MISSED)
+        state = CallState.ENDED
+    elif staff_ended and staff is not None and caller is None:
+        # The staff member's own phone did not take it, or they hung up before the caller was rung.
+        outcome = AGENT_FAILURE_OUTCOME.get(staff.status, Outcome.FAILED if staff.answered_at else Outcome.MISSED)
+        state = CallState.ENDED
+    ends = [leg.ended_at for leg in legs if leg.ended_at is not None]
+    ended_at = max(ends) if state == CallState.ENDED and ends else None
+    talk_seconds = None
+    if answered_at is not None and caller is not None:
+        leg_ends = [t for t in (caller.ended_at, staff.ended_at if staff else None) if t is not None]
+        talk_seconds = _seconds(answered_at, min(leg_ends)) if leg_ends else None
+    return CallSummary(
+        state=state,
+        outcome=outcome,
+        agent_answered_at=answered_at,
+        ended_at=ended_at,
+        wait_seconds=_seconds(started_at, answered_at or ended_at),
+        talk_seconds=talk_seconds,
+    )

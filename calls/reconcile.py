@@ -67,7 +67,7 @@ from campaigns.models import Campaign, Strategy
 
 from . import call_flow, call_records, events, vonage_adapter
 from .leg_progress import DETECTION_STATUSES, STATUS_RANK, TERMINAL_STATUSES, StatusEvent, is_terminal
-from .models import Call, CallEvent, CallLeg, CallState, LegRole, NumberStatus, Outcome
+from .models import Call, CallDirection, CallEvent, CallLeg, CallState, LegRole, NumberStatus, Outcome
 from .webhooks import spool
 
 logger = logging.getLogger(__name__)
@@ -321,6 +321,10 @@ def _orphaned(leg: CallLeg) -> bool:
     legs = list(call.legs.all())
     agent = next(each for each in legs if each.pk == leg.pk)
     caller = next((each for each in legs if each.role == LegRole.CALLER), None)
+    if call.direction == CallDirection.CALLBACK:
+        # A call-back's staff leg is up before its caller leg exists (it hears the
+        # whisper, then rings the caller): needless only once the caller's leg ended.
+        return call.state == CallState.ENDED or (caller is not None and is_terminal(caller.status))
     # The caller's conversation ends when the caller leaves (endOnExit), and Vonage ends
     # a connect when the caller hangs up: an agent still up after that hears nobody.
     if caller is None or is_terminal(caller.status) or call.state == CallState.ENDED:

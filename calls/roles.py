@@ -2,9 +2,9 @@
 
 - Marketing: manage campaigns, their numbers and opening hours; view calls and reports.
 - Supervisors: view calls and reports, export them as CSV, see callers' numbers
-  (everyone else sees them masked: ``calls.privacy``) and watch calls as they happen
-  (the live board); tag calls, write notes on them, add tags, and block callers
-  (a caller tagged spam).
+  (everyone else sees them masked: ``calls.privacy``), watch calls as they happen
+  (the live board), work the call-back queue (``calls.callbacks``); tag calls, write
+  notes on them, add tags, and block callers (a caller tagged spam).
 - Agents: view calls (callers' numbers masked), tag them and write notes on them.
 - Marketing also sees the calls' tags (not the notes: staff write them about callers).
 
@@ -46,6 +46,7 @@ ROLE_PERMISSIONS: dict[str, list[tuple[str, str]]] = {
         ("calls", "export_calls"),
         ("calls", "see_caller_numbers"),
         ("calls", "view_live_board"),
+        ("calls", "call_back"),
         *TAGS_AND_NOTES,
         ("calls", "add_tag"),
         ("calls", "view_blockedcaller"),

@@ -10,6 +10,7 @@ app_name = "calls"
 urlpatterns = [
     re_path(r"^answer_inbound/?$", webhooks.AnswerInboundView.as_view(), name="answer_inbound"),
     re_path(r"^answer_outbound/?$", webhooks.AnswerOutboundView.as_view(), name="answer_outbound"),
+    re_path(r"^answer_callback/?$", webhooks.AnswerCallbackView.as_view(), name="answer_callback"),
     re_path(r"^event/?$", webhooks.EventView.as_view(), name="event"),
     re_path(r"^fallback/?$", webhooks.FallbackView.as_view(), name="fallback"),
 ]

@@ -468,7 +468,17 @@ class CampaignAdmin(PhoneNumberFieldsMixin, NumberSearchMixin, SimpleHistoryAdmi
         ("Campaign", {"fields": ("name", "topic", "is_active", "is_demo")}),
         (
             "What people hear",
-            {"fields": ("greeting", "hold_music_url", "whisper_template", "whisper_preview", "language", "style")},
+            {
+                "fields": (
+                    "greeting",
+                    "hold_music_url",
+                    "whisper_template",
+                    "whisper_preview",
+                    "callback_template",
+                    "language",
+                    "style",
+                )
+            },
         ),
         (
             "Ringing the agent",

@@ -10,9 +10,10 @@ from simple_history.models import HistoricalRecords
 from .destinations import destination_allowed, refusal
 from .phone import E164_DIGITS_REGEX, InvalidNumber, display_number, normalize_number
 from .schedule import WeeklyHours, is_open
-from .whisper import MAX_TALK_CHARS, WHISPER_VARIABLES, TemplateError, validate_template
+from .whisper import CALLBACK_VARIABLES, MAX_TALK_CHARS, WHISPER_VARIABLES, TemplateError, validate_template
 
 DEFAULT_WHISPER = "Incoming call regarding {topic}"
+DEFAULT_CALLBACK_WHISPER = "Calling back a caller who missed {topic}, at {time}"
 DEFAULT_GREETING = "Please wait while we connect you."
 DEFAULT_FALLBACK_MESSAGE = "Sorry, nobody is available to take your call. Please try again later. Goodbye."
 DEFAULT_VOICEMAIL_PROMPT = "Sorry, nobody can take your call right now. Please leave a message after the tone."
@@ -23,6 +24,13 @@ DEFAULT_ACCEPT_PROMPT = "Press 1 to take this call."
 # text is stable (WHISPER_VARIABLES keeps its order), so it migrates only when they change.
 WHISPER_TEMPLATE_HELP = "Spoken to the agent before the caller is connected. Variables: {}.".format(
     "; ".join(f"{{{name}}} ({meaning})" for name, meaning in WHISPER_VARIABLES.items())
+)
+
+
+CALLBACK_TEMPLATE_HELP = (
+    "Spoken to the staff member who presses Call back, before the caller is rung. Variables: {}.".format(
+        "; ".join(f"{{{name}}} ({meaning})" for name, meaning in CALLBACK_VARIABLES.items())
+    )
 )
 
 
@@ -62,6 +70,9 @@ class Campaign(models.Model):
         help_text=WHISPER_TEMPLATE_HELP,
     )
     greeting = models.TextField(default=DEFAULT_GREETING, help_text="Spoken to the caller while the agent is rung.")
+    callback_template = models.TextField(
+        "call-back whisper", default=DEFAULT_CALLBACK_WHISPER, help_text=CALLBACK_TEMPLATE_HELP
+    )
     hold_music_url = models.URLField(
         "hold music",
         blank=True,
@@ -177,6 +188,10 @@ class Campaign(models.Model):
                 validate_template(getattr(self, field))
             except TemplateError as exc:
                 errors[field] = str(exc)
+        try:
+            validate_template(self.callback_template, CALLBACK_VARIABLES)
+        except TemplateError as exc:
+            errors["callback_template"] = str(exc)
         for field in ("fallback_message", "voicemail_prompt", "closed_message", "accept_prompt"):
             if len(getattr(self, field)) > MAX_TALK_CHARS:
                 errors[field] = f"Vonage speaks at most {MAX_TALK_CHARS} characters."

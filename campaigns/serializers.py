@@ -224,6 +224,7 @@ class CampaignFileSerializer(_ClosedSerializer):
     topic = serializers.CharField()
     destination = PhoneNumberField(required=False, allow_blank=True)
     whisper_template = serializers.CharField(required=False)
+    callback_template = serializers.CharField(required=False)
     greeting = serializers.CharField(required=False)
     hold_music_url = serializers.CharField(required=False, allow_blank=True)
     active = StrictBooleanField(source="is_active", required=False)

@@ -26,6 +26,7 @@ _CAMPAIGN_FIELDS = (
     "topic",
     "destination",
     "whisper_template",
+    "callback_template",
     "greeting",
     "hold_music_url",
     "is_active",

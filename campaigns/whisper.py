@@ -19,6 +19,12 @@ WHISPER_VARIABLES: dict[str, str] = {
     "calls_before": "the caller's earlier calls to the campaign, e.g. “2 earlier calls” or “no earlier calls”",
 }
 
+# The call-back whisper (calls/callbacks.py) knows one more: when the missed call came.
+CALLBACK_VARIABLES: dict[str, str] = {
+    **WHISPER_VARIABLES,
+    "time": "when the missed call came, in the campaign's time zone, e.g. “10:42 this morning”",
+}
+
 
 def earlier_calls(count: int) -> str:
     """``{calls_before}`` as words that read right for any count: "1 earlier call"."""
@@ -41,7 +47,7 @@ class TemplateError(ValueError):
     """A template that cannot be rendered."""
 
 
-def template_variables(template: str) -> list[str]:
+def template_variables(template: str, variables: Mapping[str, str] = WHISPER_VARIABLES) -> list[str]:
     """The placeholder names in ``template``, in order; raises TemplateError if malformed."""
     try:
         parsed = list(Formatter().parse(template))
@@ -54,16 +60,16 @@ def template_variables(template: str) -> list[str]:
         if field is None:
             continue
         if field == "" or not field.isidentifier() or spec or conversion:
-            raise TemplateError(f"“{{{field}}}” is not a variable. Use one of: {', '.join(WHISPER_VARIABLES)}.")
+            raise TemplateError(f"“{{{field}}}” is not a variable. Use one of: {', '.join(variables)}.")
         names.append(field)
     return names
 
 
-def validate_template(template: str) -> None:
-    """Raise TemplateError naming the first unknown variable or the length problem."""
-    for name in template_variables(template):
-        if name not in WHISPER_VARIABLES:
-            known = ", ".join("{" + v + "}" for v in WHISPER_VARIABLES)
+def validate_template(template: str, variables: Mapping[str, str] = WHISPER_VARIABLES) -> None:
+    """Raise TemplateError naming the first unknown variable (of ``variables``) or the length problem."""
+    for name in template_variables(template, variables):
+        if name not in variables:
+            known = ", ".join("{" + v + "}" for v in variables)
             raise TemplateError(f"Unknown variable {{{name}}}. Known variables: {known}.")
     if len(template) > MAX_TALK_CHARS:
         raise TemplateError(f"The text is {len(template)} characters; Vonage speaks at most {MAX_TALK_CHARS}.")

@@ -175,3 +175,25 @@ def caller_answer_schema(
             responses=responses,
         ),
     )
+
+
+def placed_call_answer_schema(name: str, *, summary: str) -> Any:
+    """GET and POST of a route that answers a call we placed (our ``call`` signed in its
+    URL): the agent's leg, or a staff member's call-back."""
+    return extend_schema_view(
+        get=extend_schema(
+            operation_id=f"{name}_get",
+            tags=TAGS,
+            summary=summary,
+            parameters=[AnswerOutboundSerializer],
+            responses=AGENT_ANSWER_RESPONSES,
+        ),
+        post=extend_schema(
+            operation_id=f"{name}_post",
+            tags=TAGS,
+            summary=f"{summary} (answer method POST)",
+            parameters=[AnswerOutboundQuerySerializer],
+            request=AnswerOutboundBodySerializer,
+            responses=AGENT_ANSWER_RESPONSES,
+        ),
+    )

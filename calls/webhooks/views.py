@@ -22,7 +22,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import agent_dispatch, database_outage, events, services
+from .. import agent_dispatch, callbacks, database_outage, events, services
 from .. import ncco as nccos
 from ..logging import call_context
 from ..ncco import Ncco
@@ -184,23 +184,7 @@ class AnswerInboundView(AnswerWebhook):
         return Response(ncco)
 
 
-@extend_schema_view(
-    get=extend_schema(
-        operation_id="answer_outbound_get",
-        tags=api.TAGS,
-        summary="The agent answered the call we placed",
-        parameters=[AnswerOutboundSerializer],
-        responses=api.AGENT_ANSWER_RESPONSES,
-    ),
-    post=extend_schema(
-        operation_id="answer_outbound_post",
-        tags=api.TAGS,
-        summary="The agent answered the call we placed (answer method POST)",
-        parameters=[api.AnswerOutboundQuerySerializer],
-        request=api.AnswerOutboundBodySerializer,
-        responses=api.AGENT_ANSWER_RESPONSES,
-    ),
-)
+@api.placed_call_answer_schema("answer_outbound", summary="The agent answered the call we placed")
 class AnswerOutboundView(AnswerWebhook):
     input_serializer = AnswerOutboundSerializer
     route = "calls:answer_outbound"
@@ -226,6 +210,37 @@ class AnswerOutboundView(AnswerWebhook):
         except services.CallNotFound:
             logger.warning("answer_outbound.unknown_call call=%s uuid=%s", fields["call"], fields["uuid"])
             raise exceptions.NotFound(f"There is no call {fields['call']}.") from None
+        return Response(ncco)
+
+
+@api.placed_call_answer_schema(
+    "answer_callback", summary="The staff member answered the call-back we placed to their own phone"
+)
+class AnswerCallbackView(AnswerWebhook):
+    """A call-back (calls/callbacks.py): the staff leg's answer is the whisper, then the
+    caller rung. The call is ours, from the signed URL."""
+
+    input_serializer = AnswerOutboundSerializer
+    route = "calls:answer_callback"
+    log_name = "answer_callback"
+    spool_route = spool.AGENT_ANSWER
+
+    def safe_ncco(self) -> Ncco:
+        # The staff member's own phone: never connected to the call centre.
+        return nccos.agent_hears_call_failed()
+
+    def answer(self, request: Request, data: dict[str, Any]) -> Response:
+        fields = self.validated({**data, **self.callback})
+        try:
+            ncco = callbacks.callback_answer(
+                call_id=fields["call"],
+                uuid=fields["uuid"],
+                conversation_uuid=fields["conversation_uuid"],
+                region_url=fields["region_url"],
+            )
+        except services.CallNotFound:
+            logger.warning("answer_callback.unknown_call call=%s uuid=%s", fields["call"], fields["uuid"])
+            raise exceptions.NotFound(f"There is no call-back {fields['call']}.") from None
         return Response(ncco)
 
 

@@ -142,10 +142,13 @@ class MiniVonage:
         self._started_rooms: set[str] = set()
         self._behaviours = list(scenario.agents) or [ANSWERS]
         self._rest_seen = len(fake.requests)
+        # Calls created before this one played (the call-back scenario's missed call) are not its legs.
+        self._earlier_calls = {call.uuid for call in fake.created_calls()}
         self._applying_rest = False
         self._redelivered = False
         self._talking = False
         self._ending_planned = False
+        self._calling_back = False
         host = [h for h in settings.ALLOWED_HOSTS if h != "*" and not h.startswith(".")]
         self.client = Client(SERVER_NAME=host[0] if host else "localhost")
 
@@ -156,13 +159,27 @@ class MiniVonage:
         with mock.patch("django.utils.timezone.now", lambda: self.now):
             caller = self._dial(to=to, from_=from_)
             self._run()
-            for leg in list(self.legs.values()):
-                if not leg.ended:
-                    where = f"in conversation {leg.room}" if leg.room else f"after {leg.last_action or 'answering'}"
-                    self.problem(f"the {leg.who} was left {where} with nothing more happening")
-                    self._end(leg, ["completed"], f"[{leg.who}] gives up and hangs up")
-                    self._run()
+            self._nobody_left()
         return caller
+
+    def play_callback(self, press: Callable[[], object]) -> None:
+        """Play a call-back (calls/callbacks.py): ``press`` is the staff member pressing
+        Call back; the app's create-call rings their phone, its answer connects the caller."""
+        self._calling_back = True
+        with mock.patch("django.utils.timezone.now", lambda: self.now):
+            self.say("A staff member presses Call back in the call-back queue.")
+            press()
+            self._apply_rest()
+            self._run()
+            self._nobody_left()
+
+    def _nobody_left(self) -> None:
+        for leg in list(self.legs.values()):
+            if not leg.ended:
+                where = f"in conversation {leg.room}" if leg.room else f"after {leg.last_action or 'answering'}"
+                self.problem(f"the {leg.who} was left {where} with nothing more happening")
+                self._end(leg, ["completed"], f"[{leg.who}] gives up and hangs up")
+                self._run()
 
     def _run(self) -> None:
         steps = 0
@@ -318,7 +335,8 @@ class MiniVonage:
         on_answer = endpoint.get("onAnswer") or {}
         child = SimLeg(
             uuid=str(uuid_lib.uuid4()),
-            who="agent",
+            # A call-back's connect rings the caller back; any other rings an agent.
+            who="caller" if self._calling_back else "agent",
             from_=str(action.get("from") or leg.to),
             to=str(endpoint.get("number", "")),
             direction="outbound",
@@ -333,6 +351,8 @@ class MiniVonage:
             parent=leg,
         )
         leg.child = child
+        if self._calling_back:
+            self.caller = child  # the one who hangs up after talking
         if not self.fake.new_call_allowed():
             # A connect counts against the account's new calls per second (VONAGE.md): over
             # it, nobody is rung and the connect's event URL is told the leg failed.
@@ -490,7 +510,7 @@ class MiniVonage:
             leg.who = "agent's voicemail"
             self.say(f"[vonage] an answering machine picks up +{leg.to}")
         else:
-            self.say(f"[agent] picks up +{leg.to}")
+            self.say(f"[{leg.who}] picks up +{leg.to}")
         self._status(leg, "answered", start_time=None, rate=None, network=None)
         if leg.parent is not None and not leg.answer_url:
             self._bridge(leg)  # a connect without onAnswer: no whisper
@@ -745,7 +765,7 @@ class MiniVonage:
             self.run_ncco(leg, destination.get("ncco") or [])
 
     def _agent_call_created(self, request: RecordedRequest) -> None:
-        known = set(self.legs)
+        known = set(self.legs) | self._earlier_calls
         created: FakeCall | None = next(
             (call for call in self.fake.created_calls() if call.uuid not in known and (call.answer_url or call.ncco)),
             None,
@@ -756,7 +776,7 @@ class MiniVonage:
         body = request.json or {}
         leg = SimLeg(
             uuid=created.uuid,
-            who="agent",
+            who="staff member" if self._calling_back else "agent",
             from_=str(created.from_.get("number", "")),
             to=str(created.to.get("number", "")),
             direction="outbound",

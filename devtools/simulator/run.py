@@ -6,18 +6,19 @@ import os
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.test import override_settings
 from django.urls import reverse
 
-from calls.models import Call, CallEvent, LegRole
+from calls.models import Call, CallEvent, LegRole, StaffProfile
 from campaigns.models import Campaign, Strategy, TrackingNumber
 from devtools.fake_vonage_api import FakeVonageAPI
 
 from .engine import MiniVonage, Narrate
-from .scenarios import CALLER_NUMBER, Scenario, scenario_campaign
+from .scenarios import ANSWERS, CALLER_NUMBER, STAFF_PHONE, STAFF_USERNAME, Scenario, scenario_campaign
 
 SIMULATOR_APPLICATION_ID = "00000000-0000-4000-8000-00000000c0de"
 
@@ -90,6 +91,8 @@ def run_scenario(
             fake.clear_faults()
 
     call = Call.objects.filter(legs__uuid=caller.uuid).with_related().first()
+    if scenario.callback:
+        vonage, call = _call_back(scenario, missed=call, fake=fake, narrate=narrate, talk_seconds=talk_seconds)
     result = Result(
         scenario=scenario,
         strategy=used,
@@ -101,6 +104,30 @@ def run_scenario(
     )
     _report(result, fake=fake, narrate=narrate)
     return result
+
+
+def _call_back(
+    scenario: Scenario, *, missed: Call | None, fake: FakeVonageAPI, narrate: Narrate, talk_seconds: int
+) -> tuple[MiniVonage, Call | None]:
+    """The call-back scenario's second half: the missed caller is in the queue, and the
+    simulator's staff member (a user who cannot log in) presses Call back."""
+    from calls import callbacks
+
+    narrate("")
+    if missed is None or missed.pk not in {entry.call.pk for entry in callbacks.callback_queue()}:
+        narrate("The missed call is not in the call-back queue: nobody can call back.")
+        return MiniVonage(fake=fake, scenario=scenario, narrate=narrate, talk_seconds=talk_seconds), None
+    narrate(f"Call {missed.pk} ({missed.outcome}) is in the call-back queue.")
+    staff, _ = User.objects.get_or_create(username=STAFF_USERNAME, defaults={"is_active": False})
+    StaffProfile.objects.update_or_create(user=staff, defaults={"phone": STAFF_PHONE})
+    # The staff member and the caller both pick up.
+    answering = replace(scenario, agents=(ANSWERS,))
+    vonage = MiniVonage(fake=fake, scenario=answering, narrate=narrate, talk_seconds=talk_seconds)
+    vonage.play_callback(lambda: callbacks.callback_place(call_id=missed.pk, user=staff))
+    callback = Call.objects.filter(callback_of=missed).with_related().order_by("-pk").first()
+    if missed.pk in {entry.call.pk for entry in callbacks.callback_queue()}:
+        vonage.problem("the caller is still in the call-back queue after the call-back")
+    return vonage, callback
 
 
 def _header(

@@ -21,6 +21,8 @@ CALLER_NUMBER = "447946000123"
 FIRST_DESTINATION = "447700900999"
 SECOND_DESTINATION = "447700900998"
 UNKNOWN_NUMBER = "447700900199"
+STAFF_PHONE = "447700900997"  # the call-back scenario's staff member's own phone
+STAFF_USERNAME = "call-simulator"
 
 # What an agent's phone does when it rings.
 ANSWERS = "answers"
@@ -56,6 +58,8 @@ class Scenario:
     closed: bool = False
     unknown_number: bool = False
     api_down: bool = False
+    # A missed call first, then a staff member presses Call back in the queue (calls/callbacks.py).
+    callback: bool = False
     # Strategy → why the scenario does not apply to it.
     not_for: dict[str, str] = field(default_factory=dict)
 
@@ -155,6 +159,16 @@ SCENARIOS: dict[str, Scenario] = {
             UNKNOWN_NUMBER,
             unknown_number=True,
             not_for={"connect": NO_CAMPAIGN_FOR_CONNECT},
+        ),
+        Scenario(
+            "call-back",
+            "Nobody takes the call; a staff member presses Call back: their phone rings, they hear "
+            "who they are calling back, then the caller is rung and answers.",
+            Outcome.ANSWERED,
+            _number(13),
+            agents=(NO_ANSWER,),
+            fallback=Fallback.MESSAGE,
+            callback=True,
         ),
         Scenario(
             "api-down",

@@ -7,7 +7,7 @@ import yaml
 from django.core.management import call_command
 from django.test import Client
 
-WEBHOOKS = ["/answer_inbound/", "/answer_outbound/", "/event/", "/fallback/"]
+WEBHOOKS = ["/answer_callback/", "/answer_inbound/", "/answer_outbound/", "/event/", "/fallback/"]
 
 
 @pytest.fixture

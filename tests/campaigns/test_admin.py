@@ -364,7 +364,15 @@ def test_change_form_is_organised_in_sections(admin_client: Client, summer_numbe
         ("Campaign", ["name", "topic", "is_active", "is_demo"]),
         (
             "What people hear",
-            ["greeting", "hold_music_url", "whisper_template", "whisper_preview", "language", "style"],
+            [
+                "greeting",
+                "hold_music_url",
+                "whisper_template",
+                "whisper_preview",
+                "callback_template",
+                "language",
+                "style",
+            ],
         ),
         (
             "Ringing the agent",

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from campaigns.models import (
     DEFAULT_ACCEPT_PROMPT,
+    DEFAULT_CALLBACK_WHISPER,
     DEFAULT_CLOSED_MESSAGE,
     DEFAULT_FALLBACK_MESSAGE,
     DEFAULT_GREETING,
@@ -178,6 +179,7 @@ def test_optional_keys_are_imported(tmp_path: Path) -> None:
         [
             summer(
                 whisper_template="Call about {topic} from {source}",
+                callback_template="Calling back about {topic}, missed at {time}",
                 greeting="Thanks for calling.",
                 hold_music_url="https://example.com/hold.mp3",
                 active=False,
@@ -188,6 +190,7 @@ def test_optional_keys_are_imported(tmp_path: Path) -> None:
 
     campaign = Campaign.objects.get()
     assert campaign.whisper_template == "Call about {topic} from {source}"
+    assert campaign.callback_template == "Calling back about {topic}, missed at {time}"
     assert campaign.greeting == "Thanks for calling."
     assert campaign.hold_music_url == "https://example.com/hold.mp3"
     assert campaign.is_active is False
@@ -550,6 +553,7 @@ def test_the_export_has_every_key_in_a_stable_order() -> None:
     defaults = {
         "accept_prompt": DEFAULT_ACCEPT_PROMPT,
         "active": True,
+        "callback_template": DEFAULT_CALLBACK_WHISPER,
         "closed_action": "message",
         "closed_message": DEFAULT_CLOSED_MESSAGE,
         "demo": False,

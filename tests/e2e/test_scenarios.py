@@ -24,7 +24,7 @@ from campaigns.models import (
 )
 from devtools.fake_vonage_api import FakeVonageAPI, RecordedRequest
 from devtools.simulator import SCENARIOS, Result, run_scenario
-from devtools.simulator.scenarios import FIRST_DESTINATION, SECOND_DESTINATION
+from devtools.simulator.scenarios import FIRST_DESTINATION, SECOND_DESTINATION, STAFF_PHONE
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 
@@ -251,6 +251,28 @@ def check_api_down(result: Result, vonage: FakeVonageAPI, strategy: str) -> None
         assert result.heard_by("agent") == [whisper("api-down")]
 
 
+def check_call_back(result: Result, vonage: FakeVonageAPI, strategy: str) -> None:
+    call = result.call
+    missed = call.callback_of
+    assert (call.direction, missed.outcome, missed.direction) == ("callback", Outcome.MISSED, "inbound")
+    assert call.caller_number == missed.caller_number
+    assert call.placed_by.staff_profile.phone == STAFF_PHONE
+    # The staff member's phone was rung through the SDK, from the campaign's number.
+    staff_call = vonage.requests_for("create")[-1].json
+    assert staff_call["to"] == [{"type": "phone", "number": STAFF_PHONE}]
+    assert staff_call["from"] == {"type": "phone", "number": missed.called_number}
+    assert "/answer_callback?" in staff_call["answer_url"][0]
+    (staff,) = agents(call)
+    assert (staff.to_number, staff.status) == (STAFF_PHONE, "completed")
+    assert result.heard_by("staff member") == [call.whisper_text]
+    assert call.whisper_text.startswith("Calling back a caller who missed the call-back scenario, at ")
+    # The caller was connected from the campaign's number, answered and talked.
+    reached = caller(call)
+    assert (reached.to_number, reached.from_number) == (missed.caller_number, missed.called_number)
+    assert reached.answered_at is not None
+    assert call.talk_seconds == TALK_SECONDS
+
+
 CHECKS: dict[str, Callable[[Result, FakeVonageAPI, str], None]] = {
     "answered": check_answered,
     "agent-busy": check_agent_busy,
@@ -264,6 +286,7 @@ CHECKS: dict[str, Callable[[Result, FakeVonageAPI, str], None]] = {
     "after-hours": check_after_hours,
     "unknown-number": check_unknown_number,
     "api-down": check_api_down,
+    "call-back": check_call_back,
 }
 
 
@@ -290,7 +313,7 @@ def test_scenario(name: str, strategy: str, vonage: FakeVonageAPI) -> None:
     assert call.outcome == SCENARIOS[name].expected
     assert call.state == CallState.ENDED
     assert all(leg.status not in ("new", "started", "ringing", "answered") for leg in call.legs.all())
-    if not SCENARIOS[name].unknown_number:
+    if not SCENARIOS[name].unknown_number and not SCENARIOS[name].callback:
         assert call.strategy == strategy
     # Every status event once, attached to its leg, however it was delivered.
     delivered = set(result.status_events)
