@@ -1,6 +1,7 @@
 """The two roles staff are given, as Django groups with exactly these permissions.
 
-- Marketing: manage campaigns, their numbers and opening hours; view calls and reports.
+- Marketing: manage campaigns, their numbers, opening hours and alert recipients; view
+  calls, reports and the alert outbox.
 - Supervisors: view calls and reports, export them as CSV, see callers' numbers
   (everyone else sees them masked: ``calls.privacy``) and watch calls as they happen
   (the live board).
@@ -20,6 +21,8 @@ ROLE_PERMISSIONS: dict[str, list[tuple[str, str]]] = {
         ("calls", "view_callleg"),
         ("calls", "view_callevent"),
         ("calls", "view_report"),
+        *[("alerts", f"{action}_alertrecipient") for action in ("add", "change", "delete", "view")],
+        ("alerts", "view_alertdelivery"),
     ],
     "Supervisors": [
         ("campaigns", "view_campaign"),
@@ -32,6 +35,8 @@ ROLE_PERMISSIONS: dict[str, list[tuple[str, str]]] = {
         ("calls", "export_calls"),
         ("calls", "see_caller_numbers"),
         ("calls", "view_live_board"),
+        ("alerts", "view_alertrecipient"),
+        ("alerts", "view_alertdelivery"),
     ],
 }
 
@@ -43,8 +48,11 @@ def sync_role_groups(apps) -> None:  # type: ignore[no-untyped-def]
     from django.contrib.auth.management import create_permissions
 
     # Permissions are normally created after all migrations ran; make sure they exist.
-    for label in ("campaigns", "calls"):
-        config = apps.get_app_config(label)
+    for label in ("campaigns", "calls", "alerts"):
+        try:
+            config = apps.get_app_config(label)
+        except LookupError:  # an app whose first migration has not run yet
+            continue
         config.models_module = True
         create_permissions(config, apps=apps, verbosity=0)
         config.models_module = None

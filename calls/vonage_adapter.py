@@ -489,6 +489,26 @@ def _reset_setup_client(*, setting: str, **kwargs: Any) -> None:
         _setup_client.cache_clear()
 
 
+# --- SMS (alerts) ----------------------------------------------------------------------
+# Alerts about missed calls go out as SMS through Vonage's SMS API (``POST /sms/json`` on
+# the REST host, form-encoded, authenticated with the account's API key and secret, as the
+# SDK's ``vonage_sms`` sends it), with the set-up client: its host pair already points at a
+# local fake when VONAGE_API_HOST does. The API answers 200 even when it refuses a message
+# (``status`` other than "0" with an ``error-text``): the SDK raises SmsError for that.
+
+
+def sms_send(*, to: str, from_: str, text: str) -> str:
+    """Send one SMS; return Vonage's message id. Raises VonageUnavailable."""
+    from vonage_sms import SmsMessage
+
+    if not account_configured():
+        raise VonageUnavailable("VONAGE_API_KEY and VONAGE_API_SECRET are needed to send an SMS.")
+    response = _call_setup_sdk("sending an SMS", "sms", "send", SmsMessage(to=to, from_=from_, text=text))
+    message_id = str(response.messages[0].message_id or "")
+    logger.info("vonage.sms_sent to=%s message_id=%s", _mask(to), message_id)
+    return message_id
+
+
 # --- voicemail recordings -------------------------------------------------------------
 # A voicemail is fetched with the application's JWT from the URL Vonage's record event
 # gave (``recording_url``, e.g. https://api.nexmo.com/v1/files/<id>). That URL arrived in
