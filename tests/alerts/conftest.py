@@ -13,11 +13,16 @@ from tests.factories import CallFactory, CampaignFactory, TrackingNumberFactory
 CALLER = "447946000123"
 
 
-@pytest.fixture
-def campaign(db: None) -> Campaign:
+def summer_campaign() -> Campaign:
+    """The campaign the alerts are about, with its number on the M4 billboard."""
     campaign = CampaignFactory(name="Summer offer", topic="the summer offer", timezone="Europe/London")
     TrackingNumberFactory(campaign=campaign, number="447700900001", source="M4 billboard")
     return campaign
+
+
+@pytest.fixture
+def campaign(db: None) -> Campaign:
+    return summer_campaign()
 
 
 def recipient(
