@@ -10,13 +10,15 @@ from django.core.validators import validate_email
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from calls import privacy
 from campaigns.phone import display_number
 
-from .models import AlertDelivery, AlertRecipient, Channel, Frequency
+from .models import AlertDelivery, AlertRecipient, Channel, DeliveryState, Frequency
+from .services import MAX_ATTEMPTS
 
 
 class AlertRecipientForm(forms.ModelForm):
@@ -112,8 +114,7 @@ class AlertDeliveryAdmin(admin.ModelAdmin):
         "call_link",
         "event",
         "recipient_display",
-        "state",
-        "attempts",
+        "status",
         "sent_at",
         "why",
     )
@@ -165,6 +166,14 @@ class AlertDeliveryAdmin(admin.ModelAdmin):
         address = display_number(recipient.address) if recipient.channel == Channel.SMS else recipient.address
         digest = ", hourly" if recipient.frequency == Frequency.HOURLY else ""
         return f"{address} ({recipient.get_channel_display()}{digest})"
+
+    @admin.display(description="state", ordering="state")
+    def status(self, delivery: AlertDelivery) -> str:
+        """Pending rows that failed say when they are tried again."""
+        if delivery.state == DeliveryState.PENDING and delivery.attempts:
+            next_try = timezone.localtime(delivery.next_attempt_at)
+            return f"Retrying at {next_try:%H:%M} (tried {delivery.attempts} of {MAX_ATTEMPTS})"
+        return delivery.get_state_display()
 
     @admin.display(description="why")
     def why(self, delivery: AlertDelivery) -> str:

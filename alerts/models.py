@@ -92,8 +92,8 @@ class AlertDelivery(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        verbose_name = "alert sent"
-        verbose_name_plural = "alerts sent (outbox)"
+        verbose_name = "alert"
+        verbose_name_plural = "alerts (outbox)"
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["recipient", "call"], name="alertdelivery_once_per_call"),

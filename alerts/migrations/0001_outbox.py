@@ -48,8 +48,8 @@ class Migration(migrations.Migration):
                 ('recipient', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='deliveries', to='alerts.alertrecipient')),
             ],
             options={
-                'verbose_name': 'alert sent',
-                'verbose_name_plural': 'alerts sent (outbox)',
+                'verbose_name': 'alert',
+                'verbose_name_plural': 'alerts (outbox)',
                 'ordering': ['-created_at', '-id'],
             },
         ),

@@ -156,6 +156,9 @@ def test_staff_see_what_was_sent_what_failed_and_why(group: str, outbox: dict[st
     page = response.content.decode()
     assert "VonageUnavailable: Vonage answered 401 when sending an SMS." in page
     assert "+44 7700 900555 (SMS)" in page and "sales@example.com (Email)" in page
+    next_try = timezone.localtime(outbox["retrying"].next_attempt_at)
+    assert f"Retrying at {next_try:%H:%M} (tried 2 of 8)" in page
+    assert "Failed (gave up)" in page
     assert shown(response) == {row.pk for row in outbox.values()}
 
 
