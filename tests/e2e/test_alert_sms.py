@@ -104,3 +104,20 @@ def test_bad_account_credentials_are_why_it_failed(sms: FakeVonageAPI, settings:
         vonage_adapter.sms_send(to=TEAM_LEADER, from_="447700900001", text="Hello")
 
     assert sms.sent_sms == []
+
+
+def test_the_sms_api_refuses_a_number_that_is_not_e164(sms: FakeVonageAPI) -> None:
+    with pytest.raises(VonageUnavailable, match="error code 3: Invalid to address"):
+        vonage_adapter.sms_send(to="07700 900555", from_="447700900001", text="Hello")
+
+    assert sms.sent_sms == []
+
+
+def test_a_dropped_answer_is_a_failure_to_retry_though_the_sms_went(sms: FakeVonageAPI) -> None:
+    """At least once: the SMS API sent it, but the sender never heard, so it is tried again."""
+    sms.drop_after_accept(route="sms")
+
+    with pytest.raises(VonageUnavailable, match="Could not reach Vonage when sending an SMS"):
+        vonage_adapter.sms_send(to=TEAM_LEADER, from_="447700900001", text="Hello")
+
+    assert len(sms.sent_sms) == 1
