@@ -1,6 +1,7 @@
 """The two roles staff are given, as Django groups with exactly these permissions.
 
-- Marketing: manage campaigns, their numbers and opening hours; view calls and reports.
+- Marketing: manage campaigns, their numbers, opening hours and alert recipients; view
+  calls, reports and the alert outbox.
 - Supervisors: view calls and reports, export them as CSV, see callers' numbers
   (everyone else sees them masked: ``calls.privacy``), watch calls as they happen
   (the live board), work the call-back queue (``calls.callbacks``); tag calls, write
@@ -34,6 +35,8 @@ ROLE_PERMISSIONS: dict[str, list[tuple[str, str]]] = {
         ("calls", "view_report"),
         ("calls", "view_tag"),
         ("calls", "view_calltag"),
+        *[("alerts", f"{action}_alertrecipient") for action in ("add", "change", "delete", "view")],
+        ("alerts", "view_alertdelivery"),
     ],
     "Supervisors": [
         ("campaigns", "view_campaign"),
@@ -47,6 +50,8 @@ ROLE_PERMISSIONS: dict[str, list[tuple[str, str]]] = {
         ("calls", "see_caller_numbers"),
         ("calls", "view_live_board"),
         ("calls", "call_back"),
+        ("alerts", "view_alertrecipient"),
+        ("alerts", "view_alertdelivery"),
         *TAGS_AND_NOTES,
         ("calls", "add_tag"),
         ("calls", "view_blockedcaller"),
@@ -69,8 +74,11 @@ def sync_role_groups(apps) -> None:  # type: ignore[no-untyped-def]
     from django.contrib.auth.management import create_permissions
 
     # Permissions are normally created after all migrations ran; make sure they exist.
-    for label in ("campaigns", "calls"):
-        config = apps.get_app_config(label)
+    for label in ("campaigns", "calls", "alerts"):
+        try:
+            config = apps.get_app_config(label)
+        except LookupError:  # an app whose first migration has not run yet
+            continue
         config.models_module = True
         create_permissions(config, apps=apps, verbosity=0)
         config.models_module = None

@@ -426,13 +426,14 @@ def _app_config(spec: VoiceApplicationSpec) -> Any:
     )
 
 
-def _call_setup_sdk(doing: str, api: str, method: str, *args: Any) -> Any:
-    """``client.<api>.<method>(*args)``, its errors turned into VonageUnavailable."""
+def _call_setup_sdk(doing: str, api: str, method: str, *args: Any, client: Any = None) -> Any:
+    """``client.<api>.<method>(*args)`` (the set-up client by default), its errors turned
+    into VonageUnavailable."""
     from vonage import VonageError
     from vonage_http_client import HttpRequestError
 
     try:
-        return getattr(getattr(_setup_client(), api), method)(*args)
+        return getattr(getattr(client or _setup_client(), api), method)(*args)
     except HttpRequestError as exc:
         status = exc.response.status_code if exc.response is not None else None
         detail = _error_detail(exc.response)
@@ -483,10 +484,51 @@ def _setup_client() -> Any:
     return Vonage(auth, options)
 
 
+@lru_cache(maxsize=1)
+def _sms_client() -> Any:
+    from vonage import Auth, HttpClientOptions, Vonage
+
+    api_host, rest_host = _setup_hosts()
+    auth = Auth(api_key=settings.VONAGE_API_KEY, api_secret=settings.VONAGE_API_SECRET)
+    options = HttpClientOptions(
+        api_host=api_host, rest_host=rest_host, timeout=_SETUP_TIMEOUT_SECONDS, max_retries=0, pool_maxsize=1
+    )
+    return Vonage(auth, options)
+
+
 @receiver(setting_changed)
 def _reset_setup_client(*, setting: str, **kwargs: Any) -> None:
     if setting.startswith("VONAGE_"):
         _setup_client.cache_clear()
+        _sms_client.cache_clear()
+
+
+# --- SMS (alerts) ----------------------------------------------------------------------
+# Alerts about missed calls go out as SMS through Vonage's SMS API (``POST /sms/json`` on
+# the REST host, form-encoded, authenticated with the account's API key and secret, as the
+# SDK's ``vonage_sms`` sends it), to the set-up client's hosts (a local fake when
+# VONAGE_API_HOST names one). The API answers 200 even when it refuses a message
+# (``status`` other than "0" with an ``error-text``): the SDK raises SmsError for that.
+#
+# A client of its own that never re-sends: the SDK's HttpClient re-sends a request whose
+# connection closed before the answer (RemoteDisconnected) up to ``pool_maxsize`` times
+# (10 by default), and urllib3 retries on its own, so a text Vonage had already accepted
+# would go out again, once per re-send (found with the fake's drop_after_accept). With a
+# pool of one and no urllib3 retries it is sent once per attempt; the alert outbox decides
+# about trying again (tests/e2e/test_alert_sms.py).
+
+
+def sms_send(*, to: str, from_: str, text: str) -> str:
+    """Send one SMS; return Vonage's message id. Raises VonageUnavailable."""
+    from vonage_sms import SmsMessage
+
+    if not account_configured():
+        raise VonageUnavailable("VONAGE_API_KEY and VONAGE_API_SECRET are needed to send an SMS.")
+    message = SmsMessage(to=to, from_=from_, text=text)
+    response = _call_setup_sdk("sending an SMS", "sms", "send", message, client=_sms_client())
+    message_id = str(response.messages[0].message_id or "")
+    logger.info("vonage.sms_sent to=%s message_id=%s", _mask(to), message_id)
+    return message_id
 
 
 # --- voicemail recordings -------------------------------------------------------------

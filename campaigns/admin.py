@@ -52,6 +52,7 @@ from simple_history.models import ModelChange
 from simple_history.template_utils import HistoricalRecordContextHelper
 from simple_history.utils import bulk_update_with_history
 
+from alerts.admin import AlertRecipientInline
 from calls.models import Call, NumberStatus, Outcome
 from calls.reports import ReportPeriod, ReportRow
 
@@ -458,7 +459,7 @@ class CampaignAdmin(PhoneNumberFieldsMixin, NumberSearchMixin, SimpleHistoryAdmi
     list_filter = ("is_active", ("strategy", WaitingFilter), DemoFilter)
     search_fields = ("name", "topic", "numbers__number", "numbers__source")
     readonly_fields = ("whisper_preview", "whisper_preview_masked")
-    inlines = [TrackingNumberInline, OpeningHoursInline]
+    inlines = [TrackingNumberInline, OpeningHoursInline, AlertRecipientInline]
     phone_number_fields = ("destination",)
     # Vonage fetches hold music over the internet: a bare host means HTTPS.
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}

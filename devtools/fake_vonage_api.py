@@ -10,6 +10,10 @@ Routes, shaped like Vonage's:
 - ``PUT /v1/calls/{uuid}``: hangup, transfer, mute, unmute, earmuff, unearmuff → 204
 - ``GET /v1/calls/{uuid}``: the call's record → 200
 - ``GET /v1/calls``: the calls, ``_embedded.calls``, filtered by ``conversation_uuid``/``status``
+- ``POST /sms/json``: Vonage's SMS API (form-encoded, the account's API key and secret) →
+  200 with ``message-count`` and ``messages``; a refused message is a 200 too, with a
+  non-zero ``status`` and an ``error-text`` (bad credentials, a bad number, or one injected
+  with :meth:`FakeVonageAPI.reject_sms`)
 
 With ``calls_per_second`` (``--calls-per-second``) the fake enforces the account's limit
 on new outbound calls as Vonage does (VONAGE.md: about 3 a second, create-calls and
@@ -31,6 +35,7 @@ Imported only by tests, benchmarks and dev tools, never on the request path::
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import random
 import re
@@ -53,14 +58,20 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import jwt
 import trustme
 
-Route = Literal["create", "update", "get", "list"]
-ROUTES: tuple[Route, ...] = ("create", "update", "get", "list")
+Route = Literal["create", "update", "get", "list", "sms"]
+ROUTES: tuple[Route, ...] = ("create", "update", "get", "list", "sms")
 
 UPDATE_ACTIONS = frozenset({"hangup", "transfer", "mute", "unmute", "earmuff", "unearmuff"})
 TERMINAL_STATUSES = frozenset({"completed", "busy", "cancelled", "unanswered", "rejected", "failed", "timeout"})
 # E.164 digits without "+", as Vonage wants them (the SDK's own PhoneNumber pattern).
 _NUMBER = re.compile(r"^[1-9]\d{6,14}$")
 _CALL_PATH = re.compile(r"^/v1/calls/(?P<uuid>[^/]+)/?$")
+_SMS_PATH = "/sms/json"
+# The SMS API's own status codes (its answer is HTTP 200 either way).
+SMS_THROTTLED = "1"
+SMS_MISSING_PARAMS = "2"
+SMS_INVALID_PARAMS = "3"
+SMS_INVALID_CREDENTIALS = "4"
 
 # Vonage's error bodies: RFC 7807-style, ``type`` pointing at the error catalogue.
 _ERRORS: dict[int, tuple[str, str]] = {
@@ -90,7 +101,7 @@ class RecordedRequest:
     route: Route | None
     # Filled in once answered: the status sent, or None when the fake hung or dropped.
     status: int | None = None
-    fault: str = ""  # "", "status", "hang", "drop" or "rate" (over calls_per_second)
+    fault: str = ""  # "", "status", "hang", "drop", "sms" (refused) or "rate" (over calls_per_second)
     jwt_claims: dict[str, Any] | None = None
 
     @property
@@ -147,8 +158,10 @@ class FakeCall:
 
 @dataclass
 class _Fault:
-    kind: Literal["status", "hang", "drop"]
+    kind: Literal["status", "hang", "drop", "sms"]
     status: int = 0
+    sms_status: str = ""  # kind "sms": the SMS API's refusal, answered with HTTP 200
+    error_text: str = ""
     remaining: int | None = None  # None: every matching request
     share: float = 1.0
 
@@ -159,7 +172,8 @@ class FakeVonageAPI:
     ``public_key`` (PEM) makes the fake verify each request's ``Authorization: Bearer``
     JWT as RS256 and answer 401 otherwise, as Vonage does for bad credentials;
     ``application_id`` also requires the token's ``application_id`` claim to match.
-    ``seed`` fixes which requests a ``share`` of faults hits.
+    ``seed`` fixes which requests a ``share`` of faults hits. ``api_key`` and
+    ``api_secret``, when given, are what the SMS API accepts (basic auth, as the SDK sends).
     """
 
     def __init__(
@@ -172,8 +186,13 @@ class FakeVonageAPI:
         hang_seconds: float = 30.0,
         ca_dir: str | Path | None = None,
         calls_per_second: float | None = None,
+        api_key: str | None = None,
+        api_secret: str | None = None,
     ) -> None:
         self.public_key = public_key
+        self.api_key = api_key
+        self.api_secret = api_secret
+        self._sms: list[dict[str, str]] = []
         self.application_id = application_id
         self.hang_seconds = hang_seconds
         self._port = port
@@ -282,6 +301,12 @@ class FakeVonageAPI:
         """
         self._add_fault(route, _Fault("drop", remaining=times, share=share))
 
+    def reject_sms(
+        self, status: str = SMS_THROTTLED, error_text: str = "Throttled", *, times: int | None = 1, share: float = 1.0
+    ) -> None:
+        """Refuse the next ``times`` SMS as the SMS API does: HTTP 200, ``status`` non-zero."""
+        self._add_fault("sms", _Fault("sms", sms_status=status, error_text=error_text, remaining=times, share=share))
+
     def set_calls_per_second(self, rate: float | None) -> None:
         """Enforce the account's limit on new calls (None: no limit); the bucket starts full."""
         with self._lock:
@@ -371,6 +396,12 @@ class FakeVonageAPI:
         with self._lock:
             return self._calls[uuid]
 
+    @property
+    def sent_sms(self) -> list[dict[str, str]]:
+        """The SMS the fake accepted, oldest first: the form fields sent and the ``message-id`` given."""
+        with self._lock:
+            return [dict(message) for message in self._sms]
+
     def add_call(
         self,
         *,
@@ -436,7 +467,10 @@ class FakeVonageAPI:
         raw = handler.rfile.read(length) if length else b""
         body: Any = None
         body_error = ""
-        if raw:
+        if raw and route == "sms":
+            # The SMS API takes a form, not JSON.
+            body = dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+        elif raw:
             try:
                 body = json.loads(raw)
             except ValueError:
@@ -468,6 +502,16 @@ class FakeVonageAPI:
             self._answer(handler, request, fault.status, _error(fault.status, "Injected by the fake."))
             return
 
+        if route == "sms":
+            # The account's key and secret, not the application's JWT: checked by the route.
+            if fault is not None and fault.kind in ("sms", "drop"):
+                self._note(request, fault=fault.kind)
+            status, payload = self._route_sms(handler.headers.get("Authorization", ""), body, fault)
+            if fault is not None and fault.kind == "drop":
+                handler.drop_connection()  # the message was sent; the client never hears
+                return
+            self._answer(handler, request, status, payload)
+            return
         claims, auth_error = self._authenticate(handler.headers.get("Authorization", ""))
         self._note(request, jwt_claims=claims)
         if auth_error:
@@ -574,6 +618,43 @@ class FakeVonageAPI:
                 self._set_status(call, "completed" if call.status == "answered" else "cancelled")
         return 204, None
 
+    def _route_sms(self, authorization: str, form: Any, fault: _Fault | None) -> tuple[int, Any]:
+        """``POST /sms/json``. Every refusal is HTTP 200 with one message whose ``status``
+        is not "0", as the SMS API answers (its documented status codes)."""
+        form = form if isinstance(form, dict) else {}
+        to = str(form.get("to", ""))
+
+        def refused(status: str, text: str) -> tuple[int, Any]:
+            return 200, {"message-count": "1", "messages": [{"to": to, "status": status, "error-text": text}]}
+
+        scheme, _, encoded = authorization.partition(" ")
+        try:
+            key, _, secret = base64.b64decode(encoded).decode().partition(":") if scheme == "Basic" else ("", "", "")
+        except ValueError:
+            key, secret = "", ""
+        key, secret = key or str(form.get("api_key", "")), secret or str(form.get("api_secret", ""))
+        if not key or not secret or (self.api_key, self.api_secret) not in ((None, None), (key, secret)):
+            return refused(SMS_INVALID_CREDENTIALS, "Bad Credentials")
+        if fault is not None and fault.kind == "sms":
+            return refused(fault.sms_status, fault.error_text)
+        missing = [name for name in ("from", "to", "text") if not form.get(name)]
+        if missing:
+            return refused(SMS_MISSING_PARAMS, f"Missing {missing[0]} param")
+        if not _NUMBER.match(to):
+            return refused(SMS_INVALID_PARAMS, "Invalid to address")
+        message_id = uuid_lib.uuid4().hex.upper()[:16]
+        with self._lock:
+            self._sms.append({**{k: str(v) for k, v in form.items()}, "message-id": message_id})
+        answer = {
+            "to": to,
+            "message-id": message_id,
+            "status": "0",
+            "remaining-balance": "10.00000000",
+            "message-price": "0.03330000",
+            "network": "23410",
+        }
+        return 200, {"message-count": "1", "messages": [answer]}
+
     def _route_get(self, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
         uuid = _uuid_in(path)
         with self._lock:
@@ -671,6 +752,8 @@ def _route_for(method: str, path: str) -> Route | None:
         return "update"
     if one_call and method == "GET":
         return "get"
+    if path.rstrip("/") == _SMS_PATH and method == "POST":
+        return "sms"
     return None
 
 

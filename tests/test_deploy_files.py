@@ -147,6 +147,8 @@ def test_there_are_units_for_the_web_processes_and_each_scheduled_job() -> None:
         "whisper-reconcile.timer",
         "whisper-purge.service",
         "whisper-purge.timer",
+        "whisper-alerts.service",
+        "whisper-alerts.timer",
     }
 
 

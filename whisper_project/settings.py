@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "simple_history",
     "campaigns",
     "calls",
+    "alerts",
     # The simulator's command (manage.py simulate_call); its fake of Vonage's API and
     # their dependencies load only when it runs (requirements-dev.txt).
     "devtools",
@@ -295,6 +296,22 @@ if PHONE_NUMBER_DISPLAY not in ("international", "national"):
 # The currency of Vonage's call prices (EUR unless the account is billed in another).
 CALL_PRICE_CURRENCY = env.str("CALL_PRICE_CURRENCY", default="EUR")
 
+# Alerts about missed calls and voicemails (alerts/, `manage.py send_alerts`). Mail goes through
+# Django's mail with the server in EMAIL_URL (django-environ: smtp+tls://user:password@host:587,
+# smtp+ssl://…:465, smtp://host:25; consolemail:// prints it). Development prints it by default.
+_EMAIL = env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25")
+EMAIL_BACKEND = _EMAIL["EMAIL_BACKEND"]
+EMAIL_HOST = _EMAIL.get("EMAIL_HOST") or "localhost"
+EMAIL_PORT = _EMAIL.get("EMAIL_PORT") or 25
+EMAIL_HOST_USER = _EMAIL.get("EMAIL_HOST_USER") or ""
+EMAIL_HOST_PASSWORD = _EMAIL.get("EMAIL_HOST_PASSWORD") or ""
+EMAIL_USE_TLS = bool(_EMAIL.get("EMAIL_USE_TLS"))
+EMAIL_USE_SSL = bool(_EMAIL.get("EMAIL_USE_SSL"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Call Whisper <alerts@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Seconds the mail server may take to accept a message before the attempt counts as failed.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
 # "plain" lines for people, or "json": one object a line with timestamp, level, logger,
 # message and, when known, call_id, for a log collector.
@@ -326,6 +343,7 @@ LOGGING = {
     "loggers": {
         "calls": {"level": LOG_LEVEL},
         "campaigns": {"level": LOG_LEVEL},
+        "alerts": {"level": LOG_LEVEL},
         "django.request": {"level": "ERROR"},
     },
 }

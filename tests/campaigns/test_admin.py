@@ -384,9 +384,10 @@ def test_change_form_is_organised_in_sections(admin_client: Client, summer_numbe
     body = response.content.decode()
     assert "further destinations" in body.lower()
     assert "press 1 to accept" in body.lower()
-    numbers, hours = response.context["inline_admin_formsets"]
+    numbers, hours, alerts = response.context["inline_admin_formsets"]
     assert numbers.formset.prefix == "numbers"
     assert hours.formset.prefix == "opening_hours"
+    assert alerts.formset.prefix == "alert_recipients"
     assert [f["name"] for f in hours.fields()] == ["weekday", "opens", "closes"]
 
 
