@@ -1,14 +1,15 @@
 -- Replays prepared requests, each once: wrk -t1 ... -s replay.lua URL -- FILE
 --
 -- FILE holds one request a line: "PATH<TAB>AUTHORIZATION" (the second field empty for an
--- unsigned request). Each request is sent once, in order; when every one has been sent the
--- thread stops, so a run ends at -d or when the prepared requests run out, whichever comes
--- first (wrk's requests/s is then over the shorter time). A signed webhook's jti may be used
--- once, so a request is never repeated: a connection that asks for one more after the end
--- gets GET /replay-exhausted (a 404 on both apps, stored nowhere), unanswered as the thread
--- stops. wrk's own Requests/sec divides by -d even when the thread stopped sooner, so the
--- script also times the run itself (first request sent to last response read, CLOCK_MONOTONIC
--- through LuaJIT's ffi). done() prints one JSON line: "wrk-result {...}".
+-- unsigned request). Each request is sent once, in order; a run ends at -d or once every
+-- prepared request has been answered, whichever comes first. A signed webhook's jti may be
+-- used once, so a request is never repeated: a connection that asks for one more after the
+-- last was sent gets the start of a request that never ends (no blank line after the
+-- headers), which the server waits on without doing any work while the other connections'
+-- last answers come in; the thread stops at the last answer. wrk's own Requests/sec divides
+-- by -d even when the thread stopped sooner, so the script also times the run itself (first
+-- request sent to last answer read, CLOCK_MONOTONIC through LuaJIT's ffi). done() prints
+-- one JSON line: "wrk-result {...}".
 
 local ffi = require("ffi")
 ffi.cdef([[
@@ -45,11 +46,18 @@ function init(args)
    prepared_count = #prepared
 end
 
+-- wrk calls request() once right after init() to check what it returns, and sends nothing
+-- of it: that call gets the first request without using it up. (So: -t1 only.)
+local checked = false
+
 function request()
+   if not checked then
+      checked = true
+      return prepared[1] or "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+   end
    local index = next_request
    if index > #prepared then
-      wrk.thread:stop()
-      return wrk.format("GET", "/replay-exhausted")
+      return "GET /replay-exhausted HTTP/1.1\r\nHost: 127.0.0.1\r\n"
    end
    next_request = index + 1
    if sent == 0 then

@@ -64,6 +64,7 @@ def test_both_apps_are_measured_on_both_routes_and_our_calls_verified() -> None:
             assert re.search(rf"^{route} c={connections}: req/s x[\d.]+ ", output, re.MULTILINE), output
     assert re.search(r"^ours: \d+ calls in PostgreSQL .*every answered call recorded: yes$", output, re.M), output
     assert re.search(r"^ours: agent calls placed at the fake: .*each placed once: yes$", output, re.M), output
-    assert re.search(r"^ours: agent legs in PostgreSQL: .*every answered agent recorded: yes$", output, re.M), output
+    whispers = r"^ours: calls with the agent's whisper in PostgreSQL: .*every answered agent recorded: yes$"
+    assert re.search(whispers, output, re.M), output
     assert re.search(r"^seed: agent calls placed at the fake: .*every answered call placed: yes", output, re.M)
     assert "verification: OK" in output
