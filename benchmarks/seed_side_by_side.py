@@ -76,6 +76,7 @@ import uuid as uuid_lib
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -493,10 +494,12 @@ class Verification:
 
 
 def _benchmark(args: argparse.Namespace, work: Path, seed_dir: Path) -> int:
+    node = subprocess.run(["node", "--version"], capture_output=True, text=True, check=False).stdout.strip()  # noqa: S607
     print(
-        f"side by side: wrk -t1 at {' and '.join(f'c={c}' for c in CONNECTIONS)} for up to {args.seconds} s per "
-        f"run, fresh calls; fake API latency {args.latency_ms} ms; seed {seed_dir} "
-        f"(node {subprocess.run(['node', '--version'], capture_output=True, text=True, check=False).stdout.strip()})",  # noqa: S607
+        f"side by side on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, load average "
+        f"{os.getloadavg()[0]:.1f}: wrk -t1 at {' and '.join(f'c={c}' for c in CONNECTIONS)} for up to "
+        f"{args.seconds} s per run, fresh calls; fake API latency {args.latency_ms} ms; seed {seed_dir} "
+        f"at {SEED_COMMIT} (node {node})",
         flush=True,
     )
     results: list[Result] = []
@@ -525,6 +528,7 @@ def _benchmark(args: argparse.Namespace, work: Path, seed_dir: Path) -> int:
             print(line)
     passed = all(check.passed for check in checks)
     print("verification: " + ("OK" if passed else "FAILED"))
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} (this machine's other work shows in every figure)")
     return 0 if passed else 1
 
 
@@ -574,7 +578,7 @@ def _app_runs(
         print(_row(measured[-1]), flush=True)
     if args.fill_seconds:
         warmups.append(warm_up(INBOUND, CONNECTIONS[0], args.fill_seconds, new_callers(args.fill_seconds)))
-    placed = _agent_calls_settled(fake, server.port, expected=sum(r.answered for r in warmups + measured))
+    placed = _agent_calls_settled(fake, server.port, expected=sum(r.ok for r in warmups + measured))
     pool = outbound_paths(placed, region_url=fake.url)
     warmup_share = min(len(pool) // 10, 500)
     warmups.append(warm_up(OUTBOUND, WARMUP_CONNECTIONS, args.warmup_seconds, pool[:warmup_share]))
