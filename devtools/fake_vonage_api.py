@@ -213,6 +213,12 @@ class FakeVonageAPI:
         self._tokens_at = 0.0
         self.rate_limited = 0  # create-calls (and simulated connects) refused as over the limit
         self.set_calls_per_second(calls_per_second)
+        # Stricter than Vonage by default, to catch this app forgetting either. Vonage accepts
+        # an application JWT without ``exp`` (the tutorial's SDK, nexmo 1.2.1, signs none) and
+        # falls back to the application's event URL when a create-call gives none:
+        # benchmarks/seed_side_by_side.py relaxes both for the seed's Node app.
+        self.require_exp = True
+        self.application_event_url: str | None = None
 
     # --- life cycle ---------------------------------------------------------------------
 
@@ -562,12 +568,10 @@ class FakeVonageAPI:
             if self.public_key is None:
                 claims = jwt.decode(token, options={"verify_signature": False})
             else:
-                claims = jwt.decode(
-                    token,
-                    self.public_key,
-                    algorithms=["RS256"],
-                    options={"require": ["iat", "exp", "jti", "application_id"]},
+                required = (
+                    ["iat", "exp", "jti", "application_id"] if self.require_exp else ["iat", "jti", "application_id"]
                 )
+                claims = jwt.decode(token, self.public_key, algorithms=["RS256"], options={"require": required})
         except jwt.PyJWTError as exc:
             return None, f"Invalid token: {exc}."
         if self.application_id is not None and claims.get("application_id") != self.application_id:
@@ -575,6 +579,8 @@ class FakeVonageAPI:
         return claims, ""
 
     def _route_create(self, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
+        if isinstance(body, dict) and "event_url" not in body and self.application_event_url:
+            body = {**body, "event_url": [self.application_event_url]}
         problem = _create_problem(body)
         if problem:
             return 400, _error(400, problem)

@@ -140,6 +140,27 @@ def test_credentials_are_checked(token: str | None, why: str, api: Api) -> None:
     assert api.fake.created_calls() == []
 
 
+def test_a_token_without_exp_is_refused_unless_the_fake_is_told_vonage_accepts_it(api: Api) -> None:
+    now = int(time.time())
+    payload = {"application_id": APPLICATION_ID, "iat": now, "jti": str(uuid.uuid4())}
+    no_exp = jwt.encode(payload, api.signing_key, algorithm="RS256")
+
+    assert api.send("POST", "/v1/calls", CREATE, token=no_exp).status_code == 401
+    api.fake.require_exp = False  # as for the seed's SDK (benchmarks/seed_side_by_side.py)
+    assert api.send("POST", "/v1/calls", CREATE, token=no_exp).status_code == 201
+    assert api.send("POST", "/v1/calls", CREATE, token=api.token(application_id="someone-else")).status_code == 401
+
+
+def test_a_create_without_event_url_takes_the_applications_when_one_is_set(api: Api) -> None:
+    body = {key: value for key, value in CREATE.items() if key != "event_url"}
+
+    assert api.send("POST", "/v1/calls", body).status_code == 400
+    api.fake.application_event_url = "http://127.0.0.1:5000/event"
+    assert api.send("POST", "/v1/calls", body).status_code == 201
+    (call,) = api.fake.created_calls()
+    assert call.event_url == ["http://127.0.0.1:5000/event"]
+
+
 def test_updates(api: Api) -> None:
     uuid_ = api.create()["uuid"]
     path = f"/v1/calls/{uuid_}"
