@@ -207,7 +207,7 @@ def _agent_call_claim_sql() -> str:
     quote = connection.ops.quote_name
     every = ", ".join(quote(str(field.column)) for field in Call._meta.concrete_fields)
     return (
-        f"UPDATE {quote(Call._meta.db_table)} SET agent_requested_at = %s "  # noqa: S608
+        f"UPDATE {quote(Call._meta.db_table)} SET {quote('agent_requested_at')} = %s "  # noqa: S608
         "WHERE id = %s AND strategy = %s AND attempt = 0 AND state = %s "
         f"AND agent_requested_at IS NULL AND ring_at IS NULL RETURNING {every}"
     )
