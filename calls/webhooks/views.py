@@ -37,6 +37,7 @@ from .serializers import (
     EventSerializer,
     FallbackSerializer,
     storable,
+    validated,
 )
 from .signatures import SignedRequest
 
@@ -94,9 +95,7 @@ class VonageWebhook(APIView):
         return self.handle(request, self.payload)
 
     def validated(self, data: dict[str, Any]) -> dict[str, Any]:
-        serializer = self.input_serializer(data=data)
-        serializer.is_valid(raise_exception=True)
-        return dict(serializer.validated_data)
+        return validated(self.input_serializer, data)
 
     def handle(self, request: Request, data: dict[str, Any]) -> Response:
         raise NotImplementedError
@@ -429,10 +428,9 @@ class EventView(VonageWebhook):
         return super().handle_exception(exc)
 
     def handle(self, request: Request, data: dict[str, Any]) -> Response:
-        context = EventContextSerializer(data=self.callback)
-        context.is_valid(raise_exception=True)
-        call_id, attempt = context.validated_data.get("call"), context.validated_data.get("attempt")
-        if context.validated_data.get("checkpoint"):
+        context = validated(EventContextSerializer, self.callback)
+        call_id, attempt = context.get("call"), context.get("attempt")
+        if context.get("checkpoint"):
             # A notify's body is the payload we chose; our query string names the call.
             return self.checkpoint(call_id, data)
         self.validated(data)
