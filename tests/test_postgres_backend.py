@@ -1,12 +1,13 @@
 """whisper_project/postgresql: no ``SELECT 1`` before a request on a connection that
 served the last one without error moments ago; an idle or failed one is still checked."""
 
+import time
 from typing import Any
 
 import psycopg
 import pytest
 from django.core.wsgi import get_wsgi_application
-from django.db import connection
+from django.db import close_old_connections, connection
 from django.db.backends.postgresql.base import DatabaseWrapper as DjangoPostgres
 from django.test import Client, RequestFactory
 from pytest_django.fixtures import Settings
@@ -40,7 +41,9 @@ def request(client: Client) -> None:
     connection upkeep before and after each request, as gunicorn's workers do."""
     status: list[str] = []
     environ = RequestFactory().get("/healthz").environ
-    body = b"".join(get_wsgi_application()(environ, lambda code, headers, *_: status.append(code)))
+    response = get_wsgi_application()(environ, lambda code, headers, *_: status.append(code))
+    body = b"".join(response)
+    response.close()  # as the server does: Django's request_finished
     assert status == ["200 OK"], body
 
 
@@ -74,3 +77,20 @@ def test_a_connection_broken_while_idle_is_replaced_before_use(
 
     assert checks == ["default"]
     assert connection.connection is not old
+
+
+def test_a_request_that_did_not_use_the_connection_does_not_vouch_for_it(
+    client: Client, checks: list[str], settings: Settings
+) -> None:
+    """A request answered without the database (an outage's back-off) says nothing of the
+    connection: the next request that uses it checks it first."""
+    settings.DATABASE_KNOWN_GOOD_SECONDS = 0.3
+    request(client)  # used: known good for 0.3 s
+    time.sleep(0.2)
+    close_old_connections()  # a request that never touched the database: starts…
+    close_old_connections()  # …and ends
+    time.sleep(0.2)  # past the window the first request opened
+
+    request(client)
+
+    assert checks == ["default"]

@@ -2,8 +2,10 @@
 
 With ``CONN_HEALTH_CHECKS`` Django sends ``SELECT 1`` before the first query of every
 request that reuses a connection: a round trip on each of a call's dozen webhooks. A
-connection that finished its last request without an error less than
-``DATABASE_KNOWN_GOOD_SECONDS`` ago is trusted instead; an idle one is still checked,
+connection that served its last request without an error, having been used in it, less
+than ``DATABASE_KNOWN_GOOD_SECONDS`` ago is trusted instead (a request that did not touch
+the database, such as one answered during an outage's back-off, proves nothing and
+extends nothing); an idle one is still checked,
 so a connection that a database restart broke is replaced before it is used. A
 restart inside that window costs the requests running then what it costs them anyway
 (a database error: the webhooks' safe answer, the spool, a 503 for Vonage to retry),
@@ -21,10 +23,16 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.known_good_until = 0.0
+        self.used_since_check = False
+
+    def create_cursor(self, name: str | None = None) -> Any:
+        self.used_since_check = True
+        return super().create_cursor(name)
 
     def close_if_unusable_or_obsolete(self) -> None:
+        used, self.used_since_check = self.used_since_check, False
         super().close_if_unusable_or_obsolete()
-        if self.connection is not None and not self.errors_occurred:
+        if self.connection is not None and used and not self.errors_occurred:
             self.known_good_until = time.monotonic() + settings.DATABASE_KNOWN_GOOD_SECONDS
 
     def close_if_health_check_failed(self) -> None:
