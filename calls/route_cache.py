@@ -35,6 +35,8 @@ class _Entry:
 _lock = threading.Lock()
 _version: int | None = None
 _routes: dict[str, _Entry] = {}
+# The same routes by tracking number id, for calls that name their number (campaign_attach).
+_by_number_id: dict[int, Route] = {}
 
 
 def route_cached(to: str, *, version: int | None) -> Route:
@@ -46,6 +48,7 @@ def route_cached(to: str, *, version: int | None) -> Route:
     with _lock:
         if version != _version:
             _routes.clear()
+            _by_number_id.clear()
             _version = version
         entry = _routes.get(to)
     if entry is not None and now - entry.loaded_at < MAX_AGE_SECONDS:
@@ -55,7 +58,10 @@ def route_cached(to: str, *, version: int | None) -> Route:
         if version == _version:
             if len(_routes) >= MAX_ENTRIES:
                 _routes.clear()
+                _by_number_id.clear()
             _routes[to] = _Entry(route, now)
+            if route.tracking_number is not None:
+                _by_number_id[route.tracking_number.pk] = route
     return route
 
 
@@ -69,14 +75,12 @@ def campaign_attach(call: Call, *, version: int | None = None) -> None:
     with _lock:
         if version is not None and version != _version:
             return
-        entries = list(_routes.values())
-    for entry in entries:
-        number, campaign = entry.route.tracking_number, entry.route.campaign
-        if number is not None and number.pk == call.tracking_number_id:
-            call.tracking_number = number
-            if campaign is not None and campaign.pk == call.campaign_id:
-                call.campaign = campaign
-            return
+        route = _by_number_id.get(call.tracking_number_id)
+    if route is None or route.tracking_number is None:
+        return
+    call.tracking_number = route.tracking_number
+    if route.campaign is not None and route.campaign.pk == call.campaign_id:
+        call.campaign = route.campaign
 
 
 def forget() -> None:
@@ -84,6 +88,7 @@ def forget() -> None:
     global _version
     with _lock:
         _routes.clear()
+        _by_number_id.clear()
         _version = None
 
 

@@ -199,48 +199,40 @@ class AnswerOutboundView(AnswerWebhook):
         # The call and attempt are ours, from the signed URL: never from Vonage's fields.
         fields = self.validated({**data, **self.callback})
         try:
-            ncco = services.call_answer_agent(
-                call_id=fields["call"],
-                uuid=fields["uuid"],
-                conversation_uuid=fields["conversation_uuid"],
-                region_url=fields["region_url"],
-                attempt=fields.get("attempt"),
-            )
+            ncco = self.answer_leg(fields)
         except services.CallNotFound:
-            logger.warning("answer_outbound.unknown_call call=%s uuid=%s", fields["call"], fields["uuid"])
+            logger.warning("%s.unknown_call call=%s uuid=%s", self.log_name, fields["call"], fields["uuid"])
             raise exceptions.NotFound(f"There is no call {fields['call']}.") from None
         return Response(ncco)
+
+    def answer_leg(self, fields: dict[str, Any]) -> Ncco:
+        return services.call_answer_agent(
+            call_id=fields["call"],
+            uuid=fields["uuid"],
+            conversation_uuid=fields["conversation_uuid"],
+            region_url=fields["region_url"],
+            attempt=fields.get("attempt"),
+        )
 
 
 @api.placed_call_answer_schema(
     "answer_callback", summary="The staff member answered the call-back we placed to their own phone"
 )
-class AnswerCallbackView(AnswerWebhook):
+class AnswerCallbackView(AnswerOutboundView):
     """A call-back (calls/callbacks.py): the staff leg's answer is the whisper, then the
-    caller rung. The call is ours, from the signed URL."""
+    caller rung. The call is ours, from the signed URL; the staff member's own phone is
+    never connected to the call centre (the agent's safe answer)."""
 
-    input_serializer = AnswerOutboundSerializer
     route = "calls:answer_callback"
     log_name = "answer_callback"
-    spool_route = spool.AGENT_ANSWER
 
-    def safe_ncco(self) -> Ncco:
-        # The staff member's own phone: never connected to the call centre.
-        return nccos.agent_hears_call_failed()
-
-    def answer(self, request: Request, data: dict[str, Any]) -> Response:
-        fields = self.validated({**data, **self.callback})
-        try:
-            ncco = callbacks.callback_answer(
-                call_id=fields["call"],
-                uuid=fields["uuid"],
-                conversation_uuid=fields["conversation_uuid"],
-                region_url=fields["region_url"],
-            )
-        except services.CallNotFound:
-            logger.warning("answer_callback.unknown_call call=%s uuid=%s", fields["call"], fields["uuid"])
-            raise exceptions.NotFound(f"There is no call-back {fields['call']}.") from None
-        return Response(ncco)
+    def answer_leg(self, fields: dict[str, Any]) -> Ncco:
+        return callbacks.callback_answer(
+            call_id=fields["call"],
+            uuid=fields["uuid"],
+            conversation_uuid=fields["conversation_uuid"],
+            region_url=fields["region_url"],
+        )
 
 
 @api.caller_answer_schema(
