@@ -44,6 +44,12 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=100, help="calls per round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--database", default="callwhisper_cpubench")
+    parser.add_argument(
+        "--profile",
+        metavar="WEBHOOK",
+        help="also profile one webhook (answer_inbound, checkpoint, answer_outbound or event) with cProfile "
+        "over one more round, and print its 40 costliest functions by own time and by cumulative time",
+    )
     args = parser.parse_args()
 
     problem = load.postgres_reachable()
@@ -75,8 +81,24 @@ def main() -> int:
     for name in ("answer_inbound (with the agent call)", "checkpoint", "answer_outbound", "event", "call"):
         label = "complete call (11 requests)" if name == "call" else f"{name} per request"
         print(f"  {label:44s} {1000 * statistics.median(r[name] for r in rounds):6.2f}")
+    if args.profile:
+        profile_round(app, args.profile, args.calls)
     load.database_drop(args.database)
     return 0
+
+
+def profile_round(app: App, webhook: str, calls: int) -> None:
+    import cProfile
+    import pstats
+
+    app.profiled = (webhook, cProfile.Profile())
+    for _ in range(calls):
+        app.call()
+    profile = app.profiled[1]
+    app.profiled = None
+    print(f"\ncProfile of {webhook}, {calls} requests (times per run, profiler overhead included):")
+    for order in ("tottime", "cumulative"):
+        pstats.Stats(profile).sort_stats(order).print_stats(40)
 
 
 class App:
@@ -86,6 +108,7 @@ class App:
         self.application = application
         self.factory = factory
         self.cpu: dict[str, list[float]] = defaultdict(list)
+        self.profiled: tuple[str, Any] | None = None
 
     def request(self, name: str, method: str, path: str, payload: Any = None) -> Any:
         # Signed as Vonage signs (outside the measured time): the server checks it.
@@ -96,8 +119,13 @@ class App:
         else:
             request = self.factory.post(path, body, content_type="application/json", headers=headers)
         status: list[str] = []
+        profiler = self.profiled[1] if self.profiled and name.startswith(self.profiled[0]) else None
+        if profiler:
+            profiler.enable()
         started = time.process_time()
         body = b"".join(self.application(request.environ, lambda code, headers, *_: status.append(code)))
+        if profiler:
+            profiler.disable()
         self.cpu[name].append(time.process_time() - started)
         if not status[0].startswith("2"):
             raise RuntimeError(f"{path}: {status[0]} {body[:300]!r}")

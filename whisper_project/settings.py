@@ -185,7 +185,14 @@ SECURE_PROXY_SSL_HEADER = (
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
 # Vonage does not follow redirects on POST: keep the webhook routes reachable over HTTP
 # when a redirect is enabled for the admin.
-SECURE_REDIRECT_EXEMPT = [r"^answer_inbound/?$", r"^answer_outbound/?$", r"^event/?$", r"^fallback/?$", r"^healthz/?$"]
+SECURE_REDIRECT_EXEMPT = [
+    r"^answer_inbound/?$",
+    r"^answer_outbound/?$",
+    r"^answer_callback/?$",
+    r"^event/?$",
+    r"^fallback/?$",
+    r"^healthz/?$",
+]
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)

@@ -1,12 +1,17 @@
 import os
 import sys
 
+import django
 from django.core.exceptions import ImproperlyConfigured
-from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "whisper_project.settings")
 try:
-    application = get_wsgi_application()
+    # What django.core.wsgi.get_wsgi_application does, with the project's handler: the
+    # webhooks are served without the site's middleware (whisper_project/handlers.py).
+    django.setup(set_prefix=False)
+    from whisper_project.handlers import SiteHandler
+
+    application = SiteHandler()
     # Safe by default: a production process without the webhook signature secret does
     # not start (gunicorn runs no system checks; calls.E005 covers manage.py).
     from calls.checks import refuse_unsafe_start

@@ -15,10 +15,14 @@ the webhook is POSTed).
 
 import logging
 from collections.abc import Mapping
+from functools import cache
+from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.core.signals import setting_changed
 from django.core.signing import BadSignature, Signer
+from django.dispatch import receiver
 from django.urls import reverse
 
 logger = logging.getLogger(__name__)
@@ -37,7 +41,7 @@ class InvalidCallbackSignature(Exception):
 def callback_url(route: str, **params: object) -> str:
     """The absolute URL of ``route`` (a URL name such as ``calls:event``) with ``params``
     and their signature; without ``params`` the bare route."""
-    url = settings.PUBLIC_URL + reverse(route)
+    url = settings.PUBLIC_URL + _path(route)
     return f"{url}?{callback_query(route, params)}" if params else url
 
 
@@ -73,5 +77,25 @@ def _message(route: str, values: Mapping[str, str]) -> str:
     return route + "?" + urlencode(sorted(values.items()))
 
 
+# Both are asked for on every call's hot path (a callback URL or two per answer, a
+# verification per callback): built once per process, not per request.
+
+
+@cache
+def _path(route: str) -> str:
+    return reverse(route)
+
+
+@cache
 def _signer() -> Signer:
     return Signer(salt=_SALT)
+
+
+@receiver(setting_changed)
+def _forget_keys_and_paths(*, setting: str, **kwargs: Any) -> None:
+    # Tests rotate SECRET_KEY (and its fallbacks) and swap URL confs; production does
+    # neither without a restart.
+    if setting in ("SECRET_KEY", "SECRET_KEY_FALLBACKS"):
+        _signer.cache_clear()
+    if setting == "ROOT_URLCONF":
+        _path.cache_clear()
