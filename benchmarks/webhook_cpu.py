@@ -71,16 +71,31 @@ def main() -> int:
     rounds: list[dict[str, float]] = []
     for _ in range(args.rounds):
         app.cpu.clear()
+        app.pg_cpu.clear()
         started = time.process_time()
         for _ in range(args.calls):
             app.call()
         per_call = (time.process_time() - started) / args.calls
-        rounds.append({"call": per_call, **{name: statistics.mean(v) for name, v in app.cpu.items()}})
+        pg_per_call = sum(sum(v) for v in app.pg_cpu.values()) / args.calls
+        rounds.append(
+            {
+                "call": per_call,
+                "pg call": pg_per_call,
+                **{name: statistics.mean(v) for name, v in app.cpu.items()},
+                **{f"pg {name}": statistics.mean(v) for name, v in app.pg_cpu.items()},
+            }
+        )
 
-    print(f"{args.rounds} rounds of {args.calls} calls, median CPU ms (this process, PostgreSQL {args.database}):")
+    print(
+        f"{args.rounds} rounds of {args.calls} calls, median CPU ms: this process, and its PostgreSQL "
+        f"backend's (database {args.database}; from /proc, in clock ticks: a mean over many requests)"
+    )
+    print(f"  {'':44s} {'Python':>7s} {'PostgreSQL':>11s}")
     for name in ("answer_inbound (with the agent call)", "checkpoint", "answer_outbound", "event", "call"):
         label = "complete call (11 requests)" if name == "call" else f"{name} per request"
-        print(f"  {label:44s} {1000 * statistics.median(r[name] for r in rounds):6.2f}")
+        ours = 1000 * statistics.median(r[name] for r in rounds)
+        pg = 1000 * statistics.median(r[f"pg {name}"] for r in rounds)
+        print(f"  {label:44s} {ours:7.2f} {pg:11.2f}")
     if args.profile:
         profile_round(app, args.profile, args.calls)
     load.database_drop(args.database)
@@ -101,6 +116,19 @@ def profile_round(app: App, webhook: str, calls: int) -> None:
         pstats.Stats(profile).sort_stats(order).print_stats(40)
 
 
+def _backend_pid() -> int:
+    from django.db import connection
+
+    connection.ensure_connection()
+    return int(connection.connection.info.backend_pid)
+
+
+def _backend_cpu(pid: int) -> float:
+    """CPU seconds of the PostgreSQL backend ``pid`` so far (it runs on this machine)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class App:
     """Vonage's side of a call, sent to the WSGI application in this process."""
 
@@ -108,6 +136,7 @@ class App:
         self.application = application
         self.factory = factory
         self.cpu: dict[str, list[float]] = defaultdict(list)
+        self.pg_cpu: dict[str, list[float]] = defaultdict(list)
         self.profiled: tuple[str, Any] | None = None
 
     def request(self, name: str, method: str, path: str, payload: Any = None) -> Any:
@@ -122,11 +151,15 @@ class App:
         profiler = self.profiled[1] if self.profiled and name.startswith(self.profiled[0]) else None
         if profiler:
             profiler.enable()
+        backend = _backend_pid()
+        pg_started = _backend_cpu(backend)
         started = time.process_time()
         body = b"".join(self.application(request.environ, lambda code, headers, *_: status.append(code)))
         if profiler:
             profiler.disable()
         self.cpu[name].append(time.process_time() - started)
+        # The same connection serves the next request (CONN_MAX_AGE): its backend's CPU.
+        self.pg_cpu[name].append(_backend_cpu(backend) - pg_started)
         if not status[0].startswith("2"):
             raise RuntimeError(f"{path}: {status[0]} {body[:300]!r}")
         return json.loads(body) if body else None

@@ -336,9 +336,11 @@ def call_record_late(
     region_url: str,
     ncco: nccos.Ncco,
     received_at: datetime,
+    reason: str = "",
 ) -> Call | None:
-    """Record a caller's call that was answered while the database was unreachable
-    (the answer was the safe one: straight to the call centre), from the spool. Nothing
+    """Record a caller's call that was answered while the database was unreachable, or
+    shed under overload (``reason``; the answer was the safe one: straight to the call
+    centre), from the spool. Nothing
     when the caller's leg is recorded already (Vonage retried once the database was
     back, or a replay ran before). The ``connect`` leg Vonage then made shares the
     caller's conversation: its events, stored unmatched meanwhile, are adopted too."""
@@ -358,7 +360,7 @@ def call_record_late(
             Call.objects.filter(pk=call.pk).update(
                 caller_ncco=ncco or safe_default_ncco(to=to),
                 state=CallState.DIRECT,
-                agent_call_error=LATE_REASON,
+                agent_call_error=reason or LATE_REASON,
                 recorded_late=True,
             )
             events_adopt(call_id=call.pk, leg_uuids=[uuid])

@@ -138,6 +138,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # 5 s: without this psycopg waits 130 s to connect. The webhook then answers its safe
     # default (tests/e2e/test_database_outage.py). psycopg's minimum is 2 s.
     DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=2))
+    # Prepared statements: every webhook runs the same few statements, and PostgreSQL spent
+    # more CPU parsing and planning them than running them (benchmarks/webhook_cpu.py: 13.1
+    # ms of PostgreSQL's CPU a call without, 8.1 with). psycopg prepares a statement on a
+    # connection the second time it runs there (server-side binding, which preparing needs).
+    # Off for a pooler that cannot keep them: pgbouncer before 1.21, or in transaction mode
+    # without max_prepared_statements.
+    if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
+        DATABASES["default"]["OPTIONS"].setdefault("server_side_binding", True)
+        DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", 2)
 # A connection that served a request without error this recently is not health-checked
 # before the next one (whisper_project/postgresql/base.py).
 DATABASE_KNOWN_GOOD_SECONDS = env.float("DATABASE_KNOWN_GOOD_SECONDS", default=1.0)
@@ -292,6 +301,11 @@ CALL_QUEUE_ANNOUNCE_POSITION = env.bool("CALL_QUEUE_ANNOUNCE_POSITION", default=
 # records it once the database is back (calls/spool.py). Empty: nothing is kept, and a
 # call answered during an outage leaves no record.
 WEBHOOK_SPOOL_DIR = env.str("WEBHOOK_SPOOL_DIR", default="")
+# A caller's answer that waited longer than this in the server's queue (X-Request-Start,
+# stamped by the proxy) is answered at once with the call centre, directly, and spooled for
+# reconcile_calls to record (calls/webhooks/overload.py); 0 turns shedding off. Needs
+# WEBHOOK_SPOOL_DIR: without it nothing is shed.
+ANSWER_SHED_AFTER_SECONDS = env.float("ANSWER_SHED_AFTER_SECONDS", default=2.5)
 
 # Days a caller's number is kept; `manage.py purge_calls` redacts (or deletes) older calls.
 CALL_RETENTION_DAYS = env.int("CALL_RETENTION_DAYS", default=365)

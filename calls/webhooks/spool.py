@@ -37,9 +37,13 @@ TAKEN = ".replaying"
 CALLER_ANSWER, AGENT_ANSWER, EVENT, CHECKPOINT = "answer_inbound", "answer_outbound", "event", "checkpoint"
 
 
-def write(*, route: str, payload: dict[str, Any], query: dict[str, Any], answered: Any = None) -> bool:
+def write(
+    *, route: str, payload: dict[str, Any], query: dict[str, Any], answered: Any = None, reason: str = ""
+) -> bool:
     """Append one received request to this process's spool file; False when there is
-    no spool or it could not be written (logged: the request is then lost, as before)."""
+    no spool or it could not be written (logged: the request is then lost, as before).
+    ``reason``: why it was answered without the database, when not an outage (a shed
+    answer, calls/webhooks/overload.py); the call's record says it."""
     directory = settings.WEBHOOK_SPOOL_DIR
     if not directory:
         return False
@@ -50,6 +54,8 @@ def write(*, route: str, payload: dict[str, Any], query: dict[str, Any], answere
         "query": query,
         "answered": answered,
     }
+    if reason:
+        record["reason"] = reason
     line = (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode()
     path = Path(directory) / f"{socket.gethostname()}-{os.getpid()}{SUFFIX}"
     try:
@@ -59,7 +65,10 @@ def write(*, route: str, payload: dict[str, Any], query: dict[str, Any], answere
         logger.exception("spool.write_failed route=%s uuid=%s", route, payload.get("uuid"))
         return False
     logger.warning(
-        "spool.written route=%s uuid=%s: to be recorded once the database is back", route, payload.get("uuid")
+        "spool.written route=%s uuid=%s: to be recorded by reconcile_calls%s",
+        route,
+        payload.get("uuid"),
+        "" if reason else " once the database is back",
     )
     return True
 
@@ -155,6 +164,7 @@ def record_late(record: dict[str, Any]) -> bool:
             region_url=str(payload.get("region_url") or ""),
             ncco=answered,
             received_at=received_at,
+            reason=str(record.get("reason") or ""),
         )
         return call is not None
     if route == AGENT_ANSWER and call_id is not None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from django.conf import settings
 from django.core.exceptions import SuspiciousOperation
 from django.db import DatabaseError
 from django.urls import reverse
@@ -27,7 +28,7 @@ from .. import ncco as nccos
 from ..logging import call_context
 from ..ncco import Ncco
 from . import openapi as api
-from . import spool
+from . import overload, spool
 from .auth import ReplayStoreUnavailable, VonageSignatureAuthentication, WebhookJSONParser, webhook_body
 from .callback_urls import CALLBACK_PARAMS, SIGNATURE_PARAM, InvalidCallbackSignature, callback_params
 from .serializers import (
@@ -173,6 +174,14 @@ class AnswerInboundView(AnswerWebhook):
 
     def answer(self, request: Request, data: dict[str, Any]) -> Response:
         fields = self.validated(data)
+        shed = overload.shed_reason(request.META)
+        if shed is not None and settings.WEBHOOK_SPOOL_DIR:
+            ncco = services.safe_default_ncco(to=fields["to"])
+            # Kept for reconcile_calls to record; if it cannot be kept, the caller is
+            # answered in full instead: late rather than lost.
+            if spool.write(route=spool.CALLER_ANSWER, payload=self.payload, query={}, answered=ncco, reason=shed):
+                logger.warning("answer_inbound.shed uuid=%s: %s", fields["uuid"], shed)
+                return Response(ncco)
         ncco = services.call_answer_inbound(
             uuid=fields["uuid"],
             to=fields["to"],
