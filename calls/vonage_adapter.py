@@ -1,4 +1,5 @@
-"""The one module that talks to Vonage's REST API (through the ``vonage`` SDK).
+"""The one module that talks to Vonage's REST API (through the ``vonage`` SDK, but for
+the agent call: see "the agent call" below).
 
 The rest of the code never imports the SDK. The client is built on first use and
 cached, never at import; the SDK's timeout (None by default: wait forever) is always
@@ -10,8 +11,14 @@ and given a ``dryrun-`` uuid so the simulator and ``make run`` work without an a
 
 from __future__ import annotations
 
+import http.client
+import json
 import logging
+import os
+import platform
 import re
+import select
+import ssl
 import threading
 import time
 import uuid as uuid_lib
@@ -22,6 +29,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from urllib.request import getproxies, proxy_bypass
 
 from django.conf import settings
 from django.core.signals import setting_changed
@@ -85,10 +93,10 @@ def place_call(
 ) -> PlacedCall:
     """Place an outbound call; give up after ``deadline_seconds`` whatever the SDK does.
 
-    The SDK's timeout bounds each connect and read, not the whole request (and it
-    re-sends a POST whose connection dropped), so the request runs in a worker thread
-    and we stop waiting at the deadline. A call that is created after we gave up is
-    hung up when it is, so no agent is rung for a caller we already routed elsewhere.
+    The timeout bounds each connect and read, not the whole request, so the request
+    runs in a worker thread and we stop waiting at the deadline. A call that is created
+    after we gave up is hung up when it is, so no agent is rung for a caller we already
+    routed elsewhere.
     """
     if not credentials_configured():
         placed = PlacedCall(
@@ -154,6 +162,46 @@ def get_call_info(*, uuid: str, region_url: str = "") -> dict[str, Any]:
 
 
 def _create_call(
+    to: str,
+    from_: str,
+    answer_url: str,
+    event_url: str,
+    ringing_timer: int | None,
+    machine_detection: str | None,
+) -> PlacedCall:
+    host = _host_for("")
+    if _proxied(host):
+        return _create_call_with_sdk(to, from_, answer_url, event_url, ringing_timer, machine_detection)
+    # What the SDK sends: CreateCallRequest.model_dump(by_alias=True, exclude_none=True).
+    request: dict[str, Any] = {
+        "to": [{"type": "phone", "number": to}],
+        "from": {"type": "phone", "number": from_},
+        "answer_url": [answer_url],
+        "answer_method": "GET",
+        "event_url": [event_url],
+        "event_method": "POST",
+    }
+    if ringing_timer is not None:
+        request["ringing_timer"] = ringing_timer
+    if machine_detection is not None:
+        request["machine_detection"] = machine_detection
+    status, body = _post_json(host, "/v1/calls", request, method="create_call")
+    if not 200 <= status < 300:
+        # Not followed: a redirect must not carry the application JWT anywhere else.
+        logger.warning("vonage.create_call_refused status=%s body=%.300r", status, body)
+        raise VonageUnavailable(f"Vonage answered {status} to create_call.", status_code=status)
+    try:
+        created = json.loads(body)
+        placed = PlacedCall(
+            uuid=str(created["uuid"]), conversation_uuid=created.get("conversation_uuid") or "", sent=True
+        )
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise VonageUnavailable(f"Vonage create_call failed: {type(exc).__name__}: {exc}") from exc
+    logger.info("vonage.create_call to=%s uuid=%s", _mask(to), placed.uuid)
+    return placed
+
+
+def _create_call_with_sdk(
     to: str,
     from_: str,
     answer_url: str,
@@ -287,6 +335,164 @@ def _voice_client(api_host: str) -> Any:
     return Vonage(auth, options)
 
 
+# --- the agent call: a lean HTTPS client -------------------------------------------------
+# ``create_call`` runs for every inbound call. Through the SDK it cost about 1 ms of CPU
+# (pydantic models, its validate_call wrapper, requests and urllib3) for one small POST,
+# so the agent call is sent with http.client instead: one kept-alive TLS connection per
+# thread and host, the SDK's application JWT (reused, see ReusedJwtAuth), the same JSON.
+# Transfers, hang-ups, call info, set-up and SMS stay on the SDK: they are rarer.
+#
+# A POST is never sent twice once it may have reached Vonage: a second agent call rings
+# the call centre for nothing (VONAGE.md), which is worse than connecting the caller
+# directly. The SDK re-sends on RemoteDisconnected; this client does not. What it does
+# instead is avoid sending on a connection the server has closed: one idle for longer than
+# _CONNECTION_IDLE_SECONDS is reopened (servers close idle keep-alive connections), and so
+# is one whose socket is readable before we send (the server's FIN or TLS close_notify has
+# arrived). The one re-send: a reused connection that failed while the request was being
+# written. The kernel did not take all of its bytes, so the server cannot have read a whole
+# request, let alone acted on it; the request is written once more on a new connection.
+
+# Below the shortest keep-alive timeouts servers commonly use (Apache's 5 s; nginx 75 s).
+_CONNECTION_IDLE_SECONDS = 4.0
+_USER_AGENT = f"call-whisper python/{platform.python_version()}"
+# Bumped by _reset_clients: each thread closes its connections made under older settings.
+_connections_generation = 0
+
+
+@dataclass
+class _KeptConnection:
+    connection: http.client.HTTPSConnection
+    idle_since: float  # time.monotonic() when its last answer was read
+
+
+class _ThreadConnections(threading.local):
+    def __init__(self) -> None:
+        self.generation = _connections_generation
+        self.kept: dict[str, _KeptConnection] = {}
+        self.proxied: dict[str, bool] = {}
+
+
+_thread_connections = _ThreadConnections()
+
+
+def _post_json(host: str, path: str, payload: dict[str, Any], *, method: str) -> tuple[int, bytes]:
+    """POST ``payload`` to ``https://{host}{path}`` with the application JWT: the status
+    and body of the answer. Raises VonageUnavailable when there is no answer."""
+    from vonage_jwt.errors import VonageJwtError
+
+    try:
+        authorization = _voice_client(host).http_client.auth.create_jwt_auth_string()
+    except VonageJwtError as exc:
+        raise VonageUnavailable(f"Vonage {method} failed: {exc}") from exc
+    except Exception as exc:  # an unreadable or malformed key
+        raise VonageUnavailable(f"Vonage {method} failed: {type(exc).__name__}: {exc}") from exc
+    headers = {
+        "Authorization": authorization,
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+        "User-Agent": _USER_AGENT,
+    }
+    body = json.dumps(payload).encode()
+    try:
+        connection, reused = _connection_for(host)
+    except OSError as exc:  # an unreadable CA bundle
+        raise VonageUnavailable(f"Vonage {method} failed: {type(exc).__name__}: {exc}") from exc
+    try:
+        try:
+            connection.request("POST", path, body, headers)
+        except (ConnectionError, ssl.SSLError):
+            if not reused:
+                raise
+            connection.close()
+            connection, reused = _connection_open(host), False
+            connection.request("POST", path, body, headers)
+        response = connection.getresponse()
+        answer = response.read()
+    except (OSError, http.client.HTTPException) as exc:  # includes timeouts and TLS errors
+        connection.close()
+        raise VonageUnavailable(f"Vonage {method} failed: {type(exc).__name__}: {exc}") from exc
+    except BaseException:
+        connection.close()
+        raise
+    if response.will_close:
+        connection.close()
+    else:
+        _thread_connections.kept[host] = _KeptConnection(connection, time.monotonic())
+    return response.status, answer
+
+
+def _connection_for(host: str) -> tuple[http.client.HTTPSConnection, bool]:
+    """This thread's connection to ``host`` (taken: a failed request does not put it back),
+    and whether it carried a request before."""
+    mine = _connections_current()
+    kept = mine.kept.pop(host, None)
+    if kept is not None:
+        if time.monotonic() - kept.idle_since < _CONNECTION_IDLE_SECONDS and _connection_open_for_us(kept.connection):
+            return kept.connection, True
+        kept.connection.close()
+    return _connection_open(host), False
+
+
+def _connections_current() -> _ThreadConnections:
+    mine = _thread_connections
+    if mine.generation != _connections_generation:
+        for kept in mine.kept.values():
+            kept.connection.close()
+        mine.kept.clear()
+        mine.proxied.clear()
+        mine.generation = _connections_generation
+    return mine
+
+
+def _connection_open_for_us(connection: http.client.HTTPSConnection) -> bool:
+    """Whether nothing arrived on an idle connection: no EOF, no TLS close_notify, no
+    stray bytes. Anything readable means the server closed it, or that it is unusable."""
+    sock = connection.sock
+    if sock is None:
+        return False
+    poller = select.poll()  # not select(): a descriptor above 1023 is fine
+    poller.register(sock, select.POLLIN)
+    return not poller.poll(0)
+
+
+def _connection_open(host: str) -> http.client.HTTPSConnection:
+    """A new connection (it connects on its first request), verified as ``requests`` would."""
+    return http.client.HTTPSConnection(
+        host, timeout=settings.VONAGE_TIMEOUT_SECONDS, context=_tls_context(_ca_bundle())
+    )
+
+
+def _ca_bundle() -> str:
+    """The CA bundle ``requests`` (so the SDK) trusts: ``REQUESTS_CA_BUNDLE`` or
+    ``CURL_CA_BUNDLE`` when set (tests point it at the fake's CA), else certifi's."""
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        return bundle
+    import certifi
+
+    return str(certifi.where())
+
+
+@lru_cache(maxsize=4)
+def _tls_context(ca_bundle: str) -> ssl.SSLContext:
+    if os.path.isdir(ca_bundle):
+        return ssl.create_default_context(capath=ca_bundle)
+    return ssl.create_default_context(cafile=ca_bundle)
+
+
+def _proxied(host: str) -> bool:
+    """Whether the environment sends HTTPS to ``host`` through a proxy, as ``requests``
+    honours. http.client does not: such a host keeps going through the SDK. Decided once
+    per thread and settings."""
+    mine = _connections_current()
+    proxied = mine.proxied.get(host)
+    if proxied is None:
+        hostname = urlsplit(f"https://{host}").hostname or host
+        proxies = getproxies()
+        proxied = mine.proxied[host] = bool(proxies.get("https") or proxies.get("all")) and not proxy_bypass(hostname)
+    return proxied
+
+
 @lru_cache(maxsize=1)
 def _executor() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=16, thread_name_prefix="vonage")
@@ -319,8 +525,10 @@ def _mask(number: str) -> str:
 
 @receiver(setting_changed)
 def _reset_clients(*, setting: str, **kwargs: Any) -> None:
+    global _connections_generation
     if setting.startswith("VONAGE_"):
         _voice_client.cache_clear()
+        _connections_generation += 1
 
 
 # --- application and number set-up ---------------------------------------------------
