@@ -87,6 +87,7 @@ import json
 import random
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -184,6 +185,8 @@ class App:
     servers: list[load.Server] = field(default_factory=list)
     query_dir: Path | None = None  # where instrumented workers write what they ran outside requests
     talk_seconds: float = 0.0  # how long each call stays connected (--talk-seconds)
+    spool_dir: Path | None = None  # WEBHOOK_SPOOL_DIR of every server: where shed answers are kept
+    env: dict[str, str] = field(default_factory=dict)  # the servers' environment, for reconcile_calls
 
     @property
     def ports(self) -> list[int]:
@@ -202,6 +205,8 @@ def _app_running(args: argparse.Namespace, work: Path) -> Iterator[App]:
     limit = args.calls_per_second if args.burst else None
     fake = load.fake_start(public_key=public_key, latency_ms=args.latency_ms, calls_per_second=limit)
     app = App(url=url, fake=fake, call_ids=load.CallIds(url), talk_seconds=args.talk_seconds)
+    # Answers shed under overload are kept here and recorded by reconcile_calls after the run.
+    app.spool_dir = Path(tempfile.mkdtemp(prefix="spool-", dir=work))
     if not args.no_query_count:
         app.query_dir = Path(tempfile.mkdtemp(prefix="queries-", dir=work))
     try:
@@ -215,7 +220,9 @@ def _app_running(args: argparse.Namespace, work: Path) -> Iterator[App]:
                 VONAGE_API_HOST=fake.host,
                 REQUESTS_CA_BUNDLE=fake.ca_bundle_path,
                 VONAGE_CALLS_PER_SECOND=str(limit or 0),
+                WEBHOOK_SPOOL_DIR=str(app.spool_dir),
             )
+            app.env = env
             if app.query_dir is not None:
                 env["BENCHMARK_QUERY_DIR"] = str(app.query_dir)
             wsgi = "whisper_project.wsgi" if app.query_dir is None else load.INSTRUMENTED_APP
@@ -463,12 +470,32 @@ def _one_rate(args: argparse.Namespace, work: Path) -> int:
             flush=True,
         )
         run = _run(args, args.rate, app.servers, _app_drive(app), app.fake)
+        _spool_record(app)
         verdict = load.verdict(app.url, fake=app.fake, results=run.warmup + run.results)
         app.stop()
         outside = _outside_requests(app.query_dir)
         ceiling = None if args.no_ceiling else _ceiling(args, work, app.url)
     _report(args, run, verdict, outside, ceiling)
     return 1 if (verdict.problems or run.errors) else 0
+
+
+def _spool_record(app: App) -> None:
+    """What the servers shed under overload, recorded as reconcile_calls records it."""
+    if app.spool_dir is None or not any(app.spool_dir.iterdir()):
+        return
+    script = "from calls.webhooks import spool; print(spool.replay())"
+    done = subprocess.run(  # noqa: S603 - our own interpreter and manage.py
+        [str(load.PYTHON), str(load.ROOT / "manage.py"), "shell", "-c", script],
+        env=app.env,
+        cwd=load.ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    print(f"spool: {done.stdout.strip() or 0} shed requests recorded by reconcile_calls' replay", flush=True)
+    if done.returncode:
+        print(done.stderr[-2000:], flush=True)
 
 
 # --- a burst under the account's call limit --------------------------------------------------
@@ -688,7 +715,8 @@ def _report_verdict(run: Run, verdict: load.Verdict) -> None:
         f"agent calls at the fake {verdict.agent_calls_created} ({verdict.create_requests} create requests); "
         f"legs {verdict.legs}; events stored {verdict.events_stored} = distinct delivered "
         f"{verdict.events_expected}? {'yes' if verdict.events_stored == verdict.events_expected else 'NO'} "
-        f"({deliveries} deliveries, {duplicates} duplicates)"
+        f"({deliveries} deliveries, {duplicates} duplicates); answers shed under overload {verdict.shed}, "
+        f"calls recorded late from the spool {verdict.recorded_late}"
     )
     print("correctness: " + ("OK" if not verdict.problems else "FAILED: " + "; ".join(verdict.problems)))
     if run.unfinished:

@@ -31,7 +31,7 @@ import sys
 import threading
 import time
 import uuid as uuid_lib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -451,6 +451,9 @@ class Webhooks:
         body = None if payload is None else json.dumps(payload).encode()
         headers = {"Content-Type": "application/json"} if body is not None else {}
         headers["Authorization"] = vonage_authorization(body)
+        # What deploy/nginx.conf stamps on a request as it arrives (nothing sits between
+        # this client and gunicorn here): how long it then waited behind the app.
+        headers["X-Request-Start"] = f"t={time.time():.3f}"
         for attempt in (0, 1):
             connection = connections.get(port)
             reused = connection is not None
@@ -576,6 +579,34 @@ class CallResult:
     completed: bool = False
     answered: float = 0.0  # time.monotonic() when the caller's answer came back
     agent_rung: float = 0.0  # time.monotonic() when the fake created the agent call
+    # The answer was shed (calls/webhooks/overload.py): the caller was connected to the call
+    # centre directly and the call is recorded afterwards, from the spool.
+    shed: bool = False
+
+
+def _shed_call_drive(caller: dict[str, str], event: Callable[[dict[str, Any]], None], rng: random.Random) -> None:
+    """A shed answer connected the caller to the call centre directly: Vonage's events
+    for the caller's leg and for the connect leg it made, in the caller's conversation."""
+    direct = {
+        "from": CAMPAIGN_NUMBER,
+        "to": CALL_CENTER_NUMBER,
+        "uuid": str(uuid_lib.uuid4()),
+        "conversation_uuid": caller["conversation_uuid"],
+        "direction": "outbound",
+    }
+    t0 = datetime.now(UTC)
+    first, second = ("started", "ringing") if rng.random() < 0.5 else ("ringing", "started")
+    for status in (first, second):
+        event(_leg_event(caller, status, t0))
+    event(_leg_event(caller, "answered", t0, start_time=None, rate=None, network=None))
+    t1 = t0 + timedelta(seconds=1)
+    for status in ("started", "ringing"):
+        event(_leg_event(direct, status, t1))
+    t2 = t1 + timedelta(seconds=6)
+    event(_leg_event(direct, "answered", t2, start_time=None, rate=None, network=None))
+    t3 = t2 + timedelta(seconds=60)
+    event(_completed(direct, t2, t3, price="0.02700000"))
+    event(_completed(caller, t0, t3 + timedelta(seconds=1), price="0.00448500"))
 
 
 def _leg_event(leg: dict[str, str], status: str, at: datetime, **extra: Any) -> dict[str, Any]:
@@ -668,6 +699,10 @@ def call_drive(
     if caller_ncco is None:
         return result
     room = next((a.get("name") for a in caller_ncco if isinstance(a, dict) and a.get("action") == "conversation"), None)
+    if room is None and caller_ncco and caller_ncco[-1].get("action") == "connect":
+        _shed_call_drive(caller, event, rng)
+        result.shed = result.completed = not result.errors
+        return result
     if room is None:
         result.errors.append(f"answer_inbound: no conversation in the caller's NCCO: {caller_ncco}")
         return result
@@ -767,15 +802,20 @@ class Verdict:
     events_expected: int
     agent_calls_created: int
     create_requests: int
+    shed: int = 0  # answers shed under overload: no agent call, recorded late from the spool
+    recorded_late: int = 0
 
     @property
     def problems(self) -> list[str]:
         problems = []
-        if self.agent_calls_created != self.calls or self.create_requests != self.calls:
+        rung = self.calls - self.shed
+        if self.agent_calls_created != rung or self.create_requests != rung:
             problems.append(
                 f"agent calls at the fake: {self.agent_calls_created} created from {self.create_requests} "
-                f"requests for {self.calls} calls"
+                f"requests for {rung} calls not shed"
             )
+        if self.recorded_late != self.shed:
+            problems.append(f"{self.shed} answers shed, {self.recorded_late} calls recorded late from the spool")
         if self.wrong:
             problems.append(f"{len(self.wrong)} calls not answered+ended, e.g. {self.wrong[:3]}")
         if self.legs != 2 * self.calls:
@@ -795,6 +835,7 @@ def verdict(url: str, *, fake: Any, results: list[CallResult]) -> Verdict:
         ).fetchall()
         legs = _count_rows(connection, "calls_callleg")
         events = _count_rows(connection, "calls_callevent")
+        late_row = connection.execute("SELECT count(*) FROM calls_call WHERE recorded_late").fetchone()
     return Verdict(
         calls=calls,
         answered_and_ended=calls - len(wrong),
@@ -804,6 +845,8 @@ def verdict(url: str, *, fake: Any, results: list[CallResult]) -> Verdict:
         events_expected=sum(len(result.delivered) for result in results),
         agent_calls_created=len(fake.created_calls()),
         create_requests=len(fake.create_requests()),
+        shed=sum(result.shed for result in results),
+        recorded_late=int(late_row[0]) if late_row else 0,
     )
 
 

@@ -18,8 +18,14 @@ PostgreSQL, and the test then:
   request, with no timing guesswork.
 
 Messages are read from the client's stream in the PostgreSQL protocol's framing, so the
-patterns see whole messages (a query's SQL text, with psycopg's client-side binding, which
-Django uses by default, carries its parameters). Connections must not be encrypted for
+patterns see whole messages. A simple query (``Q``: psycopg's client-side binding, and
+``COMMIT``) carries its SQL text and parameters; the extended protocol (server-side
+binding and prepared statements, as the app runs on PostgreSQL) splits a statement into
+Parse (the SQL, once per prepared statement), Bind (its parameters), Execute and Sync, so a
+Bind is matched as if it were the simple query it stands for: ``Q``, four bytes, the SQL
+its statement was parsed from, then its text parameters (see :func:`_bind_as_query`). A
+hold on a Bind takes the rest of its batch, up to the Sync, with it: forwarded (PostgreSQL
+runs and commits it) or held back (released together). Connections must not be encrypted for
 that: give the URL ``sslmode=disable`` (see :meth:`PostgresProxy.database_url`); an
 encrypted or unrecognised stream is passed through untouched and matches nothing.
 
@@ -143,6 +149,11 @@ class _Pipe:
         self.client_port = client_port
         # Frozen by a hold: nothing more is forwarded either way.
         self.held = False
+        # The rest of an extended-protocol batch whose Bind a hold took, up to its Sync: sent
+        # on (the hold forwards) or kept with the held message (released with it).
+        self.batch_of: Hold | None = None
+        # Prepared statements' SQL by name, from the client's Parse messages.
+        self.statements: dict[bytes, bytes] = {}
         self.armed: set[int] = set()  # ids of the holds whose ``after`` this connection sent
         self._closed = False
         self._lock = threading.Lock()
@@ -300,13 +311,23 @@ class PostgresProxy:
                     break
                 for message in framer.feed(data):
                     if pipe.held:
+                        batch = pipe.batch_of
+                        if batch is not None:
+                            if batch.forward:
+                                pipe.upstream.sendall(message)
+                            else:
+                                batch.message += message
+                            if message[:1] == b"S":
+                                pipe.batch_of = None
                         continue  # frozen: the client's further messages go nowhere
-                    hold = None if framer.raw else self._hold_for(pipe, message)
+                    hold = None if framer.raw else self._hold_for(pipe, _as_seen(pipe, message))
                     if hold is not None:
                         pipe.held = True  # before sending: the reply must not get through
                         hold.message = message
                         if hold.forward:
                             pipe.upstream.sendall(message)
+                        if message[:1] == b"B":
+                            pipe.batch_of = hold  # its Execute and Sync go with it
                         hold.triggered.set()
                         continue
                     if self.delay and not framer.startup:
@@ -347,6 +368,40 @@ class PostgresProxy:
         with self._lock:
             self._pipes.discard(pipe)
         pipe.close()
+
+
+def _as_seen(pipe: _Pipe, message: bytes) -> bytes:
+    """What holds match a client message against: a Bind as the query it runs (and a
+    Parse remembered for it), any other message as it is."""
+    kind = message[:1]
+    if kind == b"P":
+        name, _, rest = message[5:].partition(b"\x00")
+        pipe.statements[name] = rest.partition(b"\x00")[0]
+    elif kind == b"B":
+        return _bind_as_query(message, pipe.statements)
+    return message
+
+
+def _bind_as_query(message: bytes, statements: dict[bytes, bytes]) -> bytes:
+    """``Q``, the message's length, the SQL of the statement a Bind runs, NUL, then its
+    parameters (as sent: text, or binary for numbers and times), each NUL-terminated."""
+    body = message[5:]
+    _portal, _, body = body.partition(b"\x00")
+    statement, _, body = body.partition(b"\x00")
+    formats = int.from_bytes(body[:2], "big")
+    body = body[2 + 2 * formats :]
+    count = int.from_bytes(body[:2], "big")
+    body = body[2:]
+    params = []
+    for _ in range(count):
+        size = int.from_bytes(body[:4], "big", signed=True)
+        body = body[4:]
+        if size < 0:
+            params.append(b"NULL")
+            continue
+        params.append(body[:size])
+        body = body[size:]
+    return b"Q" + message[1:5] + statements.get(statement, b"") + b"\x00" + b"".join(p + b"\x00" for p in params)
 
 
 def _pattern(value: bytes | re.Pattern[bytes]) -> re.Pattern[bytes]:

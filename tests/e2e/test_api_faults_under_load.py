@@ -2,16 +2,18 @@
 
 The agent call is placed on a worker thread after the caller was answered, so a failed
 create-call must be caught at the caller's checkpoint after the greeting. Here a share of
-create-call requests answer 500 or 429, hang past the SDK's timeout, or are dropped after
-the call was created (the SDK then sends it again: VONAGE.md), while 24 calls run at once
-against one gunicorn (background dispatch, real threads, PostgreSQL). For every call:
+create-call requests answer 500 or 429, hang past the client's timeout, or are dropped
+after the call was created (never sent again: a second agent call would ring for
+nothing), while 24 calls run at once against one gunicorn (background dispatch, real
+threads, PostgreSQL). For every call:
 
 - the caller's answer is valid and does not wait for Vonage;
 - at the checkpoint the caller either goes on to the hold (204, an agent leg recorded)
   or is connected straight to the call centre (an NCCO), never left on hold with nobody
-  rung;
-- the call ends answered, through the agent or through the direct connect, with each
-  event stored once;
+  rung; a caller queued again after a 429 whose second agent call fails too is moved to
+  the campaign's fallback (a REST transfer), as when every destination failed;
+- the call ends answered, through the agent or through the direct connect, or at the
+  fallback, with each event stored once;
 - a call whose agent call failed is named in a log line.
 """
 
@@ -76,20 +78,28 @@ def test_a_share_of_failing_create_calls_never_leaves_a_caller_on_hold(postgres:
         faults = [r.fault if r.fault in ("hang", "drop") else r.status for r in live.fake.create_requests()]
         # The faults did happen, of every kind, next to successful requests.
         assert {500, 429, "hang", "drop", 201} <= set(faults), faults
-        assert {"agent", "direct"} == {outcome for outcome, _ in outcomes}, outcomes
+        reached = {outcome for outcome, _ in outcomes}
+        assert {"agent", "direct"} <= reached <= {"agent", "direct", "fallback"}, outcomes
+        fallback = {call_id for outcome, call_id in outcomes if outcome == "fallback"}
 
         rows = live.rows("SELECT id, outcome, state, agent_call_error FROM calls_call ORDER BY id")
         assert len(rows) == CALLS
         for call_id, outcome, state, error in rows:
-            assert (outcome, state) == ("answered", "ended"), (call_id, outcome, state, error)
-        direct = {call_id for call_id, _, _, error in rows if error}
+            if call_id in fallback:
+                assert state == "ended", (call_id, outcome, state, error)
+            else:
+                assert (outcome, state) == ("answered", "ended"), (call_id, outcome, state, error)
+        moved_on = live.rows("SELECT id FROM calls_call WHERE fallback_at IS NOT NULL ORDER BY id")
+        assert {call_id for (call_id,) in moved_on} == fallback
+        direct = {call_id for call_id, _, _, error in rows if error} - fallback
         assert direct == {call_id for outcome, call_id in outcomes if outcome == "direct"}
         for call_id in direct:
             assert live.log_lines("dispatch.agent_call_failed", f"call={call_id} "), call_id
 
-        # Every event stored once: four per leg, two legs a call, and each checkpoint.
+        # Every event stored once: four per leg, two legs a call (one at the fallback), and
+        # each checkpoint.
         (events,) = live.rows("SELECT count(*) FROM calls_callevent")[0]
-        assert events == CALLS * 9
+        assert events == (CALLS - len(fallback)) * 9 + len(fallback) * 5
         unmatched = live.rows("SELECT id, kind, status FROM calls_callevent WHERE call_id IS NULL")
         assert unmatched == []
 
@@ -149,6 +159,12 @@ def one_call(live: LiveServer, n: int) -> tuple[str, int]:
         return "direct", call_id
 
     assert reply.status == 204, reply
+    # The agent call is placed, or (a 429, then a failed second try) the caller moved on.
+    moved_by = time.monotonic() + 10.0
+    while not live.fake.agent_calls(call_id, timeout=0.2) and time.monotonic() < moved_by:
+        if any(request.path.endswith(caller["uuid"]) for request in live.fake.transfers()):
+            event(live, _completed(caller, t0, t1 + timedelta(seconds=30), price="0.00448500"))
+            return "fallback", call_id
     (placed, *extra) = live.fake.agent_calls(call_id, timeout=5.0)
     # The fake answers the create-call before the app records the leg it returned (and a
     # 429 is rung again after a back-off): wait for the record, as Vonage's events would.

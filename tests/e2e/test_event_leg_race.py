@@ -42,7 +42,9 @@ def test_an_agent_failure_posted_while_the_leg_is_recorded_moves_the_caller_on(p
     with live_server("event_leg_race", workers=1, threads=4, LOG_LEVEL="INFO") as live:
         fake, proxy = live.fake, live.proxy
         leg_commit = proxy.hold(
-            at=re.compile(rb"\AQ....INSERT INTO \"calls_callleg\".*'agent'", re.DOTALL), forward=False
+            # The role as a quoted literal (a simple query) or a Bind's parameter (tcp_proxy).
+            at=re.compile(rb"\AQ....INSERT INTO \"calls_callleg\".*['\x00]agent['\x00]", re.DOTALL),
+            forward=False,
         )
         caller = Leg(from_="447946000888", to=load.CAMPAIGN_NUMBER, direction="inbound")
         answer = request(live.port, "GET", f"/answer_inbound?{urlencode(caller.answer_params(fake.url))}")
