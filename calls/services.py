@@ -340,9 +340,8 @@ def call_record_late(
 ) -> Call | None:
     """Record a caller's call that was answered while the database was unreachable, or
     shed under overload (``reason``; the answer was the safe one: straight to the call
-    centre), from the spool. Nothing
-    when the caller's leg is recorded already (Vonage retried once the database was
-    back, or a replay ran before). The ``connect`` leg Vonage then made shares the
+    centre), from the spool. Nothing when the caller's leg is recorded already (Vonage
+    retried once the database was back, or a replay ran before). The ``connect`` leg Vonage then made shares the
     caller's conversation: its events, stored unmatched meanwhile, are adopted too."""
     if not uuid or caller_leg(uuid) is not None:
         return None

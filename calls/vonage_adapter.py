@@ -113,7 +113,15 @@ def place_call(
         )
         return placed
 
-    future = _executor().submit(_create_call, to, from_, answer_url, event_url, ringing_timer, machine_detection)
+    body = _create_call_body(
+        to=to,
+        from_=from_,
+        answer_url=answer_url,
+        event_url=event_url,
+        ringing_timer=ringing_timer,
+        machine_detection=machine_detection,
+    )
+    future = _executor().submit(_create_call, body)
     try:
         return future.result(timeout=deadline_seconds)
     except FutureTimeout:
@@ -161,19 +169,18 @@ def get_call_info(*, uuid: str, region_url: str = "") -> dict[str, Any]:
 # --- internals -------------------------------------------------------------------------
 
 
-def _create_call(
+def _create_call_body(
+    *,
     to: str,
     from_: str,
     answer_url: str,
     event_url: str,
     ringing_timer: int | None,
     machine_detection: str | None,
-) -> PlacedCall:
-    host = _host_for("")
-    if _proxied(host):
-        return _create_call_with_sdk(to, from_, answer_url, event_url, ringing_timer, machine_detection)
-    # What the SDK sends: CreateCallRequest.model_dump(by_alias=True, exclude_none=True).
-    request: dict[str, Any] = {
+) -> dict[str, Any]:
+    """The create-call request's JSON, as the SDK sends it:
+    ``CreateCallRequest.model_dump(by_alias=True, exclude_none=True)``."""
+    body: dict[str, Any] = {
         "to": [{"type": "phone", "number": to}],
         "from": {"type": "phone", "number": from_},
         "answer_url": [answer_url],
@@ -182,47 +189,39 @@ def _create_call(
         "event_method": "POST",
     }
     if ringing_timer is not None:
-        request["ringing_timer"] = ringing_timer
+        body["ringing_timer"] = ringing_timer
     if machine_detection is not None:
-        request["machine_detection"] = machine_detection
-    status, body = _post_json(host, "/v1/calls", request, method="create_call")
+        body["machine_detection"] = machine_detection
+    return body
+
+
+def _create_call(body: dict[str, Any]) -> PlacedCall:
+    host = _host_for("")
+    if _proxied(host):
+        return _create_call_with_sdk(body)
+    status, answer = _post_json(host, "/v1/calls", body, method="create_call")
     if not 200 <= status < 300:
         # Not followed: a redirect must not carry the application JWT anywhere else.
-        logger.warning("vonage.create_call_refused status=%s body=%.300r", status, body)
+        logger.warning("vonage.create_call_refused status=%s body=%.300r", status, answer)
         raise VonageUnavailable(f"Vonage answered {status} to create_call.", status_code=status)
     try:
-        created = json.loads(body)
+        created = json.loads(answer)
         placed = PlacedCall(
             uuid=str(created["uuid"]), conversation_uuid=created.get("conversation_uuid") or "", sent=True
         )
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise VonageUnavailable(f"Vonage create_call failed: {type(exc).__name__}: {exc}") from exc
-    logger.info("vonage.create_call to=%s uuid=%s", _mask(to), placed.uuid)
+    logger.info("vonage.create_call to=%s uuid=%s", _mask(body["to"][0]["number"]), placed.uuid)
     return placed
 
 
-def _create_call_with_sdk(
-    to: str,
-    from_: str,
-    answer_url: str,
-    event_url: str,
-    ringing_timer: int | None,
-    machine_detection: str | None,
-) -> PlacedCall:
-    from vonage_voice import CreateCallRequest, Phone, ToPhone
+def _create_call_with_sdk(body: dict[str, Any]) -> PlacedCall:
+    """The same request through the SDK (which honours an HTTPS proxy; http.client does not)."""
+    from vonage_voice import CreateCallRequest
 
-    request = CreateCallRequest(
-        to=[ToPhone(number=to)],
-        from_=Phone(number=from_),
-        answer_url=[answer_url],
-        answer_method="GET",
-        event_url=[event_url],
-        event_method="POST",
-        ringing_timer=ringing_timer,
-        machine_detection=machine_detection,
-    )
-    response = _call_sdk("", "create_call", request)
-    logger.info("vonage.create_call to=%s uuid=%s", _mask(to), response.uuid)
+    fields = {key: value for key, value in body.items() if key != "from"}
+    response = _call_sdk("", "create_call", CreateCallRequest(**fields, from_=body["from"]))
+    logger.info("vonage.create_call to=%s uuid=%s", _mask(body["to"][0]["number"]), response.uuid)
     return PlacedCall(uuid=response.uuid, conversation_uuid=response.conversation_uuid or "", sent=True)
 
 

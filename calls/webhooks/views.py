@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from django.conf import settings
 from django.core.exceptions import SuspiciousOperation
 from django.db import DatabaseError
 from django.urls import reverse
@@ -175,10 +174,10 @@ class AnswerInboundView(AnswerWebhook):
     def answer(self, request: Request, data: dict[str, Any]) -> Response:
         fields = self.validated(data)
         shed = overload.shed_reason(request.META)
-        if shed is not None and settings.WEBHOOK_SPOOL_DIR:
+        if shed is not None:
             ncco = services.safe_default_ncco(to=fields["to"])
-            # Kept for reconcile_calls to record; if it cannot be kept, the caller is
-            # answered in full instead: late rather than lost.
+            # Kept for reconcile_calls to record; if it cannot be kept (no spool, or a
+            # failed write), the caller is answered in full instead: late rather than lost.
             if spool.write(route=spool.CALLER_ANSWER, payload=self.payload, query={}, answered=ncco, reason=shed):
                 logger.warning("answer_inbound.shed uuid=%s: %s", fields["uuid"], shed)
                 return Response(ncco)

@@ -12,6 +12,7 @@ from typing import Any
 import certifi
 import pytest
 from pytest_django.fixtures import Settings
+from vonage_voice import CreateCallRequest, Phone, ToPhone
 
 from calls import vonage_adapter
 from calls.vonage_adapter import VonageUnavailable
@@ -26,7 +27,18 @@ EVENT_URL = "https://whisper.example.com/event"
 
 
 def create_call(ringing_timer: int | None = 25, machine_detection: str | None = "hangup") -> vonage_adapter.PlacedCall:
-    return vonage_adapter._create_call(AGENT, CAMPAIGN_NUMBER, ANSWER_URL, EVENT_URL, ringing_timer, machine_detection)
+    return vonage_adapter._create_call(body(ringing_timer, machine_detection))
+
+
+def body(ringing_timer: int | None = None, machine_detection: str | None = None) -> dict[str, Any]:
+    return vonage_adapter._create_call_body(
+        to=AGENT,
+        from_=CAMPAIGN_NUMBER,
+        answer_url=ANSWER_URL,
+        event_url=EVENT_URL,
+        ringing_timer=ringing_timer,
+        machine_detection=machine_detection,
+    )
 
 
 @pytest.fixture
@@ -50,8 +62,20 @@ def test_the_request_is_the_one_the_sdk_sends(
     ringing_timer: int | None, machine_detection: str | None, vonage: FakeVonageAPI
 ) -> None:
     placed = create_call(ringing_timer, machine_detection)
-    sdk_placed = vonage_adapter._create_call_with_sdk(
-        AGENT, CAMPAIGN_NUMBER, ANSWER_URL, EVENT_URL, ringing_timer, machine_detection
+    # The SDK's own request, built from its own types (not from our body).
+    sdk_placed = vonage_adapter._call_sdk(
+        "",
+        "create_call",
+        CreateCallRequest(
+            to=[ToPhone(number=AGENT)],
+            from_=Phone(number=CAMPAIGN_NUMBER),
+            answer_url=[ANSWER_URL],
+            answer_method="GET",
+            event_url=[EVENT_URL],
+            event_method="POST",
+            ringing_timer=ringing_timer,
+            machine_detection=machine_detection,
+        ),
     )
 
     ours, sdks = vonage.create_requests()
