@@ -473,6 +473,18 @@ def agent_leg_gives_up(call: Call, leg: CallLeg) -> bool:
     )
 
 
+def caller_may_still_wait(call: Call, legs: list[CallLeg]) -> bool:
+    """False once the caller can never wait for an agent again, whatever happens next:
+    an agent was put through (the outcome is answered) or the caller's leg ended. Both
+    are final, so an agent leg that ends then needs no ``advance`` (which would find the
+    same under the call's lock, in a transaction of its own): the usual end of a call.
+    ``legs``: the call's legs, read under its lock."""
+    if call.outcome == Outcome.ANSWERED:
+        return False
+    caller = next((leg for leg in legs if leg.role == LegRole.CALLER), None)
+    return caller is None or not is_terminal(caller.status)
+
+
 def _caller_waiting(call: Call, legs: list[CallLeg] | None = None) -> bool:
     """The caller is still on hold for an agent: not gone, not put through, not moved on.
     ``legs``: the call's legs, when read already."""

@@ -179,7 +179,12 @@ def _status_apply(
         if attempt is not None and leg.role == LegRole.AGENT:
             receipt.ncco = _connect_answer(call, leg, str(payload.get("status") or ""), attempt)
         return
-    if leg.role == LegRole.AGENT and not gave_up_before and call_flow.agent_leg_gives_up(call, leg):
+    if (
+        leg.role == LegRole.AGENT
+        and not gave_up_before
+        and call_flow.agent_leg_gives_up(call, leg)
+        and call_flow.caller_may_still_wait(call, legs)
+    ):
         from_attempt = leg.attempt if leg.attempt is not None else call.attempt
         reason = leg.status if leg.status in FAILURE_STATUSES else (leg.machine_detected or "hung up")
         call_id = call.pk

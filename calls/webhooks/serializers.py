@@ -96,12 +96,16 @@ class EventSerializer(serializers.Serializer):
         return attrs
 
 
+# NUL, and the lone surrogates a JSON ``\\ud800`` escape can put in a ``str``.
+_UNSTORABLE_CHARACTER = re.compile("[\x00\ud800-\udfff]")
+
+
 def storable(value: Any, depth: int = 0) -> bool:
     """Whether ``value`` can be stored as JSON by every database we run on."""
     if depth > 100:
         return False
     if isinstance(value, str):
-        return "\x00" not in value and not any("\ud800" <= ch <= "\udfff" for ch in value)
+        return _UNSTORABLE_CHARACTER.search(value) is None
     if isinstance(value, float):
         return math.isfinite(value)
     if isinstance(value, dict):

@@ -15,7 +15,7 @@ from django.test import Client
 from django.utils import timezone
 from pytest_django.fixtures import Settings
 
-from calls import agent_dispatch, events, services, vonage_adapter
+from calls import agent_dispatch, call_flow, events, services, vonage_adapter
 from calls.models import Call, CallEvent, CallLeg, CallState, LegRole, LegStatus, NumberStatus, Outcome
 from calls.vonage_adapter import PlacedCall, VonageUnavailable
 from calls.webhooks import views as webhooks
@@ -1048,6 +1048,45 @@ def test_status_event_query_count(client: Client, history: int, answered: Call, 
     # The call locked with its legs (one statement), the event stored, the leg updated.
     with django_assert_num_queries(5):
         post_json(client, "/event", event("outbound_ringing"))
+
+
+@pinned
+def test_agent_leg_ending_after_the_caller_left_query_count(
+    client: Client, history: int, answered: Call, monkeypatch: pytest.MonkeyPatch, django_assert_num_queries: Any
+) -> None:
+    """The caller hangs up during the whisper, then the agent's leg ends: it never joined,
+    so it "gave up", but the caller can never wait for another agent. No step is taken
+    (``advance``, which would find the same in a transaction of its own): the same
+    statements as any status event."""
+    agent_answers(client, answered)
+    for name in ("inbound_answered", "outbound_started", "outbound_ringing", "outbound_answered"):
+        post_json(client, "/event", event(name))
+    during_the_whisper = {"timestamp": "2024-06-12T09:15:10.500Z", "end_time": "2024-06-12T09:15:10.000Z"}
+    post_json(client, "/event", {**event("inbound_completed"), **during_the_whisper, "duration": "10"})
+    steps: list[dict[str, Any]] = []
+    monkeypatch.setattr(call_flow, "advance", lambda **kwargs: steps.append(kwargs))
+
+    # The call locked with its legs (one statement), the event stored, the leg and the
+    # call's outcome updated, in one transaction (its BEGIN and COMMIT counted too).
+    with django_assert_num_queries(6):
+        response = post_json(client, "/event", {**event("outbound_completed"), **during_the_whisper, "duration": "1"})
+
+    assert response.status_code == 200
+    assert steps == []
+    answered.refresh_from_db()
+    assert answered.state == CallState.ENDED
+
+
+@pinned
+def test_agent_who_gives_up_while_the_caller_waits_still_moves_the_caller_on(
+    client: Client, history: int, answered: Call, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    steps: list[dict[str, Any]] = []
+    monkeypatch.setattr(call_flow, "advance", lambda **kwargs: steps.append(kwargs))
+
+    assert post_json(client, "/event", event("outbound_busy")).status_code == 200
+
+    assert steps == [{"call_id": answered.pk, "from_attempt": 0, "reason": "agent busy"}]
 
 
 @pinned
