@@ -46,7 +46,9 @@ Printed:
   p50/p99/max: the difference is gunicorn's queueing, the network and the driver's delays;
 - errors (non-2xx, exceptions, calls unfinished after 60 s);
 - server CPU ms per complete call (utime+stime of gunicorn masters and workers, from
-  /proc, after minus before) and peak RSS per server process (VmHWM);
+  /proc, after minus before) and peak RSS per server process (VmHWM); PostgreSQL's CPU per
+  complete call (its backends for the app's database, listed every half second during the
+  run, as ``benchmarks/seed_side_by_side.py`` measures them) and the two together;
 - load generator CPU ms per call: this process (driver threads and the in-process fake
   API) over the run, from ``time.process_time()``, and the fake's connection threads' share
   (about 5-7 ms a call, 0.5-1 of it the fake's, against 65-80 ms of server CPU: on two
@@ -94,7 +96,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -280,6 +282,7 @@ class Run:
         self.ends: list[float] = []  # when each completed call ended, seconds from the start
         self.elapsed = 0.0
         self.cpu_ms = 0.0  # the servers'
+        self.database_cpu_ms: float | None = None  # PostgreSQL's backends for the app's database
         self.generator_cpu_ms = 0.0  # this process's
         self.fake_cpu_ms = 0.0  # the fake's connection threads', part of the above
         self.rss_kb: list[tuple[int, str, int]] = []  # (port, role, kB)
@@ -333,9 +336,17 @@ def _steady_rate(times: list[float]) -> float:
     return (high - low) / span if span > 0 else float("nan")
 
 
-def _run(args: argparse.Namespace, rate: float, servers: list[load.Server], drive: Drive, fake: Any = None) -> Run:
+def _run(
+    args: argparse.Namespace,
+    rate: float,
+    servers: list[load.Server],
+    drive: Drive,
+    fake: Any = None,
+    database: str | None = None,
+) -> Run:
     """Warm up, then start calls open-loop (Poisson arrivals) at ``rate`` for ``args.duration`` s;
-    wait for them; measure the servers' and this process's CPU over it."""
+    wait for them; measure the servers', PostgreSQL's (the backends of ``database``) and
+    this process's CPU over it."""
     run = Run(rate, args.duration)
     run.talk_seconds = args.talk_seconds
     run.warmup = _warm_up(drive, args.warmup, args.seed, concurrency=2 * len(servers) * args.workers)
@@ -344,7 +355,9 @@ def _run(args: argparse.Namespace, rate: float, servers: list[load.Server], driv
     webhooks = load.Webhooks(timeout=10)
     cpu_before = load.cpu_ms([pid for server in servers for pid in server.pids])
     generator_before, fake_before = time.process_time(), fake.cpu_seconds if fake is not None else 0.0
-    _open_loop(run, args.seed, drive, webhooks)
+    with load.DatabaseCpu(database) if database else nullcontext() as database_cpu:
+        _open_loop(run, args.seed, drive, webhooks)
+    run.database_cpu_ms = database_cpu.spent_ms if database_cpu is not None else None
     run.generator_cpu_ms = (time.process_time() - generator_before) * 1000
     run.fake_cpu_ms = (fake.cpu_seconds - fake_before) * 1000 if fake is not None else 0.0
     cpu_after = load.cpu_ms([pid for server in servers for pid in server.pids])
@@ -469,7 +482,7 @@ def _one_rate(args: argparse.Namespace, work: Path) -> int:
             f"{'whisper_project.wsgi' if app.query_dir is None else load.INSTRUMENTED_APP})",
             flush=True,
         )
-        run = _run(args, args.rate, app.servers, _app_drive(app), app.fake)
+        run = _run(args, args.rate, app.servers, _app_drive(app), app.fake, args.database)
         _spool_record(app)
         verdict = load.verdict(app.url, fake=app.fake, results=run.warmup + run.results)
         app.stop()
@@ -598,6 +611,13 @@ def _report(
     errors = run.errors
     print(f"errors (non-2xx or exceptions): {len(errors)}" + (f", e.g. {errors[:3]}" if errors else ""))
     print(f"server CPU: {run.cpu_ms:.0f} ms in all = {run.per_call(run.cpu_ms):.1f} ms per complete call")
+    if run.database_cpu_ms is not None:
+        both = run.cpu_ms + run.database_cpu_ms
+        print(
+            f"PostgreSQL CPU (its backends for the app's database): {run.database_cpu_ms:.0f} ms in all = "
+            f"{run.per_call(run.database_cpu_ms):.1f} ms per complete call; servers and PostgreSQL together "
+            f"{run.per_call(both):.1f} ms per complete call (issue 12 wants ≤ 15)"
+        )
     print("peak RSS (VmHWM): " + ", ".join(f"{port} {role} {kb / 1024:.0f} MB" for port, role, kb in run.rss_kb))
     print(
         f"load generator CPU (this process: driver threads + the in-process fake API): {run.generator_cpu_ms:.0f} ms "
@@ -814,7 +834,7 @@ def _find_max(args: argparse.Namespace, work: Path) -> int:
 
 def _step(args: argparse.Namespace, work: Path, rate: float) -> Step:
     with _app_running(args, work) as app:
-        run = _run(args, rate, app.servers, _app_drive(app), app.fake)
+        run = _run(args, rate, app.servers, _app_drive(app), app.fake, args.database)
         verdict = load.verdict(app.url, fake=app.fake, results=run.warmup + run.results)
     p99 = load.percentile(run.latencies("answer_inbound"), 0.99) * 1000
     return Step(rate=rate, run=run, problems=verdict.problems, inbound_p99_ms=p99)

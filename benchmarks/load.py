@@ -396,6 +396,58 @@ def cpu_ms(pids: list[int]) -> dict[int, float]:
     return result
 
 
+def cpu_spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU ms spent between two ``cpu_ms`` readings, by every process of the later one."""
+    return sum(after[pid] - before.get(pid, 0.0) for pid in after)
+
+
+class DatabaseCpu:
+    """The CPU of PostgreSQL's backends for ``database`` over a run, from ``/proc``: the
+    backends are listed before, every ``interval`` seconds during the run and after, and
+    each one's last reading counts, so one that exits mid-run loses at most ``interval``
+    of its CPU. The listing connects to the ``postgres`` database, not the one measured."""
+
+    def __init__(self, database: str, interval: float = 0.5) -> None:
+        self.database = database
+        self.interval = interval
+        self._before: dict[int, float] = {}
+        self._last: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._connection: Any = None
+
+    def __enter__(self) -> DatabaseCpu:
+        import psycopg
+
+        self._connection = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
+        self._before = self._read()
+        self._last = dict(self._before)
+        self._thread = threading.Thread(target=self._sample, name="database-cpu", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._last.update(self._read())
+        self._connection.close()
+
+    @property
+    def spent_ms(self) -> float:
+        return cpu_spent(self._before, self._last)
+
+    def _read(self) -> dict[int, float]:
+        rows = self._connection.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s", (self.database,)
+        ).fetchall()
+        return cpu_ms([int(row[0]) for row in rows])
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._last.update(self._read())
+
+
 def thread_cpu_ms(thread: int) -> float:
     """utime + stime of thread ``thread`` (a native id) of this process, in ms; 0 when gone."""
     try:
@@ -776,7 +828,10 @@ def call_drive(
         (a.get("name") for a in agent_ncco if isinstance(a, dict) and a.get("action") == "conversation"), None
     )
     if agent_room != room:
-        result.errors.append(f"answer_outbound: agent joins {agent_room!r}, the caller waits in {room!r}")
+        result.errors.append(
+            f"answer_outbound: agent joins {agent_room!r}, the caller waits in {room!r}; "
+            f"its answer: {json.dumps(agent_ncco)[:300]}"
+        )
 
     t2 = t1 + timedelta(seconds=6)
     event(_leg_event(agent, "answered", t2, start_time=None, rate=None, network=None))

@@ -70,7 +70,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid as uuid_lib
 from collections.abc import Iterator
@@ -385,7 +384,7 @@ def wrk_run(
     """``wrk -t1`` replaying ``prepared`` at ``connections`` for up to ``seconds``; CPU from /proc."""
     requests_file = prepared.write(work / f"requests-{app}-{route}-{connections}.txt")
     server_before = load.cpu_ms(server_pids)
-    with DatabaseCpu(database) if database else nullcontext() as database_cpu:
+    with load.DatabaseCpu(database) if database else nullcontext() as database_cpu:
         completed = _wrk(connections=connections, seconds=seconds, port=port, requests_file=requests_file)
     server_after = load.cpu_ms(server_pids)
     requests_file.unlink()
@@ -405,7 +404,7 @@ def wrk_run(
         p50_ms=figures["p50_us"] / 1000,
         p99_ms=figures["p99_us"] / 1000,
         socket_errors=sum(figures[key] for key in ("connect_errors", "read_errors", "write_errors", "timeouts")),
-        server_cpu_ms=_spent(server_before, server_after),
+        server_cpu_ms=load.cpu_spent(server_before, server_after),
         database_cpu_ms=database_cpu.spent_ms if database_cpu is not None else 0.0,
         ran_out=figures["sent"] >= figures["prepared"],
     )
@@ -431,57 +430,6 @@ def _wrk(*, connections: int, seconds: int, port: int, requests_file: Path) -> s
         timeout=seconds + 60,
         check=False,
     )
-
-
-def _spent(before: dict[int, float], after: dict[int, float]) -> float:
-    return sum(after[pid] - before.get(pid, 0.0) for pid in after)
-
-
-class DatabaseCpu:
-    """The CPU of PostgreSQL's backends for ``database`` over a run, from ``/proc``: the
-    backends are listed before, every ``interval`` seconds during the run and after, and
-    each one's last reading counts, so one that exits mid-run loses at most ``interval``
-    of its CPU. The listing connects to the ``postgres`` database, not the one measured."""
-
-    def __init__(self, database: str, interval: float = 0.5) -> None:
-        self.database = database
-        self.interval = interval
-        self._before: dict[int, float] = {}
-        self._last: dict[int, float] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._connection: Any = None
-
-    def __enter__(self) -> DatabaseCpu:
-        import psycopg
-
-        self._connection = psycopg.connect(load.PG_ADMIN_URL, autocommit=True, connect_timeout=5)
-        self._before = self._read()
-        self._last = dict(self._before)
-        self._thread = threading.Thread(target=self._sample, name="database-cpu", daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        self._last.update(self._read())
-        self._connection.close()
-
-    @property
-    def spent_ms(self) -> float:
-        return _spent(self._before, self._last)
-
-    def _read(self) -> dict[int, float]:
-        rows = self._connection.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = %s", (self.database,)
-        ).fetchall()
-        return load.cpu_ms([int(row[0]) for row in rows])
-
-    def _sample(self) -> None:
-        while not self._stop.wait(self.interval):
-            self._last.update(self._read())
 
 
 # --- both apps ---------------------------------------------------------------------------------

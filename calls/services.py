@@ -410,6 +410,35 @@ def _agent_leg_create(
     )
 
 
+def _agent_leg_heard(
+    call: Call, *, uuid: str, attempt: int | None, conversation_uuid: str, region_url: str
+) -> tuple[CallLeg | None, bool]:
+    """The agent leg an answer names but the call's legs, read under its lock, did not
+    have: recorded here, or, when the thread that placed the call recorded it meanwhile
+    (it writes without the call's lock; an agent's phone that answers at once, a PBX,
+    races it), that thread's row. Returns the leg (None when the uuid is another call's
+    leg) and whether it was recorded here."""
+    leg = CallLeg(
+        uuid=uuid,
+        call=call,
+        role=LegRole.AGENT,
+        attempt=attempt if attempt is not None else call.attempt,
+        direction="outbound",
+        to_number=call.destination,
+        from_number=call.called_number,
+        conversation_uuid=conversation_uuid,
+        region_url=region_url,
+    )
+    if statements.insert_or_skip(leg, unique="uuid") is not None:
+        return leg, True
+    recorded = CallLeg.objects.get(uuid=uuid)
+    if recorded.call_id != call.pk:
+        return None, False  # another call's leg: not this answer's to take
+    logger.info("answer_outbound.leg_recorded_meanwhile call=%s agent_uuid=%s", call.pk, uuid)
+    recorded.call = call
+    return recorded, False
+
+
 # --- the agent's answer webhook ----------------------------------------------------------
 
 
@@ -438,11 +467,17 @@ def call_answer_agent(
             # told so, not recorded, and ends when the talk does.
             logger.warning("answer_outbound.unknown_agent_leg call=%s agent_uuid=%s", call.pk, uuid)
             return nccos.agent_hears_call_taken()
+        recorded_here = False
         if leg is None:
-            leg = _agent_leg_create(
+            heard, recorded_here = _agent_leg_heard(
                 call, uuid=uuid, attempt=attempt, conversation_uuid=conversation_uuid, region_url=region_url
             )
+            if heard is None:
+                logger.warning("answer_outbound.leg_of_another_call call=%s agent_uuid=%s", call.pk, uuid)
+                return nccos.agent_hears_call_taken()
+            leg = heard
             legs.append(leg)
+        if recorded_here:
             # Its first events may have come before it was recorded (a late agent call, or
             # the placing worker killed after Vonage created it): they count from now on.
             if events_adopt(call_id=call.pk, leg_uuids=[uuid]):

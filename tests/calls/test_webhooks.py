@@ -15,7 +15,7 @@ from django.test import Client
 from django.utils import timezone
 from pytest_django.fixtures import Settings
 
-from calls import agent_dispatch, call_flow, events, services, vonage_adapter
+from calls import agent_dispatch, call_flow, events, services, statements, vonage_adapter
 from calls.models import Call, CallEvent, CallLeg, CallState, LegRole, LegStatus, NumberStatus, Outcome
 from calls.vonage_adapter import PlacedCall, VonageUnavailable
 from calls.webhooks import views as webhooks
@@ -482,6 +482,52 @@ def test_retried_agent_answer_replays_the_whisper_as_first_spoken(client: Client
     assert again.status_code == 200
     assert again.json() == first
     assert CallLeg.objects.filter(role=LegRole.AGENT).count() == 1
+
+
+def _agent_legs_not_yet_committed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The agent's answer reads the call's legs as they were just before the placing
+    thread committed the agent's leg."""
+    read = statements.call_and_legs_with_routes_version
+
+    def read_before_the_leg_committed(*, call_id: int) -> tuple[Call | None, list[CallLeg], int | None]:
+        call, legs, version = read(call_id=call_id)
+        return call, [leg for leg in legs if leg.role != LegRole.AGENT], version
+
+    monkeypatch.setattr(statements, "call_and_legs_with_routes_version", read_before_the_leg_committed)
+
+
+def test_agent_answering_while_the_placing_thread_records_the_leg_is_whispered_and_joins(
+    client: Client, answered: Call, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An agent's phone that answers at once (a PBX): Vonage asks for the answer while the
+    thread that placed the call records its leg without the call's lock. The answer read
+    the call's legs just before that thread committed, so it does not see the leg, and
+    finds it when it records it: it must join the caller, not fail on the duplicate."""
+    _agent_legs_not_yet_committed(monkeypatch)
+
+    response = agent_answers(client, answered)
+
+    assert response.status_code == 200
+    whisper, conversation = response.json()
+    assert whisper["text"] == "Incoming call regarding the summer offer"
+    assert conversation["name"] == answered.conference_name
+    leg = CallLeg.objects.get(uuid=AGENT_UUID)
+    assert leg.call_id == answered.pk and leg.region_url == AGENT_ANSWER["region_url"]
+    assert not any("unexpected_error" in record.getMessage() for record in caplog.records)
+
+
+def test_agent_answer_naming_another_calls_leg_is_not_connected(
+    client: Client, answered: Call, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = CallFactory.create()
+    CallLegFactory.create(call=other, role=LegRole.CALLER, uuid="someone-elses-leg")
+    _agent_legs_not_yet_committed(monkeypatch)
+
+    response = agent_answers(client, answered, uuid="someone-elses-leg")
+
+    assert response.status_code == 200
+    assert not any(action["action"] == "conversation" for action in response.json())
+    assert CallLeg.objects.get(uuid="someone-elses-leg").call_id == other.pk
 
 
 def test_agent_answer_posted_as_json_is_whispered_too(client: Client, answered: Call) -> None:
