@@ -396,8 +396,16 @@ def _agent_leg_create(
     call: Call, *, uuid: str, attempt: int | None, conversation_uuid: str, region_url: str
 ) -> CallLeg:
     """An agent leg first heard of from Vonage (its answer or its events), not from our
-    create-call: rung from the campaign number to the call's destination."""
-    return CallLeg.objects.create(
+    create-call, saved."""
+    leg = _agent_leg_new(call, uuid=uuid, attempt=attempt, conversation_uuid=conversation_uuid, region_url=region_url)
+    leg.save(force_insert=True)
+    return leg
+
+
+def _agent_leg_new(call: Call, *, uuid: str, attempt: int | None, conversation_uuid: str, region_url: str) -> CallLeg:
+    """An agent leg first heard of from Vonage: rung from the campaign number to the call's
+    destination. Not saved."""
+    return CallLeg(
         uuid=uuid,
         call=call,
         role=LegRole.AGENT,
@@ -418,17 +426,7 @@ def _agent_leg_heard(
     (it writes without the call's lock; an agent's phone that answers at once, a PBX,
     races it), that thread's row. Returns the leg (None when the uuid is another call's
     leg) and whether it was recorded here."""
-    leg = CallLeg(
-        uuid=uuid,
-        call=call,
-        role=LegRole.AGENT,
-        attempt=attempt if attempt is not None else call.attempt,
-        direction="outbound",
-        to_number=call.destination,
-        from_number=call.called_number,
-        conversation_uuid=conversation_uuid,
-        region_url=region_url,
-    )
+    leg = _agent_leg_new(call, uuid=uuid, attempt=attempt, conversation_uuid=conversation_uuid, region_url=region_url)
     if statements.insert_or_skip(leg, unique="uuid") is not None:
         return leg, True
     recorded = CallLeg.objects.get(uuid=uuid)
