@@ -44,7 +44,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy calls campaigns alerts devtools whisper_project
+	$(BIN)/mypy calls campaigns alerts devtools whisper_project benchmarks
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -188,7 +188,8 @@ def _input_call(webhooks: load.Webhooks, port: int, fake: Any, call_ids: load.Ca
     (notify,) = [action for action in ncco if action["action"] == "notify"]
     webhooks.request(port, "POST", _path(notify["eventUrl"][0]), _notify(caller, notify))
     call_id = call_ids.for_caller(caller["uuid"])
-    _expect(call_id is not None, "no call recorded")
+    if call_id is None:
+        raise AssertionError("no call recorded")
     placed = fake.agent_calls(call_id, timeout=30.0)
     _expect(bool(placed), f"no agent call for call {call_id}")
     # The agent picks up once the app knows the call it placed (create_call answered).
