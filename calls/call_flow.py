@@ -229,8 +229,8 @@ def agent_leg_record(*, call: Call, attempt: int, placed: vonage_adapter.PlacedC
         to_number=destinations_for(call)[attempt],
         direction="outbound",
     )
-    if statements.insert_or_skip(leg, unique="uuid") is None:  # recorded already (an event attached it first)
-        leg = CallLeg.objects.get(uuid=placed.uuid)
+    # Recorded already when an event, or the agent's answer, attached it first.
+    leg, _ = statements.insert_or_existing(leg, unique="uuid")
     logger.info("flow.agent_rung call=%s attempt=%s agent_uuid=%s sent=%s", call.pk, attempt, placed.uuid, placed.sent)
     early_events_adopt(call_id=call.pk, leg=leg, attempt=attempt)
     return leg

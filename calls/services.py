@@ -341,8 +341,9 @@ def call_record_late(
     """Record a caller's call that was answered while the database was unreachable, or
     shed under overload (``reason``; the answer was the safe one: straight to the call
     centre), from the spool. Nothing when the caller's leg is recorded already (Vonage
-    retried once the database was back, or a replay ran before). The ``connect`` leg Vonage then made shares the
-    caller's conversation: its events, stored unmatched meanwhile, are adopted too."""
+    retried once the database was back, or a replay ran before). The ``connect`` leg
+    Vonage then made shares the caller's conversation: its events, stored unmatched
+    meanwhile, are adopted too."""
     if not uuid or caller_leg(uuid) is not None:
         return None
     route = route_for(to)
@@ -427,14 +428,14 @@ def _agent_leg_heard(
     races it), that thread's row. Returns the leg (None when the uuid is another call's
     leg) and whether it was recorded here."""
     leg = _agent_leg_new(call, uuid=uuid, attempt=attempt, conversation_uuid=conversation_uuid, region_url=region_url)
-    if statements.insert_or_skip(leg, unique="uuid") is not None:
+    leg, inserted = statements.insert_or_existing(leg, unique="uuid")
+    if inserted:
         return leg, True
-    recorded = CallLeg.objects.get(uuid=uuid)
-    if recorded.call_id != call.pk:
+    if leg.call_id != call.pk:
         return None, False  # another call's leg: not this answer's to take
     logger.info("answer_outbound.leg_recorded_meanwhile call=%s agent_uuid=%s", call.pk, uuid)
-    recorded.call = call
-    return recorded, False
+    leg.call = call
+    return leg, False
 
 
 # --- the agent's answer webhook ----------------------------------------------------------

@@ -41,6 +41,16 @@ def insert_or_skip(instance: models.Model, *, unique: str) -> int | None:
     return int(row[0])
 
 
+def insert_or_existing(instance: M, *, unique: str) -> tuple[M, bool]:
+    """``instance`` inserted (:func:`insert_or_skip`), or, when a row with the same
+    ``unique`` value exists (another transaction wrote it first), that row, read back:
+    (the row, whether it was inserted here)."""
+    if insert_or_skip(instance, unique=unique) is not None:
+        return instance, True
+    model = type(instance)
+    return model._default_manager.get(**{unique: getattr(instance, unique)}), False
+
+
 def _insert_fields(model: type[models.Model]) -> list[models.Field]:  # type: ignore[type-arg]
     return [field for field in model._meta.concrete_fields if not field.primary_key]
 
