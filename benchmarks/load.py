@@ -444,8 +444,13 @@ class DatabaseCpu:
         return cpu_ms([int(row[0]) for row in rows])
 
     def _sample(self) -> None:
+        started = time.thread_time()
         while not self._stop.wait(self.interval):
             self._last.update(self._read())
+        self.own_cpu_ms = (time.thread_time() - started) * 1000
+
+    # The sampling thread's own CPU (this process's, not PostgreSQL's): set once it stopped.
+    own_cpu_ms = 0.0
 
 
 def thread_cpu_ms(thread: int) -> float:

@@ -52,7 +52,8 @@ latency (wrk's), and the server CPU per request: utime+stime from ``/proc`` of t
 processes (gunicorn's master and workers; node) after minus before, and, for ours,
 PostgreSQL's backends for its database, separately (listed every half second during the
 run: a backend that exits mid-run loses at most that much of its CPU; gunicorn keeps its
-connections anyway). Then the ratios ours/seed and issue 12's
+connections anyway); and the CPU the run cost the shared fake API (this script's threads)
+and wrk, per request: the four together are what a request costs the two cores. Then the ratios ours/seed and issue 12's
 targets, and the verification: each of our answered calls in PostgreSQL and its agent call
 placed at the fake once; each of our answered agent answers recorded as the call's agent leg;
 each of the seed's answered calls placed at the fake. Exit status 1 when the verification
@@ -66,6 +67,7 @@ import dataclasses
 import json
 import math
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -358,6 +360,8 @@ class Result:
     socket_errors: int  # connect, read, write errors and timeouts
     server_cpu_ms: float
     database_cpu_ms: float  # PostgreSQL's backends for our database; 0 for the seed
+    fake_cpu_ms: float  # the fake Vonage API, shared by both apps (this process's threads)
+    wrk_cpu_ms: float  # the load generator
     ran_out: bool  # every prepared request was sent before the run's time was up
     warmup: bool = False  # not measured: its calls are verified, its figures in no report
 
@@ -384,9 +388,15 @@ def wrk_run(
     """``wrk -t1`` replaying ``prepared`` at ``connections`` for up to ``seconds``; CPU from /proc."""
     requests_file = prepared.write(work / f"requests-{app}-{route}-{connections}.txt")
     server_before = load.cpu_ms(server_pids)
+    # The fake API runs in this process's threads: this process's CPU over the run, less
+    # the main thread's (waiting on wrk) and the PostgreSQL sampler's, is the fake's.
+    process_before, main_before, wrk_before = time.process_time(), time.thread_time(), _children_cpu()
     with load.DatabaseCpu(database) if database else nullcontext() as database_cpu:
         completed = _wrk(connections=connections, seconds=seconds, port=port, requests_file=requests_file)
     server_after = load.cpu_ms(server_pids)
+    harness = time.thread_time() - main_before + (database_cpu.own_cpu_ms / 1000 if database_cpu else 0.0)
+    fake_cpu_ms = (time.process_time() - process_before - harness) * 1000
+    wrk_cpu_ms = (_children_cpu() - wrk_before) * 1000
     requests_file.unlink()
     line = next((line for line in completed.stdout.splitlines() if line.startswith("wrk-result ")), None)
     if completed.returncode != 0 or line is None:
@@ -406,8 +416,16 @@ def wrk_run(
         socket_errors=sum(figures[key] for key in ("connect_errors", "read_errors", "write_errors", "timeouts")),
         server_cpu_ms=load.cpu_spent(server_before, server_after),
         database_cpu_ms=database_cpu.spent_ms if database_cpu is not None else 0.0,
+        fake_cpu_ms=fake_cpu_ms,
+        wrk_cpu_ms=wrk_cpu_ms,
         ran_out=figures["sent"] >= figures["prepared"],
     )
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's children that have ended (wrk, once it is waited for)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _wrk(*, connections: int, seconds: int, port: int, requests_file: Path) -> subprocess.CompletedProcess[str]:
@@ -602,7 +620,7 @@ def _verify_seed(fake: Any, port: int, results: list[Result]) -> Verification:
 
 HEADER = (
     f"{'route':<16}{'c':>3}  {'app':<5}{'2xx':>8}{'other':>7}{'req/s':>9}{'p50 ms':>8}{'p99 ms':>8}"
-    f"{'server CPU':>12}{'PostgreSQL':>12}  note"
+    f"{'server CPU':>12}{'PostgreSQL':>12}{'fake API':>10}{'wrk':>6}  note"
 )
 
 
@@ -616,8 +634,8 @@ def _row(result: Result) -> str:
     )
     return (
         f"{result.route:<16}{result.connections:>3}  {result.app:<5}{result.ok:>8}{other:>7}{result.rate:>9.1f}"
-        f"{result.p50_ms:>8.2f}{result.p99_ms:>8.2f}{result.per_request(result.server_cpu_ms):>12.2f}{database}  "
-        f"{note}"
+        f"{result.p50_ms:>8.2f}{result.p99_ms:>8.2f}{result.per_request(result.server_cpu_ms):>12.2f}{database}"
+        f"{result.per_request(result.fake_cpu_ms):>10.2f}{result.per_request(result.wrk_cpu_ms):>6.2f}  {note}"
     )
 
 
@@ -626,7 +644,11 @@ def _measured(results: list[Result], app: str, route: str, connections: int) -> 
 
 
 def _report(results: list[Result]) -> None:
-    print("CPU columns: ms per answered request (utime+stime from /proc, after minus before the run)")
+    print(
+        "CPU columns: ms per answered request (utime+stime from /proc, after minus before the run); "
+        "'fake API' is the TLS fake both apps place their calls at, 'wrk' the load generator: with the "
+        "server's and PostgreSQL's, what one request costs the two cores"
+    )
     print(HEADER)
     for route in (INBOUND, OUTBOUND):
         for connections in CONNECTIONS:

@@ -11,7 +11,12 @@ the demo campaigns (as ``benchmarks/calls.py`` does), then sends each call's web
 straight to the WSGI application, production settings (DEBUG off), no Vonage
 credentials: the agent call is recorded, not sent (``vonage_adapter``'s dry run), and it
 is placed inline, so its work is in the answer's figure. A call is the caller's answer,
-the checkpoint, the agent's answer and four status events per leg. Printed: the median
+the checkpoint, the agent's answer and four status events per leg, in the order and
+with the times ``benchmarks/calls.py`` sends them: the agent's leg is answered, and a
+minute later both hang up. (Until 2026-12-07 all four of the caller's events came
+first, every event at the same instant, so on every call the caller hung up before the
+agent's ``answered`` event and the app ran its caller-left steps: figures from before
+then are not comparable.) Printed: the median
 over the rounds of this process's CPU time (``time.process_time``) per request of each
 webhook and per complete call. CPU time, not wall time: the figures hold on a busy
 machine better than latencies do, but they still move by 10 % or so between runs.
@@ -27,6 +32,7 @@ import sys
 import time
 import uuid as uuid_lib
 from collections import defaultdict
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -36,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks import load  # noqa: E402
 
-TIMESTAMP = "2026-11-25T12:00:00.000Z"
+T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
 def main() -> int:
@@ -166,26 +172,39 @@ class App:
         return json.loads(body) if body else None
 
     def call(self) -> None:
+        """One call, its webhooks in the order and at the times ``benchmarks/calls.py``
+        sends them (Vonage's, for a call an agent takes): the caller's leg at T, the
+        agent's rung at T+1 s and answered at T+7 s, the agent hanging up a minute later,
+        then the caller."""
         from calls.models import CallLeg
 
         caller = str(uuid_lib.uuid4())
         fields = {"to": load.CAMPAIGN_NUMBER, "from": "447946000123", "uuid": caller, "conversation_uuid": "CON"}
         query = urlencode(fields)
         ncco = self.request("answer_inbound (with the agent call)", "GET", f"/answer_inbound?{query}")
+        for status in ("started", "ringing", "answered"):
+            self.event(caller, "inbound", status, at=T0)
         notify = next(action for action in ncco if action["action"] == "notify")
         checkpoint = urlsplit(notify["eventUrl"][0])
-        body = {"conversation_uuid": fields["conversation_uuid"], "payload": notify["payload"], "timestamp": TIMESTAMP}
+        body = {"conversation_uuid": "CON", "payload": notify["payload"], "timestamp": load.vonage_time(T0)}
         self.request("checkpoint", "POST", f"{checkpoint.path}?{checkpoint.query}", body)
         agent, call_id = CallLeg.objects.filter(call__legs__uuid=caller, role="agent").values_list("uuid", "call_id")[0]
+        for status in ("started", "ringing"):
+            self.event(agent, "outbound", status, at=T0 + timedelta(seconds=1))
         query = urlencode({"uuid": agent, "to": load.CALL_CENTER_NUMBER, "from": load.CAMPAIGN_NUMBER})
         self.request("answer_outbound", "GET", f"{load.callback_path('answer_outbound', call=call_id)}&{query}")
-        for leg, direction in ((caller, "inbound"), (agent, "outbound")):
-            for status in ("started", "ringing", "answered", "completed"):
-                event = {"uuid": leg, "status": status, "direction": direction, "timestamp": TIMESTAMP}
-                if status == "completed":
-                    event.update(duration="30", price="0.01", rate="0.01", start_time=TIMESTAMP, end_time=TIMESTAMP)
-                self.request("event", "POST", "/event", event)
+        answered, hung_up = T0 + timedelta(seconds=7), T0 + timedelta(seconds=67)
+        self.event(agent, "outbound", "answered", at=answered)
+        self.event(agent, "outbound", "completed", at=hung_up, since=answered)
+        self.event(caller, "inbound", "completed", at=hung_up + timedelta(seconds=1), since=T0)
 
+    def event(self, leg: str, direction: str, status: str, *, at: datetime, since: datetime | None = None) -> None:
+        event = {"uuid": leg, "status": status, "direction": direction, "timestamp": load.vonage_time(at)}
+        if since is not None:
+            seconds = str(round((at - since).total_seconds()))
+            times = {"start_time": load.vonage_time(since), "end_time": load.vonage_time(at)}
+            event.update(duration=seconds, price="0.01", rate="0.01", **times)
+        self.request("event", "POST", "/event", event)
 
 if __name__ == "__main__":
     sys.exit(main())

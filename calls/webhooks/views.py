@@ -428,7 +428,8 @@ class EventView(VonageWebhook):
         return super().handle_exception(exc)
 
     def handle(self, request: Request, data: dict[str, Any]) -> Response:
-        context = validated(EventContextSerializer, self.callback)
+        # Most events carry none of our parameters (a status event's URL is the bare route).
+        context = validated(EventContextSerializer, self.callback) if self.callback else {}
         call_id, attempt = context.get("call"), context.get("attempt")
         if context.get("checkpoint"):
             # A notify's body is the payload we chose; our query string names the call.

@@ -54,13 +54,19 @@ def test_both_apps_are_measured_on_both_routes_and_our_calls_verified() -> None:
         for connections in (16, 1):
             for app in ("seed", "ours"):
                 row = re.search(
-                    rf"^{route}\s+{connections}\s+{app}\s+(\d+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)",
+                    rf"^{route}\s+{connections}\s+{app}\s+(\d+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)"
+                    r"\s+([\d.]+|-)\s+([\d.]+)\s+([\d.]+)\s",
                     output,
                     re.MULTILINE,
                 )
                 assert row, f"no {app} {route} c={connections} row in:\n{output}"
-                answered, _, rate, _, _, cpu = row.groups()
+                answered, _, rate, _, _, cpu, database, fake, wrk = row.groups()
                 assert int(answered) > 0 and float(rate) > 0 and float(cpu) > 0, row.group(0)
+                assert (database == "-") == (app == "seed"), row.group(0)
+                assert float(wrk) > 0, row.group(0)
+                if route == "answer_inbound":
+                    # Every caller's answer places an agent call at the shared fake: its cost is seen.
+                    assert float(fake) > 0, row.group(0)
             assert re.search(rf"^{route} c={connections}: req/s x[\d.]+ ", output, re.MULTILINE), output
     assert re.search(r"^ours: \d+ calls in PostgreSQL .*every answered call recorded: yes$", output, re.M), output
     assert re.search(r"^ours: agent calls placed at the fake: .*each placed once: yes$", output, re.M), output
