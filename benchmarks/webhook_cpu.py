@@ -206,5 +206,6 @@ class App:
             event.update(duration=seconds, price="0.01", rate="0.01", **times)
         self.request("event", "POST", "/event", event)
 
+
 if __name__ == "__main__":
     sys.exit(main())
