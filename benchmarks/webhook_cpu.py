@@ -32,6 +32,8 @@ import sys
 import time
 import uuid as uuid_lib
 from collections import defaultdict
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -145,6 +147,9 @@ class App:
         self.cpu: dict[str, list[float]] = defaultdict(list)
         self.pg_cpu: dict[str, list[float]] = defaultdict(list)
         self.profiled: tuple[str, Any] | None = None
+        # Wrapped around the application's work on each request, named for its webhook
+        # (benchmarks/instructions.py counts instructions in it).
+        self.counted: Callable[[str], AbstractContextManager[None]] = lambda name: nullcontext()
 
     def request(self, name: str, method: str, path: str, payload: Any = None) -> Any:
         # Signed as Vonage signs (outside the measured time): the server checks it.
@@ -161,7 +166,8 @@ class App:
         backend = _backend_pid()
         pg_started = _backend_cpu(backend)
         started = time.process_time()
-        body = b"".join(self.application(request.environ, lambda code, headers, *_: status.append(code)))
+        with self.counted(name):
+            body = b"".join(self.application(request.environ, lambda code, headers, *_: status.append(code)))
         if profiler:
             profiler.disable()
         self.cpu[name].append(time.process_time() - started)
