@@ -11,15 +11,18 @@ restart inside that window costs the requests running then what it costs them an
 (a database error: the webhooks' safe answer, the spool, a 503 for Vonage to retry),
 and Django drops the broken connection at the end of that request.
 
-It also lets psycopg keep the parse of the hot path's longest statement (below).
+It also lets psycopg keep the parse of the hot path's longest statement, and reads
+``timestamptz`` values with Python's own parser (both below).
 """
 
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db.backends.postgresql import base
-from psycopg import _queries
+from django.db.backends.postgresql.psycopg_any import BaseTzLoader
+from psycopg import _queries, adapt
 
 # psycopg remembers where a query's parameters go (a regular-expression parse of the SQL)
 # only for a query of at most 50 parameters; a new call's one statement (the call and its
@@ -31,11 +34,44 @@ if getattr(_queries, "MAX_CACHED_STATEMENT_PARAMS", HOT_STATEMENT_MAX_PARAMS) < 
     _queries.MAX_CACHED_STATEMENT_PARAMS = HOT_STATEMENT_MAX_PARAMS
 
 
+class UtcTimestamptzLoader(BaseTzLoader):
+    """A ``timestamptz`` read as Django's loader reads it on a UTC connection (an aware
+    ``datetime`` in UTC), parsed by ``datetime.fromisoformat``, which is written in C.
+
+    Django's loader runs psycopg's parser, written in Python, for every value: about a
+    tenth of a call's instructions (``benchmarks/instructions.py``), a call reading some
+    hundred of them. PostgreSQL writes a UTC ``timestamptz`` as ISO 8601
+    (``2026-11-25 12:00:00.5+00``); anything else (``infinity``, a date BC, another
+    offset or date style) is left to Django's loader, which reads it or refuses it as
+    before."""
+
+    timezone = UTC
+
+    def load(self, data: Any) -> datetime:
+        try:
+            value = datetime.fromisoformat(bytes(data).decode())
+        except ValueError:
+            value = None
+        if value is None or value.utcoffset() != timedelta(0):
+            return super().load(data)
+        return value.replace(tzinfo=UTC)
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.known_good_until = 0.0
         self.used_since_check = False
+
+    def get_connection_params(self) -> dict[str, Any]:
+        params = super().get_connection_params()
+        template = params.get("context")
+        if template is not None and self.timezone == UTC:
+            # Django's adapters (its shared template, extended) with the faster loader:
+            # its create_cursor sees the same time zone and keeps it.
+            params["context"] = adapt.AdaptersMap(template)
+            params["context"].register_loader("timestamptz", UtcTimestamptzLoader)
+        return params
 
     def create_cursor(self, name: str | None = None) -> Any:
         self.used_since_check = True
