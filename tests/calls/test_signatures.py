@@ -1,6 +1,8 @@
 """Signed webhooks: with VONAGE_SIGNATURE_SECRET set, only Vonage's signed requests get in."""
 
+import base64
 import hashlib
+import hmac
 import json
 import logging
 import time
@@ -11,12 +13,15 @@ import pytest
 import vonage_jwt
 from django.core import checks
 from django.test import Client
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from pytest_django.fixtures import Settings
 
 from calls import vonage_adapter
 from calls.models import Call, CallEvent, CallLeg
 from calls.vonage_adapter import PlacedCall
-from calls.webhooks.signatures import CLOCK_SKEW_SECONDS, InvalidSignature, sign_webhook, verify_webhook
+from calls.webhooks.signatures import CLOCK_SKEW_SECONDS, InvalidSignature, hs256_claims, sign_webhook, verify_webhook
 from campaigns.models import TrackingNumber
 from tests.conftest import load_fixture
 
@@ -281,3 +286,95 @@ def test_production_with_a_signature_secret_is_not_warned_about(settings: Settin
     ids = {message.id for message in checks.run_checks(include_deployment_checks=True)}
     assert "calls.W001" not in ids
     assert "calls.E005" not in ids
+
+
+# --- the verifier against PyJWT's verdicts --------------------------------------------------
+
+_MISSING = object()
+_NOW = time.time()
+# Times well clear of the minute's leeway on either side, so that the two verifiers (PyJWT
+# reads the clock itself) agree whatever the few milliseconds between them.
+_TIMES = st.sampled_from([_NOW - 1000, _NOW - 90, _NOW, _NOW + 30, _NOW + 120, _NOW + 1000])
+_CLAIM_VALUES = st.one_of(
+    _TIMES,
+    _TIMES.map(int),
+    _TIMES.map(lambda t: str(int(t))),
+    st.sampled_from(["soon", "", None, True, False, [], {}, 1e308, float("nan"), -1]),
+)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+@st.composite
+def _tokens(draw: st.DrawFn) -> str:
+    """Tokens as a forger might make them: any header, any claims, signed with our secret
+    or another, then perhaps damaged."""
+    header: dict[str, Any] = {"alg": draw(st.sampled_from(["HS256", "HS256", "HS512", "none", "RS256", "hs256"]))}
+    header.update(draw(st.sampled_from([{}, {"typ": "JWT"}, {"kid": "k"}, {"kid": 7}, {"crit": ["exp"]}])))
+    claims: dict[str, Any] = {}
+    for name, default in (("iat", int(_NOW)), ("jti", "j-1")):
+        value = draw(st.one_of(st.just(default), st.just(_MISSING), _CLAIM_VALUES, st.integers()))
+        if value is not _MISSING:
+            claims[name] = value
+    for name in ("exp", "nbf"):
+        value = draw(st.one_of(st.just(_MISSING), _CLAIM_VALUES))
+        if value is not _MISSING:
+            claims[name] = value
+    claims.update(draw(st.sampled_from([{}, {"aud": "x"}, {"aud": ""}, {"aud": []}, {"sub": 5}, {"sub": "s"}])))
+    claims["payload_hash"] = draw(st.sampled_from(["0" * 64, "", None]))
+    signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
+    key = draw(st.sampled_from([SECRET, SECRET, "another-secret-" + "x" * 40]))
+    signature = hmac.new(key.encode(), signing_input.encode(), hashlib.sha256).digest()
+    token = f"{signing_input}.{_b64(signature)}"
+    damage = draw(st.sampled_from(["none", "none", "none", "flip", "pad", "drop", "extra", "space", "junk"]))
+    if damage == "flip":
+        index = draw(st.integers(min_value=0, max_value=len(token) - 1))
+        token = token[:index] + ("A" if token[index] != "A" else "B") + token[index + 1 :]
+    elif damage == "pad":
+        token += "=="
+    elif damage == "drop":
+        token = token.rsplit(".", 1)[0]
+    elif damage == "extra":
+        token += ".e30"
+    elif damage == "space":
+        token = token.replace(".", ". ", 1)
+    elif damage == "junk":
+        token = draw(st.text(max_size=40))
+    return token
+
+
+def _pyjwt_claims(token: str) -> dict[str, Any] | None:
+    try:
+        return jwt.decode(
+            token, SECRET, algorithms=["HS256"], leeway=CLOCK_SKEW_SECONDS, options={"require": ["iat", "jti"]}
+        )
+    except (jwt.PyJWTError, ValueError):
+        return None
+
+
+def _our_claims(token: str) -> dict[str, Any] | None:
+    try:
+        return hs256_claims(token, secret=SECRET, now=time.time(), leeway=CLOCK_SKEW_SECONDS)
+    except InvalidSignature:
+        return None
+
+
+@hypothesis_settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_tokens())
+def test_a_token_is_accepted_only_where_pyjwt_accepts_it(token: str) -> None:
+    ours, pyjwt = _our_claims(token), _pyjwt_claims(token)
+    if ours is not None:
+        assert pyjwt == ours  # never looser, and the same claims
+    elif pyjwt is not None:
+        # Stricter only where Vonage never goes: padding, or a header naming extensions.
+        header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
+        assert token.endswith("=") or "crit" in header, token
+
+
+def test_a_token_vonage_sends_is_accepted_with_its_claims() -> None:
+    token = sign_webhook(body=b"{}", secret=SECRET, jti="vonage-1")
+    claims = hs256_claims(token, secret=SECRET, now=time.time(), leeway=CLOCK_SKEW_SECONDS)
+    assert claims == _pyjwt_claims(token)
+    assert claims["jti"] == "vonage-1" and claims["payload_hash"] == hashlib.sha256(b"{}").hexdigest()
