@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import os
 import re
 import shutil
 import statistics
@@ -152,21 +151,10 @@ def _report(counts: dict[str, list[int]], args: argparse.Namespace) -> None:
 
 
 def _inner(args: argparse.Namespace, library: Path) -> int:
-    os.environ.update(
-        load.django_env(
-            database=load.database_url(args.database), public_url="http://127.0.0.1:8000", AGENT_CALL_DISPATCH="inline"
-        )
-    )
-    import django
-
-    django.setup()
-    from django.test import RequestFactory
-
-    from benchmarks.webhook_cpu import App
-    from whisper_project.wsgi import application
+    from benchmarks.webhook_cpu import app_in_process
 
     markers = ctypes.CDLL(str(library))
-    app = App(application, RequestFactory(SERVER_NAME="127.0.0.1"))
+    app = app_in_process(load.database_url(args.database))
 
     def counted_as(prefix: str) -> Callable[[str], AbstractContextManager[None]]:
         @contextmanager

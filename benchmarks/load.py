@@ -293,6 +293,15 @@ class Server:
             return ""
 
 
+def django_in_process(database_url: str, **extra: str) -> None:
+    """Django set up in this process on ``database_url``, in the production environment
+    (:func:`django_env`), for the benchmarks that call the app without a server."""
+    os.environ.update(django_env(database=database_url, public_url="http://127.0.0.1:8000", **extra))
+    import django
+
+    django.setup()
+
+
 def gunicorn_start(
     *,
     port: int,
@@ -415,6 +424,8 @@ class DatabaseCpu:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._connection: Any = None
+        # The sampling thread's own CPU (this process's, not PostgreSQL's): set once it stopped.
+        self.own_cpu_ms = 0.0
 
     def __enter__(self) -> DatabaseCpu:
         import psycopg
@@ -448,9 +459,6 @@ class DatabaseCpu:
         while not self._stop.wait(self.interval):
             self._last.update(self._read())
         self.own_cpu_ms = (time.thread_time() - started) * 1000
-
-    # The sampling thread's own CPU (this process's, not PostgreSQL's): set once it stopped.
-    own_cpu_ms = 0.0
 
 
 def thread_cpu_ms(thread: int) -> float:

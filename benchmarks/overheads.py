@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
@@ -54,11 +53,7 @@ def main() -> int:
     if problem:
         print(problem, file=sys.stderr)
         return 2
-    url = load.database_create(args.database)
-    os.environ.update(load.django_env(database=url, public_url="http://127.0.0.1:8000"))
-    import django
-
-    django.setup()
+    load.django_in_process(load.database_create(args.database))
     from django.db import transaction
 
     insert = _jti_insert()

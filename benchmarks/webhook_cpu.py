@@ -64,16 +64,7 @@ def main() -> int:
     if problem:
         print(problem, file=sys.stderr)
         return 2
-    url = load.database_create(args.database)
-    os.environ.update(load.django_env(database=url, public_url="http://127.0.0.1:8000", AGENT_CALL_DISPATCH="inline"))
-    import django
-
-    django.setup()
-    from django.test import RequestFactory
-
-    from whisper_project.wsgi import application
-
-    app = App(application, RequestFactory(SERVER_NAME="127.0.0.1"))
+    app = app_in_process(load.database_create(args.database))
     for _ in range(20):  # imports, connection, caches
         app.call()
     rounds: list[dict[str, float]] = []
@@ -138,6 +129,17 @@ def _backend_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def app_in_process(database_url: str) -> App:
+    """The WSGI application in this process on ``database_url``, production settings, the
+    agent call placed inline (recorded, not sent), driven as Vonage drives it."""
+    load.django_in_process(database_url, AGENT_CALL_DISPATCH="inline")
+    from django.test import RequestFactory
+
+    from whisper_project.wsgi import application
+
+    return App(application, RequestFactory(SERVER_NAME="127.0.0.1"))
+
+
 class App:
     """Vonage's side of a call, sent to the WSGI application in this process."""
 
@@ -192,7 +194,8 @@ class App:
             self.event(caller, "inbound", status, at=T0)
         notify = next(action for action in ncco if action["action"] == "notify")
         checkpoint = urlsplit(notify["eventUrl"][0])
-        body = {"conversation_uuid": "CON", "payload": notify["payload"], "timestamp": load.vonage_time(T0)}
+        timestamp = load.vonage_time(T0)
+        body = {"conversation_uuid": fields["conversation_uuid"], "payload": notify["payload"], "timestamp": timestamp}
         self.request("checkpoint", "POST", f"{checkpoint.path}?{checkpoint.query}", body)
         agent, call_id = CallLeg.objects.filter(call__legs__uuid=caller, role="agent").values_list("uuid", "call_id")[0]
         for status in ("started", "ringing"):
