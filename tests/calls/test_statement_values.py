@@ -1,0 +1,122 @@
+"""The hot path's statements send the parameters the ORM would send
+(calls/statements.db_values): the same values, of the same types, for whatever a field
+holds, on SQLite and on PostgreSQL."""
+
+import warnings
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.db import connection
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from calls import statements
+from calls.models import Call, CallEvent, CallLeg, CallState, LegRole, Outcome, SignedWebhook
+from tests.factories import CallFactory, CallLegFactory
+
+pytestmark = pytest.mark.django_db
+
+HOT_MODELS = (Call, CallLeg, CallEvent, SignedWebhook)
+
+
+def orm_values(instance: Any, plan: tuple[statements.PlanStep, ...], *, add: bool) -> list[Any]:
+    """What the ORM's own insert or update compiles for the plan's fields."""
+    return [field.get_db_prep_save(field.pre_save(instance, add), connection) for _, field, *_ in plan]
+
+
+def typed(values: list[Any]) -> list[tuple[type, Any]]:
+    # psycopg's Jsonb wrapper has no equality of its own: its object is compared.
+    return [(type(value), getattr(value, "obj", value)) for value in values]
+
+
+def outcome(work: Any) -> Any:
+    """The values, typed, or the exception's class: both sides must fail alike."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a naive datetime, made aware
+            return typed(work())
+    except Exception as exc:  # compared, not swallowed
+        return type(exc)
+
+
+def plan_of(model: Any) -> tuple[statements.PlanStep, ...]:
+    return statements._insert_plan(model, statements._backend(connection))
+
+
+def test_a_new_call_and_its_leg_send_the_orms_values() -> None:
+    call = CallFactory.build(
+        caller_ncco=[{"action": "talk", "text": "Hello"}],
+        state=CallState.WAITING,
+        outcome=Outcome.ANSWERED,
+        attempt=2,
+        accept_required=True,
+    )
+    leg = CallLegFactory.build(call=call, role=LegRole.CALLER)
+    for instance in (call, leg):
+        plan = plan_of(type(instance))
+        # Fields without auto_now: pre_save does not read the clock, so both sides agree.
+        assert outcome(lambda i=instance, p=plan: statements.db_values(i, p, connection, add=True)) == outcome(
+            lambda i=instance, p=plan: orm_values(i, p, add=True)
+        )
+    # Most of a call's values skip the ORM's conversion; its JSON does not.
+    kinds = {step[0]: step[2] for step in plan_of(Call)}
+    assert kinds["caller_ncco"] == statements.CONVERT
+    assert kinds["caller_number"] == statements.AS_IS and kinds["campaign_id"] == statements.AS_IS
+    if connection.vendor == "postgresql":
+        assert kinds["started_at"] == statements.AWARE_AS_IS
+        integer = next(step for step in plan_of(Call) if step[0] == "attempt")
+        assert integer[4] is not None  # psycopg's sized integer, as Django wraps it
+    else:
+        assert kinds["started_at"] == statements.CONVERT  # SQLite's datetimes are text
+
+
+# Anything a field might hold: the right type, a subclass (a choice), the wrong type.
+ANY_VALUE = st.one_of(
+    st.none(),
+    st.text(max_size=8),
+    st.sampled_from([CallState.WAITING, Outcome.ANSWERED, LegRole.AGENT]),
+    st.integers(min_value=-(2**40), max_value=2**40),
+    st.booleans(),
+    st.datetimes(
+        min_value=datetime(1900, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.sampled_from([None, UTC])
+    ),
+    st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2100, 1, 1)).map(
+        lambda moment: moment.replace(tzinfo=timezone(timedelta(hours=5, minutes=30)))
+    ),
+    st.decimals(allow_nan=False, allow_infinity=False, places=2, max_value=Decimal(10**6)),
+    st.floats(allow_nan=False, allow_infinity=False, width=32),
+    st.sampled_from(["12", "true", "2026-12-07 10:00:00+00:00", ""]),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(model=st.sampled_from(HOT_MODELS), data=st.data())
+def test_whatever_a_field_holds_the_parameters_are_the_orms(model: Any, data: st.DataObject) -> None:
+    plan = tuple(step for step in plan_of(model) if step[2] != statements.CONVERT)  # the short cuts only
+    instance = model()
+    for attname, *_ in plan:
+        setattr(instance, attname, data.draw(ANY_VALUE, label=attname))
+    for add in (True, False):
+        ours = outcome(lambda a=add: statements.db_values(instance, plan, connection, add=a))
+        theirs = outcome(lambda a=add: orm_values(instance, plan, add=a))
+        assert ours == theirs
+
+
+def test_an_update_sends_the_orms_values() -> None:
+    leg = CallLegFactory(role=LegRole.AGENT, direction="outbound")
+    leg.status, leg.duration, leg.answered_at = "answered", 12, datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    names = ("answered_at", "duration", "status")
+    plan = statements._update_plan(CallLeg, names, statements._backend(connection))
+    assert typed(statements.db_values(leg, plan, connection, add=False)) == typed(orm_values(leg, plan, add=False))
+    statements.save_fields(leg, list(names))
+    stored = CallLeg.objects.get(pk=leg.pk)
+    assert (stored.status, stored.duration, stored.answered_at) == ("answered", 12, leg.answered_at)
+
+
+def test_a_signed_webhook_is_stored_as_the_orm_stores_it() -> None:
+    row_id = statements.insert_or_skip(SignedWebhook(jti="a-jti", digest="d" * 64), unique="jti")
+    assert row_id is not None
+    assert SignedWebhook.objects.filter(pk=row_id, jti="a-jti", digest="d" * 64).exists()
+    assert statements.insert_or_skip(SignedWebhook(jti="a-jti", digest="e" * 64), unique="jti") is None
