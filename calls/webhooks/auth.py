@@ -9,6 +9,8 @@ from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
 from rest_framework import exceptions, status
 from rest_framework.authentication import BaseAuthentication
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.renderers import BaseRenderer
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -109,6 +111,18 @@ class VonageSignatureAuthentication(BaseAuthentication):
     def authenticate_header(self, request: Request) -> str:
         # A value here makes DRF answer 401 rather than 403.
         return 'Bearer realm="vonage-webhooks"'
+
+
+class JSONWhateverTheAccept(DefaultContentNegotiation):
+    """Vonage reads an NCCO as JSON whatever its ``Accept`` header says: the webhooks
+    answer with their one renderer, never 406 (DRF's default for an ``Accept`` it cannot
+    serve, which would leave a caller in silence). Parsers are chosen as DRF chooses them,
+    by ``Content-Type``. It also skips parsing ``Accept`` on every request."""
+
+    def select_renderer(
+        self, request: Request, renderers: list[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        return renderers[0], renderers[0].media_type
 
 
 class WebhookJSONParser(JSONParser):

@@ -28,7 +28,13 @@ from ..logging import call_context
 from ..ncco import Ncco
 from . import openapi as api
 from . import overload, spool
-from .auth import ReplayStoreUnavailable, VonageSignatureAuthentication, WebhookJSONParser, webhook_body
+from .auth import (
+    JSONWhateverTheAccept,
+    ReplayStoreUnavailable,
+    VonageSignatureAuthentication,
+    WebhookJSONParser,
+    webhook_body,
+)
 from .callback_urls import CALLBACK_PARAMS, SIGNATURE_PARAM, InvalidCallbackSignature, callback_params
 from .serializers import (
     AnswerInboundSerializer,
@@ -50,6 +56,7 @@ class VonageWebhook(APIView):
     authentication_classes = [VonageSignatureAuthentication]
     permission_classes: list[Any] = []
     parser_classes = [WebhookJSONParser, FormParser]
+    content_negotiation_class = JSONWhateverTheAccept
     input_serializer: type[serializers.Serializer]
     # This route's URL name: our own parameters on it are signed for it (callback_urls).
     route: str

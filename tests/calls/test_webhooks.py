@@ -130,6 +130,22 @@ def test_caller_hears_the_greeting_then_waits_for_the_agent_with_hold_music(
     assert b'"startOnEnter":false' in response.content
 
 
+@pytest.mark.parametrize("accept", ["text/html", "application/xml;q=1", "image/*", "nonsense"])
+def test_an_answer_and_an_event_are_json_whatever_the_accept_header_says(
+    client: Client, summer_number: TrackingNumber, agent_calls: list[dict[str, Any]], accept: str
+) -> None:
+    # DRF's negotiation answered 406 to an Accept it could not serve: a caller in silence.
+    response = client.get("/answer_inbound", ANSWER, headers={"Accept": accept})
+
+    assert response.status_code == 200 and response["Content-Type"] == "application/json"
+    assert [action["action"] for action in response.json()] == ["talk", "notify", "conversation"]
+    event_response = client.post(
+        "/event", json.dumps(event("inbound_ringing")), content_type="application/json", headers={"Accept": accept}
+    )
+    assert event_response.status_code == 200 and event_response.json()["stored"] is True
+    assert CallLeg.objects.get(uuid=CALLER_UUID).status == LegStatus.RINGING
+
+
 def test_call_and_both_legs_are_recorded_as_vonage_described_them(
     client: Client, answered: Call, agent_calls: list[dict[str, Any]]
 ) -> None:
