@@ -415,12 +415,10 @@ def _notify_store(call_id: int, call: Call | None, body: dict[str, object]) -> b
     locked: it tells the thread placing the agent call that the checkpoint is passed
     (``_give_up``)."""
     return event_insert(
-        CallEvent(
-            dedupe_key=_notify_key(call_id),
-            call=call,
-            conversation_uuid=str(body.get("conversation_uuid") or "")[:64],
-            kind="notify",
-            occurred_at=StatusEvent.from_payload(body).timestamp,
-            payload=body,
-        )
+        dedupe_key=_notify_key(call_id),
+        call_id=call.pk if call else None,
+        conversation_uuid=str(body.get("conversation_uuid") or "")[:64],
+        kind="notify",
+        occurred_at=StatusEvent.from_payload(body).timestamp,
+        payload=body,
     )

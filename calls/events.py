@@ -35,7 +35,7 @@ from .leg_progress import (
 from .logging import call_context_set
 from .models import Call, CallDirection, CallEvent, CallLeg, LegRole, Outcome
 from .selectors import one_or_none
-from .statements import insert_or_skip
+from .statements import row_insert_or_skip
 
 logger = logging.getLogger(__name__)
 
@@ -115,17 +115,15 @@ def _event_apply(*, payload: dict[str, Any], call_id: int | None, attempt: int |
                 leg = next(each for each in legs if each.pk == leg.pk)
         call_context_set(call.pk if call else None)
         stored = event_insert(
-            CallEvent(
-                dedupe_key=dedupe_key(payload, kind=kind, leg_uuid=leg_uuid, status=status),
-                call=call,
-                leg=leg,
-                leg_uuid=leg_uuid,
-                conversation_uuid=str(payload.get("conversation_uuid") or "")[:64],
-                kind=kind,
-                status=status,
-                occurred_at=StatusEvent.from_payload(payload).timestamp,
-                payload=payload,
-            )
+            dedupe_key=dedupe_key(payload, kind=kind, leg_uuid=leg_uuid, status=status),
+            call_id=call.pk if call else None,
+            leg_id=leg.pk if leg else None,
+            leg_uuid=leg_uuid,
+            conversation_uuid=str(payload.get("conversation_uuid") or "")[:64],
+            kind=kind,
+            status=status,
+            occurred_at=StatusEvent.from_payload(payload).timestamp,
+            payload=payload,
         )
         if stored and (ignored := ignored_fields(payload)):
             # Stored as sent (the payload is evidence) and applied without these.
@@ -273,10 +271,11 @@ def _call_and_legs_locked(leg_uuid: str, *, call_id: int | None) -> tuple[Call |
     return statements.call_and_legs(leg_uuid=leg_uuid, call_id=call_id)
 
 
-def event_insert(event: CallEvent) -> bool:
-    """Store ``event`` unless its dedupe key is taken (a redelivery): one
-    ``INSERT … ON CONFLICT DO NOTHING``, on PostgreSQL and SQLite alike. True if stored."""
-    return insert_or_skip(event, unique="dedupe_key") is not None
+def event_insert(**fields: Any) -> bool:
+    """Store the event ``CallEvent(**fields)`` (by attname: ``call_id``, ``leg_id``)
+    unless its dedupe key is taken (a redelivery): one ``INSERT … ON CONFLICT DO
+    NOTHING``, on PostgreSQL and SQLite alike. True if stored."""
+    return row_insert_or_skip(CallEvent, unique="dedupe_key", **fields) is not None
 
 
 def _leg_adopt(payload: dict[str, Any], leg_uuid: str, *, call_id: int | None, attempt: int | None) -> CallLeg | None:

@@ -31,17 +31,37 @@ def insert_or_skip(instance: models.Model, *, unique: str) -> int | None:
     """Insert ``instance`` in one statement, unless a row with the same ``unique`` value
     exists. Returns the new row's id (also set on ``instance``), or None when skipped.
     In autocommit this is the whole transaction: one round trip."""
-    model = type(instance)
+    row_id = _insert_or_skip(type(instance), instance, unique=unique)
+    if row_id is not None:
+        instance.pk = row_id
+        instance._state.adding = False
+    return row_id
+
+
+class _Row:
+    """A row's values by attname: what :func:`db_values` reads from an instance."""
+
+
+def row_insert_or_skip(model: type[models.Model], *, unique: str, **values: Any) -> int | None:
+    """:func:`insert_or_skip` for ``model(**values)`` given by attnames (``call_id``, not
+    ``call``), without building the instance, which nothing reads afterwards: a field
+    not given takes its default, as in ``Model.__init__``. Returns the new row's id, or
+    None when skipped."""
+    row = _Row()
+    for field in _insert_fields(model):
+        setattr(row, field.attname, values.pop(field.attname) if field.attname in values else field.get_default())
+    if values:
+        raise TypeError(f"{model.__name__} has no field named {', '.join(sorted(values))}")
+    return _insert_or_skip(model, row, unique=unique)
+
+
+def _insert_or_skip(model: type[models.Model], row: Any, *, unique: str) -> int | None:
     database = connections[DEFAULT_DB_ALIAS]
-    params = db_values(instance, _insert_plan(model, _backend(database)), database, add=True)
+    params = db_values(row, _insert_plan(model, _backend(database)), database, add=True)
     with database.cursor() as cursor:
         cursor.execute(_insert_or_skip_sql(model, unique, database.vendor), params)
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    instance.pk = row[0]
-    instance._state.adding = False
-    return int(row[0])
+        found = cursor.fetchone()
+    return None if found is None else int(found[0])
 
 
 def insert_or_existing(instance: M, *, unique: str) -> tuple[M, bool]:
@@ -124,9 +144,7 @@ def _update_plan(model: type[models.Model], names: tuple[str, ...], backend: Bac
     return tuple(_step(model._meta.get_field(name), backend) for name in names)  # type: ignore[arg-type]
 
 
-def db_values(
-    instance: models.Model, plan: tuple[PlanStep, ...], database: BaseDatabaseWrapper, *, add: bool
-) -> list[Any]:
+def db_values(instance: Any, plan: tuple[PlanStep, ...], database: BaseDatabaseWrapper, *, add: bool) -> list[Any]:
     """The parameters the ORM would send for the plan's fields of ``instance``
     (``field.get_db_prep_save(field.pre_save(instance, add))``), without running that
     chain of calls for the values it leaves unchanged: a string in a ``CharField``, an

@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from ..models import SignedWebhook
-from ..statements import insert_or_skip
+from ..statements import row_insert_or_skip
 
 logger = logging.getLogger(__name__)
 
@@ -15,7 +15,7 @@ logger = logging.getLogger(__name__)
 def signed_request_admit(*, jti: str, digest: str) -> bool:
     """True the first time a token is seen, and again for the very same request (a
     retry); False for a token already used for a different request (a replay)."""
-    if insert_or_skip(SignedWebhook(jti=jti, digest=digest), unique="jti") is not None:
+    if row_insert_or_skip(SignedWebhook, jti=jti, digest=digest, unique="jti") is not None:
         return True  # one statement, in autocommit: no transaction around it
     seen = SignedWebhook.objects.filter(jti=jti).values_list("digest", flat=True).first()
     return seen == digest

@@ -120,3 +120,36 @@ def test_a_signed_webhook_is_stored_as_the_orm_stores_it() -> None:
     assert row_id is not None
     assert SignedWebhook.objects.filter(pk=row_id, jti="a-jti", digest="d" * 64).exists()
     assert statements.insert_or_skip(SignedWebhook(jti="a-jti", digest="e" * 64), unique="jti") is None
+
+
+def test_a_row_inserted_from_its_values_is_the_row_the_instance_would_insert() -> None:
+    call = CallFactory()
+    at = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    values = {
+        "dedupe_key": "status:leg-1:ringing",
+        "call_id": call.pk,
+        "leg_uuid": "leg-1",
+        "kind": "status",
+        "status": "ringing",
+        "occurred_at": at,
+        "received_at": at,
+        "payload": {"uuid": "leg-1", "status": "ringing"},
+    }
+    row_id = statements.row_insert_or_skip(CallEvent, unique="dedupe_key", **values)
+
+    stored = CallEvent.objects.get(pk=row_id)
+    expected = CallEvent(**values)
+    assert [getattr(stored, f.attname) for f in CallEvent._meta.concrete_fields if not f.primary_key] == [
+        getattr(expected, f.attname) for f in CallEvent._meta.concrete_fields if not f.primary_key
+    ]
+    # A redelivery (the same key) is skipped; a field not given takes its default.
+    assert statements.row_insert_or_skip(CallEvent, unique="dedupe_key", **{**values, "status": "x"}) is None
+    before = datetime.now(UTC)
+    signed = statements.row_insert_or_skip(SignedWebhook, unique="jti", jti="j-1", digest="f" * 64)
+    assert SignedWebhook.objects.get(pk=signed).received_at >= before - timedelta(seconds=1)
+
+
+def test_a_row_with_a_field_its_model_does_not_have_is_refused_before_any_statement() -> None:
+    with pytest.raises(TypeError, match="no field named call, colour"):
+        statements.row_insert_or_skip(CallEvent, unique="dedupe_key", dedupe_key="k", call=1, colour="red")
+    assert not CallEvent.objects.exists()
