@@ -51,6 +51,15 @@ def events_adopt(*, call_id: int, leg_uuids: list[str]) -> int:
 
 def call_refresh(call: Call, legs: list[CallLeg]) -> None:
     """Recompute the call's state, outcome and timings from its legs (call row locked)."""
+    changed = call_summary_apply(call, legs)
+    if changed:
+        statements.save_fields(call, changed)
+        call_outcome_log(call, changed)
+
+
+def call_summary_apply(call: Call, legs: list[CallLeg]) -> list[str]:
+    """Set the call's state, outcome and timings from its legs, in memory; return the
+    names of the fields changed, for the caller to save."""
     if call.direction == CallDirection.CALLBACK:
         summary = summarize_callback(started_at=call.started_at, legs=legs)
     else:
@@ -69,7 +78,9 @@ def call_refresh(call: Call, legs: list[CallLeg]) -> None:
         if getattr(call, name) != value:
             setattr(call, name, value)
             changed.append(name)
-    if changed:
-        statements.save_fields(call, changed)
-        if "outcome" in changed:
-            logger.info("call.outcome call=%s outcome=%s", call.pk, call.outcome)
+    return changed
+
+
+def call_outcome_log(call: Call, changed: list[str]) -> None:
+    if "outcome" in changed:
+        logger.info("call.outcome call=%s outcome=%s", call.pk, call.outcome)

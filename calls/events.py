@@ -22,7 +22,7 @@ from django.db import IntegrityError, transaction
 from campaigns.models import Strategy
 
 from . import call_flow, statements, vonage_adapter
-from .call_records import call_refresh, events_adopt
+from .call_records import call_outcome_log, call_refresh, call_summary_apply, events_adopt
 from .leg_progress import (
     DETECTION_STATUSES,
     FAILURE_STATUSES,
@@ -114,7 +114,15 @@ def _event_apply(*, payload: dict[str, Any], call_id: int | None, attempt: int |
                 call, legs = _call_and_legs_locked(leg_uuid, call_id=leg.call_id)
                 leg = next(each for each in legs if each.pk == leg.pk)
         call_context_set(call.pk if call else None)
+        # A status moves its leg and the call: worked out now, saved with the event in
+        # one statement, and only if the event is new (a redelivery changes nothing).
+        change, saves = None, []
+        if call is not None and leg is not None and kind in ("status", "detection"):
+            if kind == "detection" or status in KNOWN_STATUSES:
+                change = _status_change(call, legs, leg, payload)
+                saves = [(leg, change.leg_fields), (call, change.call_fields)]
         stored = event_insert(
+            then_save=saves,
             dedupe_key=dedupe_key(payload, kind=kind, leg_uuid=leg_uuid, status=status),
             call_id=call.pk if call else None,
             leg_id=leg.pk if leg else None,
@@ -155,31 +163,55 @@ def _event_apply(*, payload: dict[str, Any], call_id: int | None, attempt: int |
             _input_answer(call, leg_uuid, payload, receipt)
         elif kind == "status" and status not in KNOWN_STATUSES:
             logger.warning("event.unknown_status call=%s uuid=%s status=%s", call.pk, leg_uuid, status)
-        elif kind in ("status", "detection") and leg is not None:
-            _status_apply(call, legs, leg, payload, receipt, attempt)
+        elif change is not None and leg is not None:
+            _status_follow(call, legs, leg, change, payload, receipt, attempt)
         logger.info("event.stored call=%s uuid=%s kind=%s status=%s", call.pk, leg_uuid, kind, status)
     return receipt
 
 
-def _status_apply(
-    call: Call, legs: list[CallLeg], leg: CallLeg, payload: dict[str, Any], receipt: EventReceipt, attempt: int | None
-) -> None:
+@dataclass(frozen=True)
+class _StatusChange:
+    """What a status (or detection) event changes, worked out before it is stored."""
+
+    gave_up_before: bool  # the agent's leg had given up before this event
+    caller_ended_before: bool  # the caller's leg had ended before this event
+    leg_fields: list[str]  # the leg's fields this event changes, set in memory
+    call_fields: list[str]  # the call's, from its legs' new summary
+
+
+def _status_change(call: Call, legs: list[CallLeg], leg: CallLeg, payload: dict[str, Any]) -> _StatusChange:
     # ``legs`` were read after the call row was locked: every writer of a leg holds that
     # lock, so they are current and nobody else changes them meanwhile.
     gave_up_before = call_flow.agent_leg_gives_up(call, leg)
     caller_ended_before = leg.role == LegRole.CALLER and is_terminal(leg.status)
-    changed = apply_status(leg, StatusEvent.from_payload(payload))
-    if changed:
-        statements.save_fields(leg, changed)
-    call_refresh(call, legs)
+    leg_fields = apply_status(leg, StatusEvent.from_payload(payload))
+    return _StatusChange(
+        gave_up_before=gave_up_before,
+        caller_ended_before=caller_ended_before,
+        leg_fields=leg_fields,
+        call_fields=call_summary_apply(call, legs),
+    )
 
+
+def _status_follow(
+    call: Call,
+    legs: list[CallLeg],
+    leg: CallLeg,
+    change: _StatusChange,
+    payload: dict[str, Any],
+    receipt: EventReceipt,
+    attempt: int | None,
+) -> None:
+    """What follows a stored status event, its leg and call saved with it: the connect
+    strategy's answer, the next agent, the caller's departure."""
+    call_outcome_log(call, change.call_fields)
     if call.strategy == Strategy.CONNECT:
         if attempt is not None and leg.role == LegRole.AGENT:
             receipt.ncco = _connect_answer(call, leg, str(payload.get("status") or ""), attempt)
         return
     if (
         leg.role == LegRole.AGENT
-        and not gave_up_before
+        and not change.gave_up_before
         and call_flow.agent_leg_gives_up(call, leg)
         and call_flow.caller_may_still_wait(call, legs)
     ):
@@ -189,7 +221,7 @@ def _status_apply(
         receipt.follow_ups.append(
             lambda: call_flow.advance(call_id=call_id, from_attempt=from_attempt, reason=f"agent {reason}")
         )
-    if leg.role == LegRole.CALLER and not caller_ended_before and is_terminal(leg.status):
+    if leg.role == LegRole.CALLER and not change.caller_ended_before and is_terminal(leg.status):
         if call.outcome != Outcome.ANSWERED:
             call_id = call.pk
             receipt.follow_ups.append(lambda: call_flow.caller_left(call_id=call_id))
@@ -271,11 +303,12 @@ def _call_and_legs_locked(leg_uuid: str, *, call_id: int | None) -> tuple[Call |
     return statements.call_and_legs(leg_uuid=leg_uuid, call_id=call_id)
 
 
-def event_insert(**fields: Any) -> bool:
+def event_insert(*, then_save: statements.Saves = (), **fields: Any) -> bool:
     """Store the event ``CallEvent(**fields)`` (by attname: ``call_id``, ``leg_id``)
     unless its dedupe key is taken (a redelivery): one ``INSERT … ON CONFLICT DO
-    NOTHING``, on PostgreSQL and SQLite alike. True if stored."""
-    return row_insert_or_skip(CallEvent, unique="dedupe_key", **fields) is not None
+    NOTHING``, on PostgreSQL and SQLite alike; and, only if it was stored, the fields
+    ``then_save`` names (in the same statement on PostgreSQL). True if stored."""
+    return row_insert_or_skip(CallEvent, unique="dedupe_key", then_save=then_save, **fields) is not None
 
 
 def _leg_adopt(payload: dict[str, Any], leg_uuid: str, *, call_id: int | None, attempt: int | None) -> CallLeg | None:

@@ -8,6 +8,7 @@ value as a parameter. The same SQL runs on PostgreSQL and SQLite (3.35+: ``RETUR
 and ``ON CONFLICT``).
 """
 
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,17 +43,43 @@ class _Row:
     """A row's values by attname: what :func:`db_values` reads from an instance."""
 
 
-def row_insert_or_skip(model: type[models.Model], *, unique: str, **values: Any) -> int | None:
+# Instances and the names of their fields to save (``save_fields``).
+Saves = Sequence[tuple[models.Model, Sequence[str]]]
+
+
+def row_insert_or_skip(model: type[models.Model], *, unique: str, then_save: Saves = (), **values: Any) -> int | None:
     """:func:`insert_or_skip` for ``model(**values)`` given by attnames (``call_id``, not
     ``call``), without building the instance, which nothing reads afterwards: a field
     not given takes its default, as in ``Model.__init__``. Returns the new row's id, or
-    None when skipped."""
+    None when skipped.
+
+    ``then_save``: instances whose fields are saved (:func:`save_fields`) only when the
+    row is inserted. On PostgreSQL in the same statement (the inserted row gates the
+    updates, data-modifying CTEs: one round trip where there were up to three); elsewhere
+    one statement after another, as before."""
     row = _Row()
     for field in _insert_fields(model):
         setattr(row, field.attname, values.pop(field.attname) if field.attname in values else field.get_default())
     if values:
         raise TypeError(f"{model.__name__} has no field named {', '.join(sorted(values))}")
-    return _insert_or_skip(model, row, unique=unique)
+    saves = [(instance, tuple(sorted(names))) for instance, names in then_save if names]
+    database = connections[DEFAULT_DB_ALIAS]
+    if database.vendor != "postgresql" or not saves:
+        row_id = _insert_or_skip(model, row, unique=unique)
+        if row_id is not None:
+            for instance, names in saves:
+                save_fields(instance, names)
+        return row_id
+    backend = _backend(database)
+    params = db_values(row, _insert_plan(model, backend), database, add=True)
+    for instance, names in saves:
+        params += db_values(instance, _update_plan(type(instance), names, backend), database, add=False)
+        params.append(instance.pk)
+    shape = tuple((type(instance), names) for instance, names in saves)
+    with database.cursor() as cursor:
+        cursor.execute(_insert_then_update_sql(model, unique, shape), params)
+        found = cursor.fetchone()
+    return None if found is None else int(found[0])
 
 
 def _insert_or_skip(model: type[models.Model], row: Any, *, unique: str) -> int | None:
@@ -62,6 +89,19 @@ def _insert_or_skip(model: type[models.Model], row: Any, *, unique: str) -> int 
         cursor.execute(_insert_or_skip_sql(model, unique, database.vendor), params)
         found = cursor.fetchone()
     return None if found is None else int(found[0])
+
+
+@cache
+def _insert_then_update_sql(
+    model: type[models.Model], unique: str, saves: tuple[tuple[type[models.Model], tuple[str, ...]], ...]
+) -> str:
+    """PostgreSQL: the insert, then each update only if the insert took place. Every
+    part of one statement sees the same snapshot; the updates touch other tables."""
+    updates = "".join(
+        f", u{index} AS ({_update_sql(saved, names)} AND EXISTS (SELECT 1 FROM inserted))"  # noqa: S608
+        for index, (saved, names) in enumerate(saves)
+    )
+    return f"WITH inserted AS ({_insert_or_skip_sql(model, unique, 'postgresql')}){updates} SELECT * FROM inserted"  # noqa: S608
 
 
 def insert_or_existing(instance: M, *, unique: str) -> tuple[M, bool]:

@@ -153,3 +153,34 @@ def test_a_row_with_a_field_its_model_does_not_have_is_refused_before_any_statem
     with pytest.raises(TypeError, match="no field named call, colour"):
         statements.row_insert_or_skip(CallEvent, unique="dedupe_key", dedupe_key="k", call=1, colour="red")
     assert not CallEvent.objects.exists()
+
+
+def test_fields_saved_with_a_row_are_saved_only_when_the_row_is_new(django_assert_num_queries: Any) -> None:
+    leg = CallLegFactory(role=LegRole.AGENT, direction="outbound", status="ringing")
+    call = leg.call
+    values = {
+        "dedupe_key": "status:leg:answered",
+        "call_id": call.pk,
+        "leg_id": leg.pk,
+        "kind": "status",
+        "payload": {},
+    }
+    leg.status, call.state = "answered", CallState.CONNECTED
+    # One statement on PostgreSQL (the updates gated on the insert); three elsewhere.
+    with django_assert_num_queries(1 if connection.vendor == "postgresql" else 3):
+        row_id = statements.row_insert_or_skip(
+            CallEvent, unique="dedupe_key", then_save=[(leg, ["status"]), (call, ["state"])], **values
+        )
+    assert row_id is not None
+    assert CallLeg.objects.get(pk=leg.pk).status == "answered"
+    assert Call.objects.get(pk=call.pk).state == CallState.CONNECTED
+
+    # A redelivery (the same key) stores nothing and saves nothing, whatever it carries.
+    leg.status, call.state = "completed", CallState.ENDED
+    skipped = statements.row_insert_or_skip(
+        CallEvent, unique="dedupe_key", then_save=[(leg, ["status"]), (call, ["state"])], **values
+    )
+    assert skipped is None
+    assert CallEvent.objects.count() == 1
+    assert CallLeg.objects.get(pk=leg.pk).status == "answered"
+    assert Call.objects.get(pk=call.pk).state == CallState.CONNECTED

@@ -1107,8 +1107,10 @@ def test_answer_outbound_query_count(
 def test_status_event_query_count(client: Client, history: int, answered: Call, django_assert_num_queries: Any) -> None:
     post_json(client, "/event", event("outbound_started"))
 
-    # The call locked with its legs (one statement), the event stored, the leg updated.
-    with django_assert_num_queries(5):
+    # The call locked with its legs (one statement), the event stored and the leg updated:
+    # one statement on PostgreSQL (the update only if the event is new), two elsewhere;
+    # the test's savepoint around them counted too.
+    with django_assert_num_queries(4 if connection.vendor == "postgresql" else 5):
         post_json(client, "/event", event("outbound_ringing"))
 
 
@@ -1129,8 +1131,9 @@ def test_agent_leg_ending_after_the_caller_left_query_count(
     monkeypatch.setattr(call_flow, "advance", lambda **kwargs: steps.append(kwargs))
 
     # The call locked with its legs (one statement), the event stored, the leg and the
-    # call's outcome updated, in one transaction (its BEGIN and COMMIT counted too).
-    with django_assert_num_queries(6):
+    # call's outcome updated (with the event, in one statement on PostgreSQL), in one
+    # transaction (its BEGIN and COMMIT counted too).
+    with django_assert_num_queries(4 if connection.vendor == "postgresql" else 6):
         response = post_json(client, "/event", {**event("outbound_completed"), **during_the_whisper, "duration": "1"})
 
     assert response.status_code == 200
