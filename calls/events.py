@@ -36,6 +36,7 @@ from .logging import call_context_set
 from .models import Call, CallDirection, CallEvent, CallLeg, LegRole, Outcome
 from .selectors import one_or_none
 from .statements import row_insert_or_skip
+from .webhooks import replay
 
 logger = logging.getLogger(__name__)
 
@@ -55,16 +56,23 @@ class EventReceipt:
 
 
 def event_record(
-    *, payload: dict[str, Any], call_id: int | None = None, attempt: int | None = None, defer: bool = False
+    *,
+    payload: dict[str, Any],
+    call_id: int | None = None,
+    attempt: int | None = None,
+    defer: bool = False,
+    admission: replay.Admission | None = None,
 ) -> EventReceipt:
     """Store one delivery to /event (once), apply it, and run what the flow needs next.
 
     ``call_id`` and ``attempt`` come from our own query string on the URLs we gave
     Vonage (the connect strategy's and the press-1 prompt's ``eventUrl``). With
     ``defer``, the REST work that follows an NCCO answer is left in
-    ``receipt.after_answer`` for the webhook to run once it has answered.
+    ``receipt.after_answer`` for the webhook to run once it has answered. With
+    ``admission``, the request's signature is remembered by the transaction's first
+    statement; ``replay.Replayed`` (nothing done) when it was used for another request.
     """
-    receipt = _event_apply(payload=payload, call_id=call_id, attempt=attempt)
+    receipt = _event_apply(payload=payload, call_id=call_id, attempt=attempt, admission=admission)
     if receipt.stored and receipt.call_id is None and receipt.kind in ("status", "detection"):
         leg_events_adopt(str(payload.get("uuid") or payload.get("call_uuid") or "")[:64])
     for follow_up in receipt.follow_ups:
@@ -99,12 +107,14 @@ def leg_events_adopt(leg_uuid: str) -> None:
             events_adopt(call_id=leg.call_id, leg_uuids=[leg_uuid])
 
 
-def _event_apply(*, payload: dict[str, Any], call_id: int | None, attempt: int | None) -> EventReceipt:
+def _event_apply(
+    *, payload: dict[str, Any], call_id: int | None, attempt: int | None, admission: replay.Admission | None
+) -> EventReceipt:
     kind = event_kind(payload)
     leg_uuid = str(payload.get("uuid") or payload.get("call_uuid") or "")[:64]
     status = str(payload.get("status") or "")[:32]
     with transaction.atomic():
-        call, legs = _call_and_legs_locked(leg_uuid, call_id=call_id)
+        call, legs = _call_and_legs_locked(leg_uuid, call_id=call_id, admission=admission)
         leg = next((each for each in legs if each.uuid == leg_uuid), None) if leg_uuid else None
         if leg is None and leg_uuid and kind in ("status", "detection"):
             leg = _leg_adopt(payload, leg_uuid, call_id=call_id, attempt=attempt)
@@ -297,10 +307,19 @@ def dedupe_key(payload: dict[str, Any], *, kind: str, leg_uuid: str, status: str
     return f"{kind}:{hashlib.sha256(body.encode()).hexdigest()}"
 
 
-def _call_and_legs_locked(leg_uuid: str, *, call_id: int | None) -> tuple[Call | None, list[CallLeg]]:
+def _call_and_legs_locked(
+    leg_uuid: str, *, call_id: int | None, admission: replay.Admission | None = None
+) -> tuple[Call | None, list[CallLeg]]:
     """The call the event is about, its row locked, and its legs read under the lock:
-    the call that owns leg ``leg_uuid``, else the call our own query string names."""
-    return statements.call_and_legs(leg_uuid=leg_uuid, call_id=call_id)
+    the call that owns leg ``leg_uuid``, else the call our own query string names. With
+    ``admission``, the request's signature remembered in the same statement."""
+    if admission is None:
+        return statements.call_and_legs(leg_uuid=leg_uuid, call_id=call_id)
+    call, legs, remembered = statements.call_and_legs_admitting(
+        leg_uuid=leg_uuid, call_id=call_id, jti=admission.jti, digest=admission.digest
+    )
+    replay.admission_settle(admission, remembered=remembered)
+    return call, legs
 
 
 def event_insert(*, then_save: statements.Saves = (), **fields: Any) -> bool:

@@ -19,11 +19,12 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transac
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models.base import ModelState
 from django.db.models.signals import post_init, pre_init
+from django.utils import timezone
 
 from campaigns.models import RoutesVersion
 from campaigns.routing import ROUTES_VERSION_ID
 
-from .models import BlockedCaller, Call, CallEvent, CallLeg
+from .models import BlockedCaller, Call, CallEvent, CallLeg, SignedWebhook
 
 M = TypeVar("M", bound=models.Model)
 
@@ -310,6 +311,26 @@ def call_and_legs(*, leg_uuid: str, call_id: int | None, lock: bool = True) -> t
     return call, legs
 
 
+def call_and_legs_admitting(
+    *, leg_uuid: str, call_id: int | None, jti: str, digest: str
+) -> tuple[Call | None, list[CallLeg], bool | None]:
+    """:func:`call_and_legs` (locked), and the request's signature ``jti`` remembered
+    (calls/webhooks/replay.py) in the same statement, inside the webhook's transaction:
+    whether this statement remembered it (False: it was seen before), or None when no
+    call was found to tell (the insert happened or not all the same). PostgreSQL; on
+    SQLite, which has no ``INSERT`` in ``WITH``, the insert then the read."""
+    now = timezone.now()
+    if connection.vendor != "postgresql" or (not leg_uuid and call_id is None):
+        admitted = row_insert_or_skip(SignedWebhook, unique="jti", jti=jti, digest=digest, received_at=now)
+        call, legs = call_and_legs(leg_uuid=leg_uuid, call_id=call_id)
+        return call, legs, admitted is not None
+    call, legs, first = _call_and_legs_read(
+        _call_and_legs_sql(connection.features.has_select_for_update_of, "admitted"),
+        [jti, digest, now, leg_uuid, call_id],
+    )
+    return call, legs, None if call is None else bool(first)
+
+
 def call_and_legs_with_routes_version(*, call_id: int) -> tuple[Call | None, list[CallLeg], int | None]:
     """The call ``call_id``, its row locked (PostgreSQL), its legs, and the routes'
     version (calls/route_cache.py: its campaign from memory if still current): one
@@ -344,14 +365,28 @@ def _call_and_legs_read(sql: str, params: list[Any]) -> tuple[Call | None, list[
 
 
 @cache
-def _call_and_legs_sql(lock: bool, first: Literal["nothing", "early_events", "routes_version"]) -> str:
+def _call_and_legs_sql(lock: bool, first: Literal["nothing", "early_events", "routes_version", "admitted"]) -> str:
     quote = connection.ops.quote_name
     call_table, leg_table = quote(Call._meta.db_table), quote(CallLeg._meta.db_table)
     early_events = f"EXISTS (SELECT 1 FROM {quote(CallEvent._meta.db_table)} WHERE leg_uuid = %s AND leg_id IS NULL)"  # noqa: S608
-    events = {"nothing": "NULL", "early_events": early_events, "routes_version": _ROUTES_VERSION}[first]
+    events = {
+        "nothing": "NULL",
+        "early_events": early_events,
+        "routes_version": _ROUTES_VERSION,
+        "admitted": "EXISTS (SELECT 1 FROM admitted)",
+    }[first]
+    # The signature remembered first (PostgreSQL: an INSERT in WITH runs whatever the
+    # rest of the statement finds).
+    signature = (
+        f"WITH admitted AS (INSERT INTO {quote(SignedWebhook._meta.db_table)} "  # noqa: S608
+        f"({', '.join(_column(SignedWebhook, name) for name in ('jti', 'digest', 'received_at'))}) "
+        f"VALUES (%s, %s, %s) ON CONFLICT ({_column(SignedWebhook, 'jti')}) DO NOTHING RETURNING 1) "
+        if first == "admitted"
+        else ""
+    )
     # SQLite has no row locks (nor needs them: it lets one writer in at a time).
     return (
-        f"SELECT {events}, {columns(Call, 'c')}, {columns(CallLeg, 'l')} FROM {call_table} c "  # noqa: S608
+        f"{signature}SELECT {events}, {columns(Call, 'c')}, {columns(CallLeg, 'l')} FROM {call_table} c "  # noqa: S608
         f"LEFT JOIN {leg_table} l ON l.call_id = c.id "
         f"WHERE c.id = COALESCE((SELECT call_id FROM {leg_table} WHERE uuid = %s), %s)"
         + (" FOR UPDATE OF c" if lock else "")

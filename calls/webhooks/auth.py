@@ -87,25 +87,22 @@ class VonageSignatureAuthentication(BaseAuthentication):
             raise UnsignedRequest() from exc
         except InvalidSignature as exc:
             raise exceptions.AuthenticationFailed(str(exc)) from exc
-        digest = request_digest(
-            method=request.method or "GET",
-            path=request.path,
-            query=request.META.get("QUERY_STRING", ""),
-            body=body,
+        admission = replay.Admission(
+            jti=signed.jti,
+            digest=request_digest(
+                method=request.method or "GET",
+                path=request.path,
+                query=request.META.get("QUERY_STRING", ""),
+                body=body,
+            ),
         )
-        try:
-            database_outage.check()
-            admitted = replay.signed_request_admit(jti=signed.jti, digest=digest)
-        except (DatabaseError, database_outage.DatabaseSkipped) as exc:
-            database_outage.notice(exc)
-            logger.warning(
-                "webhook.replay_unchecked path=%s jti=%s: the database is unavailable", request.path, signed.jti
-            )
-            raise ReplayStoreUnavailable() from exc
-        if not admitted:
-            raise exceptions.AuthenticationFailed(
-                "This Vonage signature was already used for another request: a replay is refused."
-            )
+        view = (request.parser_context or {}).get("view")
+        if request.method == "POST" and getattr(view, "admits_in_transaction", False):
+            # Remembered by the webhook's first statement, in its transaction (EventView):
+            # nothing is done before it, and a replay rolls everything back.
+            view.admission = admission  # type: ignore[union-attr]
+            return (None, signed)
+        signature_admit(request.path, admission)
         return (None, signed)
 
     def authenticate_header(self, request: Request) -> str:
@@ -124,6 +121,20 @@ class JSONWhateverTheAccept(DefaultContentNegotiation):
     ) -> tuple[BaseRenderer, str]:
         renderer = next(iter(renderers))
         return renderer, renderer.media_type
+
+
+def signature_admit(path: str, admission: replay.Admission) -> None:
+    """Remember the signature now, in a statement of its own: refused as a replay when
+    used for another request; ``ReplayStoreUnavailable`` when the database is down."""
+    try:
+        database_outage.check()
+        admitted = replay.signed_request_admit(jti=admission.jti, digest=admission.digest)
+    except (DatabaseError, database_outage.DatabaseSkipped) as exc:
+        database_outage.notice(exc)
+        logger.warning("webhook.replay_unchecked path=%s jti=%s: the database is unavailable", path, admission.jti)
+        raise ReplayStoreUnavailable() from exc
+    if not admitted:
+        raise exceptions.AuthenticationFailed(replay.REPLAY_REFUSED)
 
 
 class WebhookJSONParser(JSONParser):

@@ -27,12 +27,13 @@ from .. import ncco as nccos
 from ..logging import call_context
 from ..ncco import Ncco
 from . import openapi as api
-from . import overload, spool
+from . import overload, replay, spool
 from .auth import (
     JSONWhateverTheAccept,
     ReplayStoreUnavailable,
     VonageSignatureAuthentication,
     WebhookJSONParser,
+    signature_admit,
     webhook_body,
 )
 from .callback_urls import CALLBACK_PARAMS, SIGNATURE_PARAM, InvalidCallbackSignature, callback_params
@@ -400,6 +401,10 @@ class EventView(VonageWebhook):
 
     input_serializer = EventSerializer
     route = "calls:event"
+    # A POSTed event's signature is remembered by the event's own first statement, in its
+    # transaction (calls/events.py), not in a statement and transaction of its own.
+    admits_in_transaction = True
+    admission: replay.Admission | None = None
 
     def get(self, request: Request) -> Response:
         if isinstance(request.auth, SignedRequest):
@@ -439,12 +444,18 @@ class EventView(VonageWebhook):
         context = validated(EventContextSerializer, self.callback) if self.callback else {}
         call_id, attempt = context.get("call"), context.get("attempt")
         if context.get("checkpoint"):
+            if self.admission is not None:
+                signature_admit(request.path, self.admission)  # the notify: its own statement
             # A notify's body is the payload we chose; our query string names the call.
             return self.checkpoint(call_id, data)
         self.validated(data)
         try:
             database_outage.check()
-            receipt = events.event_record(payload=data, call_id=call_id, attempt=attempt, defer=True)
+            receipt = events.event_record(
+                payload=data, call_id=call_id, attempt=attempt, defer=True, admission=self.admission
+            )
+        except replay.Replayed as exc:
+            raise exceptions.AuthenticationFailed(str(exc)) from None
         except Exception as exc:
             database_outage.notice(exc)
             _log_failure(

@@ -264,6 +264,35 @@ def test_a_captured_token_is_refused_for_any_other_request(
     assert any("already used for another request" in r.getMessage() for r in caplog.records)
 
 
+def test_a_token_captured_on_a_live_calls_event_is_refused_for_another_and_rolls_everything_back(
+    client: Client, summer_number: TrackingNumber, production: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An event's signature is remembered by the event's own first statement (the call's
+    row locked, in its transaction): a replay is found there, and nothing it started is
+    kept, on a call that exists as on one that does not."""
+    call = waiting_call(client, summer_number)
+    ringing = {"uuid": CALLER["uuid"], "status": "answered", "direction": "inbound", "conversation_uuid": "CON-1"}
+    body = json.dumps(ringing).encode()
+    headers = signed(body)
+    assert client.post("/event", body, content_type="application/json", headers=headers).status_code == 200
+    # Vonage's retry of the very same request: answered, stored once.
+    again = client.post("/event", body, content_type="application/json", headers=headers)
+    assert again.status_code == 200 and again.json() == {"stored": False, "kind": "status"}
+    before = snapshot()
+    remembered = SignedWebhook.objects.count()
+
+    # The captured token on the caller's hang-up, its payload hash made to fit.
+    completed = json.dumps({**ringing, "status": "completed", "duration": "5"}).encode()
+    token = jwt.decode(headers["Authorization"][7:], SECRET, algorithms=["HS256"])
+    reforged = {"Authorization": "Bearer " + jwt.encode({**token, "payload_hash": _sha(completed)}, SECRET, "HS256")}
+    response = client.post("/event", completed, content_type="application/json", headers=reforged)
+
+    assert response.status_code == 401
+    assert snapshot() == before and SignedWebhook.objects.count() == remembered
+    assert Call.objects.get(pk=call.pk).state == CallState.WAITING
+    assert any("already used for another request" in r.getMessage() for r in caplog.records)
+
+
 def test_a_signed_get_event_is_refused_because_its_fields_are_not_signed(
     client: Client, db: None, production: Settings
 ) -> None:
