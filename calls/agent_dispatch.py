@@ -50,6 +50,7 @@ from .leg_progress import StatusEvent
 from .logging import call_context
 from .models import Call, CallEvent, CallLeg, CallState, LegRole, Outcome
 from .selectors import one_or_none
+from .webhooks import replay
 
 logger = logging.getLogger(__name__)
 
@@ -331,7 +332,9 @@ def checkpoint_url(call_id: int) -> str:
     return call_flow.public_url("calls:event", call=call_id, checkpoint=CHECKPOINT)
 
 
-def checkpoint_answer(*, call_id: int, body: dict[str, object]) -> nccos.Ncco | None:
+def checkpoint_answer(
+    *, call_id: int, body: dict[str, object], admission: replay.Admission | None = None
+) -> nccos.Ncco | None:
     """Vonage reached the caller's checkpoint. ``None``: go on to the hold (the agent is
     being rung, or the call moved on); an NCCO: connect the caller directly instead.
 
@@ -345,10 +348,13 @@ def checkpoint_answer(*, call_id: int, body: dict[str, object]) -> nccos.Ncco | 
     should Vonage then refuse it, the placing thread sees that the checkpoint is passed
     and moves the caller on itself (``ring_first_agent``). A claim older than the
     deadline with no agent leg (the placing process died) is given up here.
+
+    With ``admission``, the request's signature is remembered by the first statement;
+    ``replay.Replayed`` (nothing done) when it was used for another request.
     """
     patience = timedelta(seconds=settings.AGENT_CALL_DEADLINE_SECONDS + 1)
     with transaction.atomic():
-        call, agent_rung = _call_and_agent_rung(call_id)
+        call, agent_rung = _call_and_agent_rung(call_id, admission)
         _notify_store(call_id, call, body)
         if call is None:
             logger.warning("checkpoint.unknown_call call=%s", call_id)
@@ -370,10 +376,16 @@ def checkpoint_answer(*, call_id: int, body: dict[str, object]) -> nccos.Ncco | 
     return direct_ncco(call)
 
 
-def _call_and_agent_rung(call_id: int) -> tuple[Call | None, bool]:
+def _call_and_agent_rung(call_id: int, admission: replay.Admission | None) -> tuple[Call | None, bool]:
     """The call, its row locked, and whether any agent leg has been recorded for it (one
-    statement)."""
-    call, legs = statements.call_and_legs(leg_uuid="", call_id=call_id)
+    statement, the request's signature remembered in it with ``admission``)."""
+    if admission is None:
+        call, legs = statements.call_and_legs(leg_uuid="", call_id=call_id)
+    else:
+        call, legs, remembered = statements.call_and_legs_admitting(
+            leg_uuid="", call_id=call_id, jti=admission.jti, digest=admission.digest
+        )
+        replay.admission_settle(admission, remembered=remembered)
     return call, any(leg.role == LegRole.AGENT for leg in legs)
 
 

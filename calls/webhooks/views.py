@@ -33,7 +33,6 @@ from .auth import (
     ReplayStoreUnavailable,
     VonageSignatureAuthentication,
     WebhookJSONParser,
-    signature_admit,
     webhook_body,
 )
 from .callback_urls import CALLBACK_PARAMS, SIGNATURE_PARAM, InvalidCallbackSignature, callback_params
@@ -444,8 +443,6 @@ class EventView(VonageWebhook):
         context = validated(EventContextSerializer, self.callback) if self.callback else {}
         call_id, attempt = context.get("call"), context.get("attempt")
         if context.get("checkpoint"):
-            if self.admission is not None:
-                signature_admit(request.path, self.admission)  # the notify: its own statement
             # A notify's body is the payload we chose; our query string names the call.
             return self.checkpoint(call_id, data)
         self.validated(data)
@@ -500,7 +497,9 @@ class EventView(VonageWebhook):
             raise exceptions.ValidationError({"non_field_errors": [unstorable]})
         try:
             database_outage.check()
-            ncco = agent_dispatch.checkpoint_answer(call_id=call_id, body=data)
+            ncco = agent_dispatch.checkpoint_answer(call_id=call_id, body=data, admission=self.admission)
+        except replay.Replayed as exc:
+            raise exceptions.AuthenticationFailed(str(exc)) from None
         except Exception as exc:
             database_outage.notice(exc)
             _log_failure(exc, "checkpoint.failed call=%s: connecting the caller directly", call_id)

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jwt
 import pytest
@@ -23,7 +24,7 @@ from pytest_django.fixtures import Settings
 from calls.models import Call, CallEvent, CallLeg, CallState, SignedWebhook
 from calls.webhooks.signatures import sign_webhook
 from campaigns.models import TrackingNumber
-from tests.conftest import VonageRecorder, callback, callback_path, with_fields
+from tests.conftest import VonageRecorder, callback, callback_path, notify_body, with_fields
 from tests.factories import TrackingNumberFactory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -291,6 +292,28 @@ def test_a_token_captured_on_a_live_calls_event_is_refused_for_another_and_rolls
     assert snapshot() == before and SignedWebhook.objects.count() == remembered
     assert Call.objects.get(pk=call.pk).state == CallState.WAITING
     assert any("already used for another request" in r.getMessage() for r in caplog.records)
+
+
+def test_a_token_captured_on_the_checkpoint_is_refused_for_another_and_changes_nothing(
+    client: Client, summer_number: TrackingNumber, production: Settings
+) -> None:
+    call = waiting_call(client, summer_number)
+    url = urlsplit(call.caller_ncco[1]["eventUrl"][0])
+    path = f"{url.path}?{url.query}"
+    body = json.dumps(notify_body({"checkpoint": "agent"}, conversation_uuid="CON-1")).encode()
+    headers = signed(body)
+    first = client.post(path, body, content_type="application/json", headers=headers)
+    assert first.status_code in (200, 204)
+    before = snapshot()
+    remembered = SignedWebhook.objects.count()
+
+    # The same token on another notify body, its payload hash made to fit.
+    other = json.dumps(notify_body({"checkpoint": "agent"}, conversation_uuid="CON-evil")).encode()
+    token = jwt.decode(headers["Authorization"][7:], SECRET, algorithms=["HS256"])
+    reforged = {"Authorization": "Bearer " + jwt.encode({**token, "payload_hash": _sha(other)}, SECRET, "HS256")}
+
+    assert client.post(path, other, content_type="application/json", headers=reforged).status_code == 401
+    assert snapshot() == before and SignedWebhook.objects.count() == remembered
 
 
 def test_a_signed_get_event_is_refused_because_its_fields_are_not_signed(
