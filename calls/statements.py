@@ -376,7 +376,9 @@ def _call_and_legs_sql(lock: bool, first: Literal["nothing", "early_events", "ro
         "admitted": "EXISTS (SELECT 1 FROM admitted)",
     }[first]
     # The signature remembered first (PostgreSQL: an INSERT in WITH runs whatever the
-    # rest of the statement finds).
+    # rest of the statement finds). The first column reads it, so it is inserted as the
+    # first row is made, below the row lock (LockRows does not project): a second request
+    # with the same token waits on this one's token holding no lock of its own.
     signature = (
         f"WITH admitted AS (INSERT INTO {quote(SignedWebhook._meta.db_table)} "  # noqa: S608
         f"({', '.join(_column(SignedWebhook, name) for name in ('jti', 'digest', 'received_at'))}) "
