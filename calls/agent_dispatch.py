@@ -45,7 +45,7 @@ from campaigns.models import Strategy
 
 from . import call_flow, pacing, route_cache, statements, vonage_adapter
 from . import ncco as nccos
-from .events import event_insert
+from .events import call_and_legs_locked, event_insert
 from .leg_progress import StatusEvent
 from .logging import call_context
 from .models import Call, CallEvent, CallLeg, CallState, LegRole, Outcome
@@ -379,13 +379,7 @@ def checkpoint_answer(
 def _call_and_agent_rung(call_id: int, admission: replay.Admission | None) -> tuple[Call | None, bool]:
     """The call, its row locked, and whether any agent leg has been recorded for it (one
     statement, the request's signature remembered in it with ``admission``)."""
-    if admission is None:
-        call, legs = statements.call_and_legs(leg_uuid="", call_id=call_id)
-    else:
-        call, legs, remembered = statements.call_and_legs_admitting(
-            leg_uuid="", call_id=call_id, jti=admission.jti, digest=admission.digest
-        )
-        replay.admission_settle(admission, remembered=remembered)
+    call, legs = call_and_legs_locked("", call_id=call_id, admission=admission)
     return call, any(leg.role == LegRole.AGENT for leg in legs)
 
 

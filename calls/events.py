@@ -114,14 +114,14 @@ def _event_apply(
     leg_uuid = str(payload.get("uuid") or payload.get("call_uuid") or "")[:64]
     status = str(payload.get("status") or "")[:32]
     with transaction.atomic():
-        call, legs = _call_and_legs_locked(leg_uuid, call_id=call_id, admission=admission)
+        call, legs = call_and_legs_locked(leg_uuid, call_id=call_id, admission=admission)
         leg = next((each for each in legs if each.uuid == leg_uuid), None) if leg_uuid else None
         if leg is None and leg_uuid and kind in ("status", "detection"):
             leg = _leg_adopt(payload, leg_uuid, call_id=call_id, attempt=attempt)
             if leg is not None:
                 # The leg's earlier events, stored while nobody knew it, count from now on.
                 events_adopt(call_id=leg.call_id, leg_uuids=[leg_uuid])
-                call, legs = _call_and_legs_locked(leg_uuid, call_id=leg.call_id)
+                call, legs = call_and_legs_locked(leg_uuid, call_id=leg.call_id)
                 leg = next(each for each in legs if each.pk == leg.pk)
         call_context_set(call.pk if call else None)
         # A status moves its leg and the call: worked out now, saved with the event in
@@ -307,12 +307,13 @@ def dedupe_key(payload: dict[str, Any], *, kind: str, leg_uuid: str, status: str
     return f"{kind}:{hashlib.sha256(body.encode()).hexdigest()}"
 
 
-def _call_and_legs_locked(
+def call_and_legs_locked(
     leg_uuid: str, *, call_id: int | None, admission: replay.Admission | None = None
 ) -> tuple[Call | None, list[CallLeg]]:
-    """The call the event is about, its row locked, and its legs read under the lock:
+    """The call a webhook is about, its row locked, and its legs read under the lock:
     the call that owns leg ``leg_uuid``, else the call our own query string names. With
-    ``admission``, the request's signature remembered in the same statement."""
+    ``admission``, the request's signature remembered in the same statement, and
+    ``replay.Replayed`` raised when it was used for another request."""
     if admission is None:
         return statements.call_and_legs(leg_uuid=leg_uuid, call_id=call_id)
     call, legs, remembered = statements.call_and_legs_admitting(

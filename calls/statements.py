@@ -123,25 +123,27 @@ def _insert_fields(model: type[models.Model]) -> list[models.Field]:  # type: ig
 
 # How a field's value becomes a statement's parameter (:func:`db_values`).
 CONVERT, AS_IS, AWARE_AS_IS = 0, 1, 2
-# Fields whose value of exactly these types (or None) ``get_db_prep_save`` sends
-# unchanged on every backend; PostgreSQL's integers, wrapped in psycopg's sized types.
-_AS_IS_TYPES: dict[type[models.Field], tuple[type, ...]] = {  # type: ignore[type-arg]
-    models.CharField: (str,),
-    models.TextField: (str,),
-    models.SlugField: (str,),
-    models.URLField: (str,),
-    models.EmailField: (str,),
-    models.BooleanField: (bool,),
-    models.IntegerField: (int,),
-    models.BigIntegerField: (int,),
-    models.SmallIntegerField: (int,),
-    models.PositiveIntegerField: (int,),
-    models.PositiveSmallIntegerField: (int,),
-    models.PositiveBigIntegerField: (int,),
-}
+# Field classes whose value of exactly the given type (or None) ``get_db_prep_save``
+# sends unchanged on every backend, but for IntegerField's ``adapt_integerfield_value``
+# (psycopg's sized integers on PostgreSQL).
+_STRING_FIELDS = (models.CharField, models.TextField, models.SlugField, models.URLField, models.EmailField)
+_INTEGER_FIELDS = (
+    models.IntegerField,
+    models.BigIntegerField,
+    models.SmallIntegerField,
+    models.PositiveIntegerField,
+    models.PositiveSmallIntegerField,
+    models.PositiveBigIntegerField,
+)
 _AUTO_FIELDS = (models.AutoField, models.BigAutoField, models.SmallAutoField)
-# (attname, field, kind, the types sent as they are, what wraps them or None)
+
+
+# (attname, field, CONVERT/AS_IS/AWARE_AS_IS, the value's types sent as they are, what
+# wraps such a value first or None). A plain tuple: a NamedTuple, a tuple subclass,
+# misses the interpreter's fast unpacking, which costs 0.4 % of a call's instructions.
 PlanStep = tuple[str, "models.Field[Any, Any]", int, tuple[type, ...], Any]
+
+
 # A plan holds for a backend's operations class and vendor (not for one connection:
 # each thread has its own).
 Backend = tuple[type, str]
@@ -151,16 +153,18 @@ def _backend(database: BaseDatabaseWrapper) -> Backend:
     return type(database.ops), database.vendor
 
 
-def _step(field: "models.Field[Any, Any]", backend: "Backend") -> PlanStep:
+def _step(field: "models.Field[Any, Any]", backend: Backend) -> PlanStep:
     """How ``field``'s value is sent: as it is (or wrapped as the backend wraps it) when
     its type is one the field leaves unchanged, else through the field's own
     ``pre_save`` and ``get_db_prep_save``."""
     kind = type(field)
-    if kind in _AS_IS_TYPES:
-        # IntegerField.get_db_prep_value ends in ops.adapt_integerfield_value.
-        integer = _AS_IS_TYPES[kind] == (int,)
-        wrap = getattr(backend[0], "integerfield_type_map", {}).get(field.get_internal_type()) if integer else None
-        return (field.attname, field, AS_IS, _AS_IS_TYPES[kind], wrap)
+    if kind in _STRING_FIELDS:
+        return (field.attname, field, AS_IS, (str,), None)
+    if kind is models.BooleanField:
+        return (field.attname, field, AS_IS, (bool,), None)
+    if kind in _INTEGER_FIELDS:
+        wrap = getattr(backend[0], "integerfield_type_map", {}).get(field.get_internal_type())
+        return (field.attname, field, AS_IS, (int,), wrap)
     if kind in _AUTO_FIELDS:
         return (field.attname, field, AS_IS, (int,), None)  # AutoFieldMixin: no adapt_integerfield_value
     if isinstance(field, models.ForeignKey) and kind is models.ForeignKey and type(field.target_field) in _AUTO_FIELDS:
@@ -171,7 +175,7 @@ def _step(field: "models.Field[Any, Any]", backend: "Backend") -> PlanStep:
         and backend[1] == "postgresql"
         and not (field.auto_now or field.auto_now_add)
     ):
-        return (field.attname, field, AWARE_AS_IS, (datetime,), None)  # ops.adapt_datetimefield_value: as is
+        return (field.attname, field, AWARE_AS_IS, (datetime,), None)  # adapt_datetimefield_value: as is
     return (field.attname, field, CONVERT, (), None)
 
 

@@ -61,13 +61,13 @@ def test_a_new_call_and_its_leg_send_the_orms_values() -> None:
             lambda i=instance, p=plan: orm_values(i, p, add=True)
         )
     # Most of a call's values skip the ORM's conversion; its JSON does not.
-    kinds = {step[0]: step[2] for step in plan_of(Call)}
+    kinds = {attname: kind for attname, _, kind, *_ in plan_of(Call)}
     assert kinds["caller_ncco"] == statements.CONVERT
     assert kinds["caller_number"] == statements.AS_IS and kinds["campaign_id"] == statements.AS_IS
     if connection.vendor == "postgresql":
         assert kinds["started_at"] == statements.AWARE_AS_IS
-        integer = next(step for step in plan_of(Call) if step[0] == "attempt")
-        assert integer[4] is not None  # psycopg's sized integer, as Django wraps it
+        wrap = next(wrap for attname, *_, wrap in plan_of(Call) if attname == "attempt")
+        assert wrap is not None  # psycopg's sized integer, as Django wraps it
     else:
         assert kinds["started_at"] == statements.CONVERT  # SQLite's datetimes are text
 
