@@ -1,8 +1,10 @@
-"""The ceiling for ``benchmarks/calls.py``: a bare Django view returning a fixed NCCO.
+"""The ceiling for ``benchmarks/calls.py`` and ``benchmarks/seed_side_by_side.py``: bare
+Django views returning a fixed NCCO.
 
 Served by gunicorn exactly as the app is (``gunicorn benchmarks.ceiling_wsgi``), so the
 difference between the two is what the app's own work costs: the middleware, DRF, the
-database and the agent call placed at the fake. No app, no database, no middleware.
+database and the agent call placed at the fake. No app, no database, no middleware: what
+any Django app served so reaches on this machine, at best.
 """
 
 from django.conf import settings
@@ -22,11 +24,21 @@ NCCO = [
 ]
 
 
+AGENT_NCCO = [
+    {"action": "talk", "text": "Call about the summer offer.", "language": "en-GB", "style": 0},
+    {"action": "conversation", "name": "whisper-00000000000000000000000000000000", "startOnEnter": True},
+]
+
+
 def answer_inbound(request: HttpRequest) -> JsonResponse:
     return JsonResponse(NCCO, safe=False)
 
 
-urlpatterns = [re_path(r"^answer_inbound/?$", answer_inbound)]
+def answer_outbound(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(AGENT_NCCO, safe=False)
+
+
+urlpatterns = [re_path(r"^answer_inbound/?$", answer_inbound), re_path(r"^answer_outbound/?$", answer_outbound)]
 
 if not settings.configured:
     settings.configure(

@@ -47,6 +47,11 @@ prepared just before the run):
   there (printed as ``ran out``); req/s is always over the run's own time, first request
   sent to last answer read.
 
+Then, unless ``--no-bare``, a third peer on the same routes: bare Django views returning a
+fixed NCCO (``benchmarks/ceiling_wsgi.py``: no database, no signature, no agent call, no
+middleware) under the same gunicorn, driven the same way. It is the most any Django app
+served so reaches on this machine, so its ratio to the seed bounds what ours can reach.
+
 Printed per app, route and concurrency: requests answered 2xx and not, req/s, p50/p99
 latency (wrk's), and the server CPU per request: utime+stime from ``/proc`` of the server's
 processes (gunicorn's master and workers; node) after minus before, and, for ours,
@@ -96,6 +101,7 @@ PRELOAD_SCRIPT = ROOT / "benchmarks" / "seed" / "route_to_fake.js"
 SECOND_CAMPAIGN_NUMBER = "447700900003"  # the winter offer's (demo_campaigns.json)
 INBOUND, OUTBOUND = "answer_inbound", "answer_outbound"
 CONNECTIONS = (16, 1)
+APPS = ("seed", "ours", "bare")  # the order of the report's rows
 WARMUP_CONNECTIONS = 16  # every gunicorn thread opens its database connection before measuring
 # Issue 12: ours at least this many times the seed's requests per second.
 TARGETS = {INBOUND: 1.5, OUTBOUND: 0.5}
@@ -151,6 +157,9 @@ def _arguments() -> argparse.Namespace:
         "answer_outbound runs have more fresh calls to answer",
     )
     parser.add_argument("--database", default="callwhisper_seedbench")
+    parser.add_argument(
+        "--no-bare", action="store_true", help="skip the third peer, bare Django views under the same gunicorn"
+    )
     args = parser.parse_args()
     if args.quick:
         args.seconds = 3
@@ -347,7 +356,7 @@ def create_requests_of(fake: Any, port: int) -> int:
 
 @dataclass
 class Result:
-    app: str  # "seed" or "ours"
+    app: str  # "seed", "ours" or "bare"
     route: str
     connections: int
     prepared: int
@@ -484,6 +493,10 @@ def _benchmark(args: argparse.Namespace, work: Path, seed_dir: Path) -> int:
             seed_results = _app_runs(args, work, app="seed", server=seed, fake=app.fake, database=None, signed=False)
             results += seed_results
             checks.append(_verify_seed(app.fake, seed.port, seed_results))
+        if not args.no_bare:
+            with _bare_running(args, work) as bare:
+                print(f"bare: gunicorn on {bare.port} (benchmarks.ceiling_wsgi, as ours)", flush=True)
+                results += _bare_runs(args, work, server=bare, region_url=app.fake.url)
     print()
     _report(results)
     print()
@@ -554,6 +567,54 @@ def _app_runs(
         measured.append(run(OUTBOUND, connections, args.seconds, paths))
         print(_row(measured[-1]), flush=True)
     return warmups + measured
+
+
+@contextmanager
+def _bare_running(args: argparse.Namespace, work: Path) -> Iterator[load.Server]:
+    port = load.free_port()
+    env = load.django_env(database=load.database_url(args.database), public_url=f"http://127.0.0.1:{port}")
+    env.pop("DJANGO_SETTINGS_MODULE")  # ceiling_wsgi configures its own settings
+    server = load.gunicorn_start(
+        port=port,
+        env=env,
+        log_dir=work,
+        workers=args.workers,
+        threads=args.threads,
+        app="benchmarks.ceiling_wsgi",
+        ready_path=f"/{INBOUND}",
+    )
+    try:
+        yield server
+    finally:
+        load.server_stop(server)
+
+
+def _bare_runs(args: argparse.Namespace, work: Path, *, server: load.Server, region_url: str) -> list[Result]:
+    """The bare views, as the apps are run: a warm-up, then each route at each concurrency,
+    with requests shaped as Vonage's (the views read none of them)."""
+    results = []
+    runs = [(WARMUP_CONNECTIONS, args.warmup_seconds, True)] + [(c, args.seconds, False) for c in CONNECTIONS]
+    for route in (INBOUND, OUTBOUND):
+        for connections, seconds, warmup in runs:
+            paths = [
+                path.replace(f"/{INBOUND}?", f"/{route}?", 1)
+                for path in inbound_paths(args.max_rate * seconds, first=0, region_url=region_url)
+            ]
+            result = wrk_run(
+                app="bare",
+                route=route,
+                port=server.port,
+                connections=connections,
+                seconds=seconds,
+                prepared=Prepared(paths=paths, signed=False),
+                server_pids=server.pids,
+                database=None,
+                work=work,
+            )
+            results.append(dataclasses.replace(result, warmup=warmup))
+            if not warmup:
+                print(_row(result), flush=True)
+    return results
 
 
 def _agent_calls_settled(fake: Any, port: int, *, expected: int, timeout: float = 60.0) -> list[Any]:
@@ -652,8 +713,9 @@ def _report(results: list[Result]) -> None:
     print(HEADER)
     for route in (INBOUND, OUTBOUND):
         for connections in CONNECTIONS:
-            for app in ("seed", "ours"):
-                print(_row(_measured(results, app, route, connections)))
+            for app in APPS:
+                if any(r.app == app for r in results):
+                    print(_row(_measured(results, app, route, connections)))
 
 
 def _report_ratios(results: list[Result]) -> None:
@@ -670,6 +732,21 @@ def _report_ratios(results: list[Result]) -> None:
                 f"p99 x{ours.p99_ms / seed.p99_ms:.2f}; server CPU per request "
                 f"x{ours.per_request(ours.server_cpu_ms) / seed_cpu:.2f}, with PostgreSQL's "
                 f"x{ours.per_request(ours.server_cpu_ms + ours.database_cpu_ms) / seed_cpu:.2f}"
+            )
+
+    if not any(r.app == "bare" for r in results):
+        return
+    print("bare / seed (Django views doing nothing: the most a Django app served so reaches here)")
+    for route in (INBOUND, OUTBOUND):
+        for connections in CONNECTIONS:
+            bare, seed = (_measured(results, app, route, connections) for app in ("bare", "seed"))
+            ratio = bare.rate / seed.rate if seed.rate else math.nan
+            target = TARGETS[route]
+            cpu = bare.per_request(bare.server_cpu_ms) / seed.per_request(seed.server_cpu_ms)
+            print(
+                f"{route} c={connections}: bare req/s x{ratio:.2f} of the seed's (issue 12 wants ours ≥ {target:g}: "
+                f"{'within' if ratio >= target else 'beyond'} what bare Django reaches here); "
+                f"server CPU per request x{cpu:.2f}"
             )
 
 
