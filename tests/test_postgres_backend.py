@@ -175,3 +175,121 @@ def test_a_timestamp_written_in_another_time_zone_is_left_to_djangos_loader() ->
     finally:
         connection.connection.execute("SET TIME ZONE 'UTC'")
     assert (ours, ours.tzinfo, ours.hour) == (djangos, djangos.tzinfo, djangos.hour)
+
+
+# --- closed cursors kept for the connection's next statements -------------------------------
+
+
+def _psycopg_cursor(cursor: Any) -> Any:
+    """The psycopg cursor inside Django's wrapper."""
+    return cursor.cursor
+
+
+def test_a_closed_cursor_serves_the_next_statement_with_its_own_rows() -> None:
+    with connection.cursor() as first:
+        first.execute("SELECT %s::text, %s::int", ["one", 1])
+        assert first.fetchall() == [("one", 1)]
+        kept = _psycopg_cursor(first)
+    with connection.cursor() as second:
+        assert _psycopg_cursor(second) is kept
+        assert second.description is None  # nothing of the last statement's left
+        second.execute("SELECT %s::numeric, now() > %s", ["2.5", "2000-01-01T00:00:00Z"])
+        row = second.fetchone()
+    assert [str(row[0]), row[1]] == ["2.5", True]
+
+
+def test_cursors_open_at_once_are_distinct_and_keep_their_own_rows() -> None:
+    with connection.cursor() as outer:
+        outer.execute("SELECT generate_series(1, 3)")
+        with connection.cursor() as inner:
+            assert _psycopg_cursor(inner) is not _psycopg_cursor(outer)
+            inner.execute("SELECT 'inner'")
+            assert inner.fetchall() == [("inner",)]
+        assert outer.fetchall() == [(1,), (2,), (3,)]
+
+
+def test_a_cursor_closed_twice_is_kept_once() -> None:
+    cursor = connection.cursor()
+    cursor.execute("SELECT 1")
+    cursor.close()
+    cursor.close()
+    a, b = connection.cursor(), connection.cursor()
+    try:
+        assert _psycopg_cursor(a) is not _psycopg_cursor(b)
+    finally:
+        a.close()
+        b.close()
+
+
+def test_no_more_than_a_few_cursors_are_kept() -> None:
+    from whisper_project.postgresql.base import KEPT_CURSORS
+
+    open_at_once = [connection.cursor() for _ in range(KEPT_CURSORS + 3)]
+    for cursor in open_at_once:
+        cursor.close()
+    assert len(connection.kept_cursors) == KEPT_CURSORS
+    assert sum(_psycopg_cursor(cursor).closed for cursor in open_at_once) == 3
+
+
+def test_a_cursor_of_a_closed_connection_is_not_handed_out_on_the_next() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        old = _psycopg_cursor(cursor)
+    connection.close()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 2")
+        assert cursor.fetchone() == (2,)
+        assert _psycopg_cursor(cursor) is not old
+        assert _psycopg_cursor(cursor).connection is connection.connection
+
+
+def test_a_row_factory_set_on_a_cursor_is_not_passed_on() -> None:
+    from psycopg.rows import dict_row
+
+    with connection.cursor() as cursor:
+        _psycopg_cursor(cursor).row_factory = dict_row
+        cursor.execute("SELECT 1 AS one")
+        assert cursor.fetchone() == {"one": 1}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 AS one")
+        assert cursor.fetchone() == (1,)
+
+
+def test_a_cursor_with_its_own_time_zone_loader_is_not_kept(settings: Settings) -> None:
+    """Django gives a cursor its own ``timestamptz`` loader when the connection's time zone
+    changed after it connected (its adapters are the old zone's); such a cursor is closed,
+    not kept, and the next one gets its own again."""
+    connection.ensure_connection()  # adapters for UTC
+    settings.USE_TZ = False  # the connection's zone is then TIME_ZONE's
+    settings.TIME_ZONE = "Asia/Kolkata"
+    try:
+        for _ in range(2):
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT '2026-11-25 12:00:00+00'::timestamptz")
+                assert cursor.fetchone()[0].hour == 17
+                own = _psycopg_cursor(cursor)
+            assert own.closed and own not in connection.kept_cursors
+    finally:
+        connection.close()
+
+
+def test_a_failed_statement_leaves_the_kept_cursor_usable() -> None:
+    from django.db import DatabaseError, transaction
+
+    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT 1 / 0")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT %s::int", [7])
+        assert cursor.fetchone() == (7,)
+
+
+def test_the_orms_chunked_reads_still_use_their_own_named_cursor() -> None:
+    from calls.models import SignedWebhook
+
+    SignedWebhook.objects.bulk_create(SignedWebhook(jti=f"j{n}", digest="d") for n in range(5))
+    seen = []
+    for row in SignedWebhook.objects.order_by("jti").iterator(chunk_size=2):
+        seen.append(row.jti)
+        SignedWebhook.objects.filter(jti=row.jti).update(digest="e")  # other statements meanwhile
+    assert seen == [f"j{n}" for n in range(5)]
+    assert set(SignedWebhook.objects.values_list("digest", flat=True)) == {"e"}
