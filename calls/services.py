@@ -30,6 +30,7 @@ from .models import Call, CallLeg, CallState, LegRole, NumberStatus, Outcome
 from .reconcile import max_wait_seconds
 from .route_cache import route_cached
 from .selectors import Route, caller_leg, one_or_none, route_for
+from .webhooks import replay
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,13 @@ class CallNotFound(Exception):
 
 
 def call_answer_inbound(
-    *, uuid: str, to: str, from_: str, conversation_uuid: str = "", region_url: str = ""
+    *,
+    uuid: str,
+    to: str,
+    from_: str,
+    conversation_uuid: str = "",
+    region_url: str = "",
+    admission: replay.Admission | None = None,
 ) -> nccos.Ncco:
     """Record the call and tell Vonage what the caller hears; then ring the agent.
 
@@ -51,10 +58,19 @@ def call_answer_inbound(
     stored the first time and places no second agent call. Outside the campaign's
     hours the caller hears the closed message and nobody is rung; with the connect
     strategy Vonage rings the agent itself, so no REST request is made at all.
+
+    With ``admission``, the request's signature is remembered by the call's first
+    statement; ``replay.Replayed`` (nothing done) when it was used for another request.
     """
     # A retry is rare: it is told apart by the caller leg's unique uuid when the insert
     # fails, not looked for first on every call.
-    start = statements.call_start(caller=str(from_ or "")[:32])
+    caller = str(from_ or "")[:32]
+    if admission is None:
+        start = statements.call_start(caller=caller)
+    else:
+        start = statements.call_start(caller=caller, jti=admission.jti, digest=admission.digest)
+    if admission is not None:
+        replay.admission_settle(admission, remembered=start.admitted)
     route = route_cached(to, version=start.routes_version)
     if start.caller_blocked:
         return caller_blocked_answer(
@@ -442,7 +458,13 @@ def _agent_leg_heard(
 
 
 def call_answer_agent(
-    *, call_id: int, uuid: str, conversation_uuid: str = "", region_url: str = "", attempt: int | None = None
+    *,
+    call_id: int,
+    uuid: str,
+    conversation_uuid: str = "",
+    region_url: str = "",
+    attempt: int | None = None,
+    admission: replay.Admission | None = None,
 ) -> nccos.Ncco:
     """The agent picked up: whisper, then join the caller (or, with press 1 to accept,
     the prompt). With the connect strategy this is the ``onAnswer`` NCCO: the whisper
@@ -450,10 +472,19 @@ def call_answer_agent(
 
     The whisper is rendered from the campaign as it is now (an edit in the admin
     applies to the very next call) and stored as spoken; a retry replays it.
+
+    With ``admission``, the request's signature is remembered by the transaction's first
+    statement; ``replay.Replayed`` (nothing done) when it was used for another request.
     """
     call_context_set(call_id)
     with transaction.atomic():
-        call, legs, routes_version = statements.call_and_legs_with_routes_version(call_id=call_id)
+        if admission is None:
+            call, legs, routes_version = statements.call_and_legs_with_routes_version(call_id=call_id)
+        else:
+            call, legs, routes_version, remembered = statements.call_and_legs_with_routes_version_admitting(
+                call_id=call_id, jti=admission.jti, digest=admission.digest
+            )
+            replay.admission_settle(admission, remembered=remembered)
         if call is None:
             raise CallNotFound(call_id)
         # The campaign as it is now: from memory unless a routing change came since.

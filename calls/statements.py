@@ -345,6 +345,27 @@ def call_and_legs_with_routes_version(*, call_id: int) -> tuple[Call | None, lis
     return call, legs, None if version is None else int(version)
 
 
+def call_and_legs_with_routes_version_admitting(
+    *, call_id: int, jti: str, digest: str
+) -> tuple[Call | None, list[CallLeg], int | None, bool | None]:
+    """:func:`call_and_legs_with_routes_version`, and the request's signature ``jti``
+    remembered in the same statement, inside the webhook's transaction, as
+    :func:`call_and_legs_admitting` remembers it (and says so)."""
+    now = timezone.now()
+    if connection.vendor != "postgresql":
+        admitted = row_insert_or_skip(SignedWebhook, unique="jti", jti=jti, digest=digest, received_at=now)
+        call, legs, version = call_and_legs_with_routes_version(call_id=call_id)
+        return call, legs, version, admitted is not None
+    call, legs, first = _call_and_legs_read(
+        _call_and_legs_sql(connection.features.has_select_for_update_of, "routes_version_admitted"),
+        [jti, digest, now, "", call_id],
+    )
+    if call is None:
+        return None, [], None, None
+    version, admitted = first
+    return call, legs, None if version is None else int(version), bool(admitted)
+
+
 def call_legs_and_early_events(*, call_id: int, leg_uuid: str) -> tuple[Call | None, list[CallLeg], bool]:
     """The call ``call_id`` and its legs (not locked), and whether events for leg
     ``leg_uuid`` were stored before the leg was (calls/call_records.events_adopt): one
@@ -369,7 +390,9 @@ def _call_and_legs_read(sql: str, params: list[Any]) -> tuple[Call | None, list[
 
 
 @cache
-def _call_and_legs_sql(lock: bool, first: Literal["nothing", "early_events", "routes_version", "admitted"]) -> str:
+def _call_and_legs_sql(
+    lock: bool, first: Literal["nothing", "early_events", "routes_version", "admitted", "routes_version_admitted"]
+) -> str:
     quote = connection.ops.quote_name
     call_table, leg_table = quote(Call._meta.db_table), quote(CallLeg._meta.db_table)
     early_events = f"EXISTS (SELECT 1 FROM {quote(CallEvent._meta.db_table)} WHERE leg_uuid = %s AND leg_id IS NULL)"  # noqa: S608
@@ -378,24 +401,31 @@ def _call_and_legs_sql(lock: bool, first: Literal["nothing", "early_events", "ro
         "early_events": early_events,
         "routes_version": _ROUTES_VERSION,
         "admitted": "EXISTS (SELECT 1 FROM admitted)",
+        # Both, as one column (PostgreSQL only, as is the signature's insert).
+        "routes_version_admitted": f"ARRAY[{_ROUTES_VERSION}, (SELECT count(*) FROM admitted)]",  # noqa: S608
     }[first]
     # The signature remembered first (PostgreSQL: an INSERT in WITH runs whatever the
     # rest of the statement finds). The first column reads it, so it is inserted as the
     # first row is made, below the row lock (LockRows does not project): a second request
     # with the same token waits on this one's token holding no lock of its own.
-    signature = (
-        f"WITH admitted AS (INSERT INTO {quote(SignedWebhook._meta.db_table)} "  # noqa: S608
-        f"({', '.join(_column(SignedWebhook, name) for name in ('jti', 'digest', 'received_at'))}) "
-        f"VALUES (%s, %s, %s) ON CONFLICT ({_column(SignedWebhook, 'jti')}) DO NOTHING RETURNING 1) "
-        if first == "admitted"
-        else ""
-    )
+    signature = _signature_remembered() if first in ("admitted", "routes_version_admitted") else ""
     # SQLite has no row locks (nor needs them: it lets one writer in at a time).
     return (
         f"{signature}SELECT {events}, {columns(Call, 'c')}, {columns(CallLeg, 'l')} FROM {call_table} c "  # noqa: S608
         f"LEFT JOIN {leg_table} l ON l.call_id = c.id "
         f"WHERE c.id = COALESCE((SELECT call_id FROM {leg_table} WHERE uuid = %s), %s)"
         + (" FOR UPDATE OF c" if lock else "")
+    )
+
+
+def _signature_remembered() -> str:
+    """``WITH admitted AS (…)``: the request's signature (``jti``, ``digest``,
+    ``received_at``: three parameters) inserted unless seen before, one row if it was new."""
+    quote = connection.ops.quote_name
+    return (
+        f"WITH admitted AS (INSERT INTO {quote(SignedWebhook._meta.db_table)} "  # noqa: S608
+        f"({', '.join(_column(SignedWebhook, name) for name in ('jti', 'digest', 'received_at'))}) "
+        f"VALUES (%s, %s, %s) ON CONFLICT ({_column(SignedWebhook, 'jti')}) DO NOTHING RETURNING 1) "
     )
 
 
@@ -436,15 +466,30 @@ class CallStart:
     routes_version: int | None
     # The caller's number is blocked (calls/annotations.py).
     caller_blocked: bool
+    # Given a signature's jti: whether this statement remembered it (False: it was seen
+    # before). None without one.
+    admitted: bool | None = None
 
 
-def call_start(*, caller: str) -> CallStart:
+def call_start(*, caller: str, jti: str | None = None, digest: str = "") -> CallStart:
     """A new call's first statement: on PostgreSQL its id, taken from the sequence now so
     that its answer (which names it) is built before the call is written in one
     statement (:func:`call_with_caller_leg_insert`); the routes' version
-    (calls/route_cache.py); and whether ``caller`` is blocked (never a withheld number)."""
+    (calls/route_cache.py); and whether ``caller`` is blocked (never a withheld number).
+
+    With ``jti``, the request's signature is remembered (calls/webhooks/replay.py) in the
+    same statement, committed with it: ``admitted`` says whether this statement remembered
+    it. PostgreSQL; on SQLite, which has no ``INSERT`` in ``WITH``, the insert then the read."""
+    admitting = jti is not None and connection.vendor == "postgresql"
+    params: list[Any] = [caller]
+    admitted: bool | None = None
+    if jti is not None and not admitting:
+        inserted = row_insert_or_skip(SignedWebhook, unique="jti", jti=jti, digest=digest, received_at=timezone.now())
+        admitted = inserted is not None
+    elif jti is not None:
+        params = [jti, digest, timezone.now(), caller]
     with connection.cursor() as cursor:
-        cursor.execute(_call_start_sql(connection.vendor), [caller])
+        cursor.execute(_call_start_sql(connection.vendor, admitting), params)
         row = cursor.fetchone()
     if connection.vendor != "postgresql":
         row = (None, *row)
@@ -452,18 +497,21 @@ def call_start(*, caller: str) -> CallStart:
         call_id=None if row[0] is None else int(row[0]),
         routes_version=None if row[1] is None else int(row[1]),
         caller_blocked=bool(caller) and bool(row[2]),
+        admitted=bool(row[3]) if admitting else admitted,
     )
 
 
 @cache
-def _call_start_sql(vendor: str) -> str:
+def _call_start_sql(vendor: str, admitting: bool) -> str:
     quote = connection.ops.quote_name
     version = _ROUTES_VERSION
     blocked = f"EXISTS (SELECT 1 FROM {quote(BlockedCaller._meta.db_table)} WHERE number = %s)"  # noqa: S608
-    if vendor == "postgresql":
-        call_id = f"nextval(pg_get_serial_sequence('{Call._meta.db_table}', 'id'))"
+    if vendor != "postgresql":
+        return f"SELECT {version}, {blocked}"
+    call_id = f"nextval(pg_get_serial_sequence('{Call._meta.db_table}', 'id'))"
+    if not admitting:
         return f"SELECT {call_id}, {version}, {blocked}"
-    return f"SELECT {version}, {blocked}"
+    return f"{_signature_remembered()}SELECT {call_id}, {version}, {blocked}, EXISTS (SELECT 1 FROM admitted)"  # noqa: S608
 
 
 def call_with_caller_leg_insert(call: Call, leg: CallLeg) -> bool:

@@ -97,9 +97,10 @@ class VonageSignatureAuthentication(BaseAuthentication):
             ),
         )
         view = (request.parser_context or {}).get("view")
-        if request.method == "POST" and getattr(view, "admits_in_transaction", False):
-            # Remembered by the webhook's first statement, in its transaction (EventView):
-            # nothing is done before it, and a replay rolls everything back.
+        if request.method in getattr(view, "admits_in_first_statement", ()):
+            # Remembered by the webhook's own first statement (EventView: in its transaction;
+            # AnswerInboundView: the new call's first): nothing is done before it, and a
+            # replay changes nothing.
             view.admission = admission  # type: ignore[union-attr]
             return (None, signed)
         signature_admit(request.path, admission)

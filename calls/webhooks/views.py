@@ -33,6 +33,7 @@ from .auth import (
     ReplayStoreUnavailable,
     VonageSignatureAuthentication,
     WebhookJSONParser,
+    signature_admit,
     webhook_body,
 )
 from .callback_urls import CALLBACK_PARAMS, SIGNATURE_PARAM, InvalidCallbackSignature, callback_params
@@ -64,6 +65,11 @@ class VonageWebhook(APIView):
     payload: dict[str, Any]
     # Our own parameters from the query string (call, attempt, checkpoint), verified.
     callback: dict[str, str]
+    # The methods whose signature the webhook's own first statement remembers (auth.py):
+    # then ``admission`` is set, and the handler passes it on; else it is remembered in
+    # authentication, in a statement of its own.
+    admits_in_first_statement: frozenset[str] = frozenset()
+    admission: replay.Admission | None = None
 
     def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         # Log lines carry the call's id once a service has looked the call up.
@@ -177,24 +183,35 @@ class AnswerInboundView(AnswerWebhook):
     input_serializer = AnswerInboundSerializer
     route = "calls:answer_inbound"
     log_name = "answer_inbound"
+    # The signature is remembered by the new call's first statement (statements.call_start).
+    admits_in_first_statement = frozenset({"GET", "POST"})
 
     def answer(self, request: Request, data: dict[str, Any]) -> Response:
         fields = self.validated(data)
         shed = overload.shed_reason(request.META)
         if shed is not None:
+            if self.admission is not None:
+                # No call is started: the signature is remembered on its own, as before a
+                # shed answer it always was (a replay is refused; the database down gives
+                # the same safe answer, spooled by handle_exception).
+                signature_admit(request.path, self.admission)
             ncco = services.safe_default_ncco(to=fields["to"])
             # Kept for reconcile_calls to record; if it cannot be kept (no spool, or a
             # failed write), the caller is answered in full instead: late rather than lost.
             if spool.write(route=spool.CALLER_ANSWER, payload=self.payload, query={}, answered=ncco, reason=shed):
                 logger.warning("answer_inbound.shed uuid=%s: %s", fields["uuid"], shed)
                 return Response(ncco)
-        ncco = services.call_answer_inbound(
-            uuid=fields["uuid"],
-            to=fields["to"],
-            from_=fields["from"],
-            conversation_uuid=fields["conversation_uuid"],
-            region_url=fields["region_url"],
-        )
+        try:
+            ncco = services.call_answer_inbound(
+                uuid=fields["uuid"],
+                to=fields["to"],
+                from_=fields["from"],
+                conversation_uuid=fields["conversation_uuid"],
+                region_url=fields["region_url"],
+                admission=self.admission,
+            )
+        except replay.Replayed as exc:
+            raise exceptions.AuthenticationFailed(str(exc)) from None
         return Response(ncco)
 
 
@@ -204,6 +221,8 @@ class AnswerOutboundView(AnswerWebhook):
     route = "calls:answer_outbound"
     log_name = "answer_outbound"
     spool_route = spool.AGENT_ANSWER
+    # The signature is remembered by the answer's first statement, the call's locked read.
+    admits_in_first_statement = frozenset({"GET", "POST"})
 
     def safe_ncco(self) -> Ncco:
         # This is the agent's leg: the caller's default (connect to the call centre)
@@ -215,6 +234,8 @@ class AnswerOutboundView(AnswerWebhook):
         fields = self.validated({**data, **self.callback})
         try:
             ncco = self.answer_leg(fields)
+        except replay.Replayed as exc:
+            raise exceptions.AuthenticationFailed(str(exc)) from None
         except services.CallNotFound:
             logger.warning("%s.unknown_call call=%s uuid=%s", self.log_name, fields["call"], fields["uuid"])
             raise exceptions.NotFound(f"There is no call {fields['call']}.") from None
@@ -227,6 +248,7 @@ class AnswerOutboundView(AnswerWebhook):
             conversation_uuid=fields["conversation_uuid"],
             region_url=fields["region_url"],
             attempt=fields.get("attempt"),
+            admission=self.admission,
         )
 
 
@@ -240,6 +262,7 @@ class AnswerCallbackView(AnswerOutboundView):
 
     route = "calls:answer_callback"
     log_name = "answer_callback"
+    admits_in_first_statement = frozenset()  # remembered in authentication
 
     def answer_leg(self, fields: dict[str, Any]) -> Ncco:
         return callbacks.callback_answer(
@@ -402,8 +425,7 @@ class EventView(VonageWebhook):
     route = "calls:event"
     # A POSTed event's signature is remembered by the event's own first statement, in its
     # transaction (calls/events.py), not in a statement and transaction of its own.
-    admits_in_transaction = True
-    admission: replay.Admission | None = None
+    admits_in_first_statement = frozenset({"POST"})
 
     def get(self, request: Request) -> Response:
         if isinstance(request.auth, SignedRequest):

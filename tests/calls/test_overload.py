@@ -127,3 +127,26 @@ def test_shedding_can_be_turned_off(
     client.get("/answer_inbound", CALLER, **arrived(4.0))
 
     assert Call.objects.count() == 1 and len(vonage.placed) == 1
+
+
+def test_a_shed_answer_still_remembers_its_signature_and_a_replay_of_it_is_refused(
+    client: Client, number: TrackingNumber, vonage: VonageRecorder, spool_dir: Path, settings: Settings
+) -> None:
+    """A shed answer starts no call, so the call's first statement does not remember its
+    signature (statements.call_start): it is remembered on its own, as for any request."""
+    from calls.models import SignedWebhook
+    from tests.calls.test_webhook_boundary import SECRET, signed, with_fields
+
+    settings.DEBUG = False
+    settings.VONAGE_SIGNATURE_SECRET = SECRET
+    headers = signed(b"")
+    shed = client.get(with_fields("/answer_inbound", CALLER), headers=headers, **arrived(3.2))
+    assert shed.status_code == 200 and shed.json()[-1]["action"] == "connect"
+    assert SignedWebhook.objects.count() == 1 and Call.objects.count() == 0
+
+    # The same token on another caller, in time this time: refused, nothing started.
+    other = {**CALLER, "uuid": "attacker-leg", "from": "447946999999"}
+    replayed = client.get(with_fields("/answer_inbound", other), headers=headers, **arrived(0.1))
+
+    assert replayed.status_code == 401
+    assert Call.objects.count() == 0 and vonage.placed == [] and len(spooled(spool_dir)) == 1

@@ -316,6 +316,118 @@ def test_a_token_captured_on_the_checkpoint_is_refused_for_another_and_changes_n
     assert snapshot() == before and SignedWebhook.objects.count() == remembered
 
 
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_a_token_captured_on_a_callers_answer_is_refused_for_another_caller_and_starts_no_call(
+    client: Client,
+    summer_number: TrackingNumber,
+    production: Settings,
+    method: str,
+    vonage: VonageRecorder,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The caller's answer remembers its signature in the new call's first statement
+    (statements.call_start): a replay is found there and nothing is started."""
+
+    def answer(fields: dict[str, str], headers: dict[str, str]) -> Any:
+        if method == "GET":
+            return client.get(with_fields("/answer_inbound", fields), headers=headers)
+        return client.post("/answer_inbound", json.dumps(fields), content_type="application/json", headers=headers)
+
+    first_fields = {**CALLER, "to": summer_number.number}
+    headers = signed(b"" if method == "GET" else json.dumps(first_fields).encode())
+    first = answer(first_fields, headers)
+    assert first.status_code == 200
+    # Vonage's retry of the very same request: the same answer, one call.
+    again = answer(first_fields, headers)
+    assert again.status_code == 200 and again.json() == first.json()
+    before, remembered, rung = snapshot(), SignedWebhook.objects.count(), len(vonage.placed)
+
+    # The captured token on another caller: a billable call for the attacker's number.
+    other = {**first_fields, "uuid": "attacker-leg", "from": "447946999999"}
+    if method == "POST":
+        token = jwt.decode(headers["Authorization"][7:], SECRET, algorithms=["HS256"])
+        payload_hash = _sha(json.dumps(other).encode())
+        headers = {"Authorization": "Bearer " + jwt.encode({**token, "payload_hash": payload_hash}, SECRET, "HS256")}
+    response = answer(other, headers)
+
+    assert response.status_code == 401
+    assert snapshot() == before and SignedWebhook.objects.count() == remembered
+    assert len(vonage.placed) == rung
+    assert any("already used for another request" in r.getMessage() for r in caplog.records)
+
+
+def test_a_signed_callers_answer_remembers_its_signature_in_the_calls_first_statement(
+    client: Client,
+    summer_number: TrackingNumber,
+    production: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PostgreSQL: the signature, the call's id, the routes' version and whether the caller
+    is blocked in one statement, then the call (as unsigned, tests/calls/test_webhooks.py):
+    no statement of its own for the signature. SQLite: the signature's insert first."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from calls import agent_dispatch
+
+    monkeypatch.setattr(agent_dispatch, "ring_first_agent_soon", lambda call_id: None)
+    warm = {**CALLER, "to": summer_number.number, "uuid": "an-earlier-caller"}
+    assert client.get(with_fields("/answer_inbound", warm), headers=signed(b"")).status_code == 200
+    fields = {**CALLER, "to": summer_number.number}
+    headers = signed(b"")
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(with_fields("/answer_inbound", fields), headers=headers).status_code == 200
+    # The test's transaction turns the call's own into a savepoint: not counted.
+    statements = [q["sql"] for q in captured.captured_queries if "SAVEPOINT" not in q["sql"]]
+    assert len(statements) == (2 if connection.vendor == "postgresql" else 7), statements
+    assert "calls_signedwebhook" in statements[0]
+    assert SignedWebhook.objects.filter(jti=jwt.decode(headers["Authorization"][7:], SECRET, ["HS256"])["jti"]).exists()
+
+
+def test_a_token_captured_on_an_agents_answer_is_refused_for_another_call_and_changes_nothing(
+    client: Client,
+    summer_number: TrackingNumber,
+    production: Settings,
+    vonage: VonageRecorder,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The agent's answer remembers its signature in its first statement, the call's locked
+    read (statements.call_and_legs_with_routes_version_admitting): a replay is found
+    there and the whole answer rolled back."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    call = waiting_call(client, summer_number)
+    post(client, "/answer_inbound", {**CALLER, "uuid": "caller-leg-2", "to": summer_number.number})
+    other_call = Call.objects.get(legs__uuid="caller-leg-2")
+    answer_urls = [urlsplit(placed["answer_url"]) for placed in vonage.placed]
+    agent = {"to": "447700900999", "from": summer_number.number, "uuid": "agent-1", "conversation_uuid": "CON-a"}
+    first_path = with_fields(f"{answer_urls[0].path}?{answer_urls[0].query}", agent)
+    headers = signed(b"")
+    with CaptureQueriesContext(connection) as captured:
+        first = client.get(first_path, headers=headers)
+    assert first.status_code == 200 and first.json()[0]["action"] == "talk"
+    # Its first statement remembers the signature: in the call's locked read on PostgreSQL,
+    # just before it on SQLite (which has no INSERT in WITH).
+    first_sql = next(q["sql"] for q in captured.captured_queries if "SAVEPOINT" not in q["sql"])
+    assert "calls_signedwebhook" in first_sql
+    assert ('"calls_call"' in first_sql) == (connection.vendor == "postgresql")
+    # Vonage's retry of the very same request: the same answer.
+    again = client.get(first_path, headers=headers)
+    assert again.status_code == 200 and again.json() == first.json()
+    before, remembered = snapshot(), SignedWebhook.objects.count()
+
+    # The captured token on the other call's agent answer.
+    other_path = with_fields(f"{answer_urls[1].path}?{answer_urls[1].query}", {**agent, "uuid": "agent-2"})
+    response = client.get(other_path, headers=headers)
+
+    assert response.status_code == 401
+    assert snapshot() == before and SignedWebhook.objects.count() == remembered
+    assert Call.objects.get(pk=other_call.pk).whisper_text == ""
+    assert Call.objects.get(pk=call.pk).whisper_text != ""
+    assert any("already used for another request" in r.getMessage() for r in caplog.records)
+
+
 def test_a_signed_get_event_is_refused_because_its_fields_are_not_signed(
     client: Client, db: None, production: Settings
 ) -> None:
