@@ -1,7 +1,8 @@
 """The side-by-side benchmark against the seed's Node app runs end to end (``--quick``).
 
-It starts both apps, drives both routes at both concurrencies through wrk, prints the
-figures and verifies our calls in PostgreSQL and at the fake. No timing is asserted: the
+It starts both apps and the third peer (bare Django views under the same gunicorn),
+drives both routes at both concurrencies through wrk, prints the figures and verifies
+our calls in PostgreSQL and at the fake. No timing is asserted: the
 figures belong to the machine. Skipped without node, npm or wrk, without PostgreSQL, or
 without the seed's checkout and its npm dependencies at ``SEED_APP_DIR`` (or the script's
 default): the test fetches nothing; ``.ci/run`` prepares it with ``--setup-only``.
@@ -52,7 +53,7 @@ def test_both_apps_are_measured_on_both_routes_and_our_calls_verified() -> None:
 
     for route in ("answer_inbound", "answer_outbound"):
         for connections in (16, 1):
-            for app in ("seed", "ours"):
+            for app in ("seed", "ours", "bare"):
                 row = re.search(
                     rf"^{route}\s+{connections}\s+{app}\s+(\d+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)"
                     r"\s+([\d.]+|-)\s+([\d.]+)\s+([\d.]+)\s",
@@ -62,12 +63,14 @@ def test_both_apps_are_measured_on_both_routes_and_our_calls_verified() -> None:
                 assert row, f"no {app} {route} c={connections} row in:\n{output}"
                 answered, _, rate, _, _, cpu, database, fake, wrk = row.groups()
                 assert int(answered) > 0 and float(rate) > 0 and float(cpu) > 0, row.group(0)
-                assert (database == "-") == (app == "seed"), row.group(0)
+                assert (database == "-") == (app != "ours"), row.group(0)  # only ours has a database
                 assert float(wrk) > 0, row.group(0)
-                if route == "answer_inbound":
+                if route == "answer_inbound" and app != "bare":
                     # Every caller's answer places an agent call at the shared fake: its cost is seen.
                     assert float(fake) > 0, row.group(0)
             assert re.search(rf"^{route} c={connections}: req/s x[\d.]+ ", output, re.MULTILINE), output
+            # The third peer, bare Django views under the same gunicorn, beside the seed.
+            assert re.search(rf"^{route} c={connections}: bare req/s x[\d.]+ of the seed's ", output, re.M), output
     assert re.search(r"^ours: \d+ calls in PostgreSQL .*every answered call recorded: yes$", output, re.M), output
     assert re.search(r"^ours: agent calls placed at the fake: .*each placed once: yes$", output, re.M), output
     whispers = r"^ours: calls with the agent's whisper in PostgreSQL: .*every answered agent recorded: yes$"
