@@ -44,7 +44,8 @@ Printed:
 - p50/p95/p99/max per webhook as the client measured them and, from the instrumented
   servers' ``X-Benchmark-App-Ms``, the app's own time (WSGI entry to response start)
   p50/p99/max: the difference is gunicorn's queueing, the network and the driver's delays;
-- errors (non-2xx, exceptions, calls unfinished after 60 s);
+- errors (non-2xx, exceptions, and arrivals the driver never started: 60 s after the last
+  arrival it gives up those not yet started and waits for the calls under way);
 - server CPU ms per complete call (utime+stime of gunicorn masters and workers, from
   /proc, after minus before) and peak RSS per server process (VmHWM); PostgreSQL's CPU per
   complete call (its backends for the app's database, listed every half second during the
@@ -292,11 +293,11 @@ class Run:
         self.peak_in_flight = 0  # the most calls in progress at once
         self.talk_seconds = 0.0
         self.reconnects = 0
-        self.unfinished = 0
+        self.not_started = 0
 
     @property
     def started(self) -> int:
-        return len(self.results) + self.unfinished
+        return len(self.results) + self.not_started
 
     @property
     def completed(self) -> int:
@@ -307,7 +308,7 @@ class Run:
         return (
             [f"warm-up {error}" for result in self.warmup for error in result.errors]
             + [error for result in self.results for error in result.errors]
-            + ["unfinished"] * self.unfinished
+            + ["not started"] * self.not_started
         )
 
     def latencies(self, webhook: str) -> list[float]:
@@ -400,13 +401,15 @@ def _open_loop(run: Run, seed: int, drive: Drive, webhooks: load.Webhooks) -> No
             futures.append(pool.submit(task, len(futures), due, pool_full))
             run.arrivals.append(due - started)
             due += rng.expovariate(run.rate)
-        done, not_done = wait(futures, timeout=DRAIN_SECONDS + run.talk_seconds)
+        _, not_done = wait(futures, timeout=DRAIN_SECONDS + run.talk_seconds)
         for future in not_done:
-            future.cancel()
-        run.elapsed = time.perf_counter() - started
-    run.unfinished = len(not_done)
+            future.cancel()  # a call not yet started never will be; one under way cannot be
+    # Leaving the pool waited for the calls already under way: their results count, and the
+    # verdict can account for every call that reached the servers.
+    run.elapsed = time.perf_counter() - started
+    run.not_started = sum(future.cancelled() for future in futures)
     for future in futures:
-        if future in done:
+        if not future.cancelled():
             result, ended = future.result()
             run.results.append(result)
             if result.completed:
@@ -739,10 +742,10 @@ def _report_verdict(run: Run, verdict: load.Verdict) -> None:
         f"calls recorded late from the spool {verdict.recorded_late}"
     )
     print("correctness: " + ("OK" if not verdict.problems else "FAILED: " + "; ".join(verdict.problems)))
-    if run.unfinished:
+    if run.not_started:
         print(
-            f"correctness: incomplete: {run.unfinished} calls were still running when the driver stopped waiting, "
-            "so the events they delivered are in the database but not in the driver's count"
+            f"driver: {run.not_started} arrivals never started: the driver ran behind and gave them up when it "
+            "stopped waiting, so they reached no server (counted as errors; the servers were offered fewer calls)"
         )
 
 
