@@ -123,3 +123,44 @@ def test_a_form_encoded_answer_is_read_like_a_json_one(
     assert json.dumps(CallEvent.objects.get().payload) == json.dumps(
         {"uuid": "caller-1", "status": "started", "conversation_uuid": "CON-1"}
     )
+
+
+# --- identifiers: one check for control characters, NUL and lone surrogates -------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        ('{"uuid": "agent-leg\\u0000", "status": "started"}', "Control characters are not allowed here."),
+        ('{"uuid": "agent-leg", "status": "start\\u001bed"}', "Control characters are not allowed here."),
+        ('{"uuid": "agent-leg", "status": "sta\\u2028rted"}', "Control characters are not allowed here."),
+        ('{"uuid": "agent-leg\\ud800", "status": "started"}', "Surrogate characters are not allowed: U+D800."),
+        ('{"uuid": "agent-leg", "status": "\\udfffstarted"}', "Surrogate characters are not allowed: U+DFFF."),
+    ],
+    ids=["nul", "escape", "line-separator", "high-surrogate", "low-surrogate"],
+)
+def test_an_identifier_with_a_character_vonage_never_sends_is_refused(
+    client: Client, leg: CallLeg, body: str, error: str
+) -> None:
+    # DRF's own per-character NUL and surrogate checks are replaced by one search
+    # (calls/webhooks/serializers.IdentifierField): each is still refused, once, by name.
+    status = leg.status
+    response = post_raw(client, "/event", body)
+
+    assert response.status_code == 400
+    field = "uuid" if '"agent-leg"' not in body else "status"
+    assert response.json() == {field: [error]}
+    assert not CallEvent.objects.exists()
+    leg.refresh_from_db()
+    assert leg.status == status
+
+
+def test_a_caller_answer_posted_with_a_lone_surrogate_places_no_call(
+    client: Client, summer_number: TrackingNumber
+) -> None:
+    body = '{"to": "447700900001", "from": "447700900123", "uuid": "caller-\\ud83d"}'
+    response = post_raw(client, "/answer_inbound", body)
+
+    assert response.status_code == 400
+    assert response.json() == {"uuid": ["Surrogate characters are not allowed: U+D83D."]}
+    assert not Call.objects.exists()
