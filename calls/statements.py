@@ -256,9 +256,10 @@ def rows_to_instances(model: type[M], rows: list[tuple[Any, ...]], *, offset: in
     """Model instances from the ``len(concrete_fields)`` columns at ``offset`` of each row
     (a row whose primary key there is NULL, an outer join's empty side, is skipped),
     each value converted as the ORM converts it (SQLite's datetimes, JSON, decimals)."""
-    names, converters = _converters(model, connection.vendor)
+    database = connections[DEFAULT_DB_ALIAS]  # once: each read through the proxy looks it up
+    names, converters = _converters(model, database.vendor)
     width = len(names)
-    alias = connection.alias
+    alias = database.alias
     # Model.__init__ sets each field through setattr (a call's 35 cost more than reading
     # its row); with nobody listening to pre_init or post_init, the instance it builds is
     # its __dict__ and a ModelState, which are set here directly. Otherwise from_db.
@@ -270,7 +271,7 @@ def rows_to_instances(model: type[M], rows: list[tuple[Any, ...]], *, offset: in
         values = list(row[offset : offset + width])
         for index, column, field_converters in converters:
             for convert in field_converters:
-                values[index] = convert(values[index], column, connection)
+                values[index] = convert(values[index], column, database)
         if direct:
             instance = model.__new__(model)
             instance.__dict__.update(zip(names, values, strict=True))
@@ -324,12 +325,13 @@ def call_and_legs_admitting(
     call was found to tell (the insert happened or not all the same). PostgreSQL; on
     SQLite, which has no ``INSERT`` in ``WITH``, the insert then the read."""
     now = timezone.now()
-    if connection.vendor != "postgresql" or (not leg_uuid and call_id is None):
+    database = connections[DEFAULT_DB_ALIAS]
+    if database.vendor != "postgresql" or (not leg_uuid and call_id is None):
         admitted = row_insert_or_skip(SignedWebhook, unique="jti", jti=jti, digest=digest, received_at=now)
         call, legs = call_and_legs(leg_uuid=leg_uuid, call_id=call_id)
         return call, legs, admitted is not None
     call, legs, first = _call_and_legs_read(
-        _call_and_legs_sql(connection.features.has_select_for_update_of, "admitted"),
+        _call_and_legs_sql(database.features.has_select_for_update_of, "admitted"),
         [jti, digest, now, leg_uuid, call_id],
     )
     return call, legs, None if call is None else bool(first)
@@ -352,12 +354,13 @@ def call_and_legs_with_routes_version_admitting(
     remembered in the same statement, inside the webhook's transaction, as
     :func:`call_and_legs_admitting` remembers it (and says so)."""
     now = timezone.now()
-    if connection.vendor != "postgresql":
+    database = connections[DEFAULT_DB_ALIAS]
+    if database.vendor != "postgresql":
         admitted = row_insert_or_skip(SignedWebhook, unique="jti", jti=jti, digest=digest, received_at=now)
         call, legs, version = call_and_legs_with_routes_version(call_id=call_id)
         return call, legs, version, admitted is not None
     call, legs, first = _call_and_legs_read(
-        _call_and_legs_sql(connection.features.has_select_for_update_of, "routes_version_admitted"),
+        _call_and_legs_sql(database.features.has_select_for_update_of, "routes_version_admitted"),
         [jti, digest, now, "", call_id],
     )
     if call is None:
@@ -480,7 +483,9 @@ def call_start(*, caller: str, jti: str | None = None, digest: str = "") -> Call
     With ``jti``, the request's signature is remembered (calls/webhooks/replay.py) in the
     same statement, committed with it: ``admitted`` says whether this statement remembered
     it. PostgreSQL; on SQLite, which has no ``INSERT`` in ``WITH``, the insert then the read."""
-    admitting = jti is not None and connection.vendor == "postgresql"
+    database = connections[DEFAULT_DB_ALIAS]
+    postgresql = database.vendor == "postgresql"
+    admitting = jti is not None and postgresql
     params: list[Any] = [caller]
     admitted: bool | None = None
     if jti is not None and not admitting:
@@ -488,10 +493,10 @@ def call_start(*, caller: str, jti: str | None = None, digest: str = "") -> Call
         admitted = inserted is not None
     elif jti is not None:
         params = [jti, digest, timezone.now(), caller]
-    with connection.cursor() as cursor:
-        cursor.execute(_call_start_sql(connection.vendor, admitting), params)
+    with database.cursor() as cursor:
+        cursor.execute(_call_start_sql(database.vendor, admitting), params)
         row = cursor.fetchone()
-    if connection.vendor != "postgresql":
+    if not postgresql:
         row = (None, *row)
     return CallStart(
         call_id=None if row[0] is None else int(row[0]),
