@@ -252,11 +252,14 @@ def _update_sql(model: type[models.Model], names: tuple[str, ...]) -> str:
 _ROUTES_VERSION = f"(SELECT version FROM {RoutesVersion._meta.db_table} WHERE id = {ROUTES_VERSION_ID})"  # noqa: S608
 
 
-def rows_to_instances(model: type[M], rows: list[tuple[Any, ...]], *, offset: int = 0) -> list[M]:
+def rows_to_instances(
+    model: type[M], rows: list[tuple[Any, ...]], *, offset: int = 0, database: BaseDatabaseWrapper | None = None
+) -> list[M]:
     """Model instances from the ``len(concrete_fields)`` columns at ``offset`` of each row
     (a row whose primary key there is NULL, an outer join's empty side, is skipped),
     each value converted as the ORM converts it (SQLite's datetimes, JSON, decimals)."""
-    database = connections[DEFAULT_DB_ALIAS]  # once: each read through the proxy looks it up
+    if database is None:  # once: each read through django.db.connection's proxy looks it up
+        database = connections[DEFAULT_DB_ALIAS]
     names, converters = _converters(model, database.vendor)
     width = len(names)
     alias = database.alias
@@ -379,13 +382,14 @@ def call_legs_and_early_events(*, call_id: int, leg_uuid: str) -> tuple[Call | N
 
 def _call_and_legs_read(sql: str, params: list[Any]) -> tuple[Call | None, list[CallLeg], Any]:
     """The call, its legs, and the value of the statement's first column."""
-    with connection.cursor() as cursor:
+    database = connections[DEFAULT_DB_ALIAS]
+    with database.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     if not rows:
         return None, [], None
-    call = rows_to_instances(Call, rows[:1], offset=1)[0]
-    legs = rows_to_instances(CallLeg, rows, offset=1 + len(Call._meta.concrete_fields))
+    call = rows_to_instances(Call, rows[:1], offset=1, database=database)[0]
+    legs = rows_to_instances(CallLeg, rows, offset=1 + len(Call._meta.concrete_fields), database=database)
     legs.sort(key=lambda leg: (leg.created_at, leg.pk))
     for leg in legs:
         leg.call = call
