@@ -49,27 +49,22 @@ class IdentifierField(serializers.CharField):
         self.validators.append(no_control_characters)
 
 
-def identifier_field(**kwargs: Any) -> serializers.CharField:
-    """A string Vonage sends as an id, number or status: no control characters."""
-    return IdentifierField(**kwargs)
-
-
 class _WithFrom(serializers.Serializer):
     """``from`` is a Python keyword, so the field is added by name."""
 
     def get_fields(self) -> dict[str, serializers.Field]:
         fields = super().get_fields()
-        fields["from"] = identifier_field(max_length=64, required=False, allow_blank=True, default="")
+        fields["from"] = IdentifierField(max_length=64, required=False, allow_blank=True, default="")
         return fields
 
 
 class AnswerInboundSerializer(_WithFrom):
     """Vonage's answer request for a caller's leg: who called which number."""
 
-    to = identifier_field(max_length=64)
-    uuid = identifier_field(max_length=64)
-    conversation_uuid = identifier_field(max_length=64, required=False, allow_blank=True, default="")
-    region_url = identifier_field(max_length=200, required=False, allow_blank=True, default="")
+    to = IdentifierField(max_length=64)
+    uuid = IdentifierField(max_length=64)
+    conversation_uuid = IdentifierField(max_length=64, required=False, allow_blank=True, default="")
+    region_url = IdentifierField(max_length=200, required=False, allow_blank=True, default="")
 
     def validate_region_url(self, value: str) -> str:
         # A malformed region is not worth refusing a caller over: fall back to the
@@ -83,14 +78,14 @@ class AnswerOutboundSerializer(AnswerInboundSerializer):
     call = serializers.IntegerField(min_value=1, max_value=MAX_ID)
     attempt = serializers.IntegerField(min_value=0, max_value=50, required=False)
     sig = serializers.CharField(required=False, help_text="Our signature of call and attempt (callback_urls).")
-    to = identifier_field(max_length=64, required=False, allow_blank=True, default="")
+    to = IdentifierField(max_length=64, required=False, allow_blank=True, default="")
 
 
 class FallbackSerializer(_WithFrom):
     """Vonage's fallback answer request: everything optional, it must always answer."""
 
-    to = identifier_field(max_length=64, required=False, allow_blank=True, default="")
-    uuid = identifier_field(max_length=64, required=False, allow_blank=True, default="")
+    to = IdentifierField(max_length=64, required=False, allow_blank=True, default="")
+    uuid = IdentifierField(max_length=64, required=False, allow_blank=True, default="")
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 
 
@@ -99,11 +94,11 @@ class EventSerializer(serializers.Serializer):
     error events (``reason``, no ``status``), and ``human``/``machine`` detection
     events that carry ``call_uuid`` instead of ``uuid``."""
 
-    uuid = identifier_field(max_length=64, required=False, allow_blank=True)
-    call_uuid = identifier_field(max_length=64, required=False, allow_blank=True)
-    conversation_uuid = identifier_field(max_length=64, required=False, allow_blank=True)
-    status = identifier_field(max_length=32, required=False, allow_blank=True)
-    timestamp = identifier_field(max_length=40, required=False, allow_blank=True)
+    uuid = IdentifierField(max_length=64, required=False, allow_blank=True)
+    call_uuid = IdentifierField(max_length=64, required=False, allow_blank=True)
+    conversation_uuid = IdentifierField(max_length=64, required=False, allow_blank=True)
+    status = IdentifierField(max_length=32, required=False, allow_blank=True)
+    timestamp = IdentifierField(max_length=40, required=False, allow_blank=True)
     reason = serializers.CharField(required=False, allow_blank=True)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
