@@ -60,21 +60,25 @@ CHECKPOINT = "agent"
 # --- placing the first agent call ---------------------------------------------------------
 
 
-def ring_first_agent_soon(call_id: int) -> None:
+def ring_first_agent_soon(call_id: int, *, started_at: datetime | None = None) -> None:
     """Place the first agent call for ``call_id``: on a worker thread ("background"),
-    or now, in this thread ("inline")."""
+    or now, in this thread ("inline"). ``started_at``: the call's start, when the caller
+    has it at hand (it is read otherwise)."""
     if settings.AGENT_CALL_DISPATCH == "inline":
-        ring_first_agent(call_id)
+        ring_first_agent(call_id, started_at=started_at)
         return
-    _executor().submit(_ring_in_background, call_id)
+    _executor().submit(_ring_in_background, call_id, started_at)
 
 
-def ring_first_agent(call_id: int) -> CallLeg | None:
+def ring_first_agent(call_id: int, *, started_at: datetime | None = None) -> CallLeg | None:
     """Claim the first agent call and place it. A refusal moves the call to ``direct``:
     the caller's checkpoint then connects them straight to the call centre; or, when the
     caller is past the checkpoint already (it answers at once, without waiting for this
-    call), on to the next destination or the fallback, as for any agent call refused."""
-    if pacing.pacing_on() and _late_requeued(call_id):
+    call), on to the next destination or the fallback, as for any agent call refused.
+
+    ``started_at`` is the call's start (its send time under the account's limit), as the
+    caller's answer wrote it: given, it is not read again."""
+    if pacing.pacing_on() and _late_requeued(call_id, started_at):
         return None
     call = statements.agent_call_claim(
         call_id=call_id, at=timezone.now(), strategy=Strategy.CONFERENCE, state=CallState.WAITING
@@ -100,12 +104,13 @@ def ring_first_agent(call_id: int) -> CallLeg | None:
 # --- callers queued under the account's limit (calls/pacing.py) ---------------------------
 
 
-def _late_requeued(call_id: int) -> bool:
+def _late_requeued(call_id: int, started_at: datetime | None) -> bool:
     """The caller's send time (the call's start) passed long ago, because this process
     stalled: claim a new one rather than crowd the calls paced after it. True when the
     caller was queued for later instead."""
     vonage_adapter.warm_up()
-    started_at = Call.objects.filter(pk=call_id).values_list("started_at", flat=True).first()
+    if started_at is None:
+        started_at = Call.objects.filter(pk=call_id).values_list("started_at", flat=True).first()
     if started_at is None or not pacing.late(started_at):
         return False
     slot = pacing.slot_claim()
@@ -246,9 +251,9 @@ def _ring_when_due_background(call_id: int, attempt: int, ring_at: datetime) -> 
         close_old_connections()
 
 
-def _ring_in_background(call_id: int) -> None:
+def _ring_in_background(call_id: int, started_at: datetime | None) -> None:
     try:
-        ring_first_agent(call_id)
+        ring_first_agent(call_id, started_at=started_at)
     except Exception:
         logger.exception("dispatch.failed call=%s: the caller's checkpoint connects them directly", call_id)
     finally:

@@ -116,7 +116,7 @@ def call_answer_inbound(
         if isinstance(ring_at, datetime):
             agent_dispatch.schedule(call_id=call.pk, attempt=0, ring_at=ring_at)  # queued: rung at its time
         else:
-            agent_dispatch.ring_first_agent_soon(call.pk)
+            agent_dispatch.ring_first_agent_soon(call.pk, started_at=call.started_at)
     return ncco
 
 
@@ -160,7 +160,7 @@ def _answer_again(uuid: str) -> nccos.Ncco:
         if existing.call.ring_at is not None:
             agent_dispatch.schedule(call_id=existing.call_id, attempt=0, ring_at=existing.call.ring_at)
         else:
-            agent_dispatch.ring_first_agent_soon(existing.call_id)
+            agent_dispatch.ring_first_agent_soon(existing.call_id, started_at=existing.call.started_at)
     return list(existing.call.caller_ncco)
 
 

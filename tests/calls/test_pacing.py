@@ -172,6 +172,78 @@ def test_a_caller_beyond_the_limit_holds_and_is_rung_at_its_time(
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("start_known", [True, False], ids=["start given", "start read"])
+def test_an_agent_call_placed_long_after_its_send_time_is_queued_again_not_sent(
+    summer_number: TrackingNumber,
+    paced: None,
+    scheduled: list[Any],
+    agent_calls: list[Any],
+    monkeypatch: pytest.MonkeyPatch,
+    start_known: bool,
+) -> None:
+    """The worker stalled for two seconds after the caller's answer: sending now would
+    crowd the calls paced after this one, so the caller takes a new send time."""
+    monkeypatch.setattr(agent_dispatch, "ring_first_agent_soon", lambda call_id, **_: None)
+    _ncco, call = answer()
+    stalled = timezone.now() - timedelta(seconds=2)
+    Call.objects.filter(pk=call.pk).update(started_at=stalled)
+    line_ahead(5)
+
+    placed = agent_dispatch.ring_first_agent(call.pk, started_at=stalled if start_known else None)
+
+    assert placed is None and agent_calls == []
+    call.refresh_from_db()
+    assert call.ring_at is not None and call.ring_at - timezone.now() > timedelta(seconds=4)
+    assert call.agent_requested_at is None and call.state == CallState.WAITING
+    assert scheduled == [(call.pk, 0, call.ring_at)]
+
+
+@pytest.mark.django_db
+def test_an_agent_call_on_time_is_sent_whatever_the_call_row_says_of_its_start(
+    summer_number: TrackingNumber, paced: None, agent_calls: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given the start the caller's answer wrote, the worker does not read it again."""
+    monkeypatch.setattr(agent_dispatch, "ring_first_agent_soon", lambda call_id, **_: None)
+    _ncco, call = answer()
+    Call.objects.filter(pk=call.pk).update(started_at=timezone.now() - timedelta(seconds=2))
+    line_ahead(5)  # were the worker late, it would be queued behind these
+
+    assert agent_dispatch.ring_first_agent(call.pk, started_at=timezone.now()) is not None
+    assert len(agent_calls) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("dispatch", ["started_at", "call id only"])
+def test_paced_answer_and_first_agent_call_statements(
+    summer_number: TrackingNumber,
+    paced: None,
+    agent_calls: list[Any],
+    monkeypatch: pytest.MonkeyPatch,
+    django_assert_num_queries: Any,
+    dispatch: str,
+) -> None:
+    """Production's pacing on: the answer claims the agent call's send time; the worker
+    that places it takes the call's start from the answer, not from the database."""
+    rings: list[tuple[int, Any]] = []
+    monkeypatch.setattr(
+        agent_dispatch, "ring_first_agent_soon", lambda call_id, started_at=None: rings.append((call_id, started_at))
+    )
+    answer("an-earlier-caller")  # the route, now in memory
+    postgresql = connection.vendor == "postgresql"
+    # PostgreSQL: the call's id, routes' version and blocked caller; the send time; the
+    # call with its caller's leg. SQLite: the ORM's inserts in a transaction.
+    with django_assert_num_queries(3 if postgresql else 9):
+        services.call_answer_inbound(uuid=ANSWER["uuid"], to=ANSWER["to"], from_=ANSWER["from"])
+    call_id, started_at = rings[-1]
+    assert started_at == Call.objects.get(pk=call_id).started_at
+    # The claim, which returns the call; the agent's leg; the call and its legs read back
+    # with whether events for the leg came first. Without the start, it is read first.
+    with django_assert_num_queries(3 if dispatch == "started_at" else 4):
+        agent_dispatch.ring_first_agent(call_id, started_at=started_at if dispatch == "started_at" else None)
+    assert len(agent_calls) == 1
+
+
+@pytest.mark.django_db
 def test_the_place_in_line_is_announced_when_asked(
     summer_number: TrackingNumber, paced: None, scheduled: list[Any], settings: Settings
 ) -> None:

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture(autouse=True)
 def _no_agent_call(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(agent_dispatch, "ring_first_agent_soon", lambda call_id: None)
+    monkeypatch.setattr(agent_dispatch, "ring_first_agent_soon", lambda call_id, **_: None)
 
 
 @pytest.fixture

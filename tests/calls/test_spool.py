@@ -191,7 +191,7 @@ def test_an_agent_leg_first_recorded_by_its_answer_adopts_its_earlier_events(
     client: Client, number: TrackingNumber, vonage: VonageRecorder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The worker placing the agent call died after Vonage created it, before recording it.
-    monkeypatch.setattr(agent_dispatch, "ring_first_agent_soon", lambda call_id: None)
+    monkeypatch.setattr(agent_dispatch, "ring_first_agent_soon", lambda call_id, **_: None)
     dial(client)
     call = Call.objects.get()
     # A late agent call (or one whose placing worker died): its events came first.

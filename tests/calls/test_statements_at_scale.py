@@ -88,7 +88,7 @@ def test_a_whole_call_with_a_million_calls_in_the_tables(
     seed(MILLION, summer_number.campaign_id, summer_number.pk)
     assert Call.objects.count() == MILLION
     dispatched: list[int] = []
-    monkeypatch.setattr(agent_dispatch, "ring_first_agent_soon", dispatched.append)
+    monkeypatch.setattr(agent_dispatch, "ring_first_agent_soon", lambda call_id, **_: dispatched.append(call_id))
     client.get("/answer_inbound", {**ANSWER, "uuid": "an-earlier-caller"})  # the route, now in memory
 
     counts: dict[str, int] = {}

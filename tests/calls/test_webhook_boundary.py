@@ -370,7 +370,7 @@ def test_a_signed_callers_answer_remembers_its_signature_in_the_calls_first_stat
 
     from calls import agent_dispatch
 
-    monkeypatch.setattr(agent_dispatch, "ring_first_agent_soon", lambda call_id: None)
+    monkeypatch.setattr(agent_dispatch, "ring_first_agent_soon", lambda call_id, **_: None)
     warm = {**CALLER, "to": summer_number.number, "uuid": "an-earlier-caller"}
     assert client.get(with_fields("/answer_inbound", warm), headers=signed(b"")).status_code == 200
     fields = {**CALLER, "to": summer_number.number}

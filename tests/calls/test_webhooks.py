@@ -302,7 +302,7 @@ def test_checkpoint_connects_the_caller_when_no_agent_call_was_ever_placed(
 ) -> None:
     """The process that answered died before ringing the agent: once the deadline has
     passed the checkpoint gives up on it and connects the caller directly."""
-    monkeypatch.setattr(agent_dispatch, "ring_first_agent_soon", lambda call_id: None)
+    monkeypatch.setattr(agent_dispatch, "ring_first_agent_soon", lambda call_id, **_: None)
     settings.AGENT_CALL_DEADLINE_SECONDS = 0
     checkpoint = client.get("/answer_inbound", ANSWER).json()[1]
     Call.objects.update(started_at=timezone.now() - timedelta(seconds=2))
@@ -1049,7 +1049,7 @@ def test_answer_inbound_query_count(
     """The answer itself; the agent call is placed after it (the next test). The number's
     route is in memory after the first call to it (calls/route_cache.py)."""
     dispatched: list[int] = []
-    monkeypatch.setattr(agent_dispatch, "ring_first_agent_soon", dispatched.append)
+    monkeypatch.setattr(agent_dispatch, "ring_first_agent_soon", lambda call_id, **_: dispatched.append(call_id))
     client.get("/answer_inbound", {**ANSWER, "uuid": "an-earlier-caller"})
     # PostgreSQL: the call's id with the routes' version and whether the caller's number is
     # blocked (a unique index); then the call, its caller's leg
@@ -1072,7 +1072,7 @@ def test_first_agent_call_query_count(
     monkeypatch: pytest.MonkeyPatch,
     django_assert_num_queries: Any,
 ) -> None:
-    monkeypatch.setattr(agent_dispatch, "ring_first_agent_soon", lambda call_id: None)
+    monkeypatch.setattr(agent_dispatch, "ring_first_agent_soon", lambda call_id, **_: None)
     client.get("/answer_inbound", ANSWER)
     call = Call.objects.get(legs__uuid=ANSWER["uuid"])
 
