@@ -507,6 +507,9 @@ def call_answer_agent(
                 return nccos.agent_hears_call_taken()
             leg = heard
             legs.append(leg)
+        # What Vonage tells of the leg and the whisper as spoken, written together at the
+        # end (one statement on PostgreSQL).
+        saves: list[tuple[Call | CallLeg, list[str]]] = []
         if recorded_here:
             # Its first events may have come before it was recorded (a late agent call, or
             # the placing worker killed after Vonage created it): they count from now on.
@@ -518,23 +521,17 @@ def call_answer_agent(
                 for f, v in (("conversation_uuid", conversation_uuid), ("region_url", region_url))
                 if v and not getattr(leg, f)
             ]
-            if updates:
-                leg.conversation_uuid = leg.conversation_uuid or conversation_uuid
-                leg.region_url = leg.region_url or region_url
-                statements.save_fields(leg, updates)
+            leg.conversation_uuid = leg.conversation_uuid or conversation_uuid
+            leg.region_url = leg.region_url or region_url
+            saves.append((leg, updates))
 
-        caller = next((each for each in legs if each.role == LegRole.CALLER), None)
-        if (caller is not None and is_terminal(caller.status)) or call.state == CallState.ENDED:
-            logger.info("answer_outbound.caller_gone call=%s agent_uuid=%s", call.pk, uuid)
-            return nccos.agent_hears_caller_left()
-        stale = leg.attempt is not None and leg.attempt < call.attempt
-        if call.state in (CallState.DIRECT, CallState.FALLBACK) or stale:
-            logger.info("answer_outbound.caller_moved_on call=%s agent_uuid=%s", call.pk, uuid)
-            return nccos.agent_hears_caller_moved_on()
-
-        if not call.whisper_text:
+        not_joined = _agent_not_joined(call, legs, leg, uuid=uuid)
+        if not_joined is None and not call.whisper_text:
             call.whisper_text = whisper_for(call)
-            statements.save_fields(call, ["whisper_text"])
+            saves.append((call, ["whisper_text"]))
+        statements.save_fields_together(saves)
+    if not_joined is not None:
+        return not_joined
     logger.info("answer_outbound.whisper call=%s agent_uuid=%s", call.pk, uuid)
     voice = call_flow.voice_for(call)
     accept = call_flow.accept_prompt_for(call)
@@ -543,6 +540,21 @@ def call_answer_agent(
     return nccos.agent_hears_whisper(
         whisper=call.whisper_text, conference_name=call.conference_name, voice=voice, accept=accept
     )
+
+
+def _agent_not_joined(call: Call, legs: list[CallLeg], leg: CallLeg, *, uuid: str) -> nccos.Ncco | None:
+    """What an agent who answered hears instead of the whisper when there is no caller to
+    join: the caller left, or was moved on (connected directly, the fallback, the next
+    agent). None: the agent is whispered to and joins."""
+    caller = next((each for each in legs if each.role == LegRole.CALLER), None)
+    if (caller is not None and is_terminal(caller.status)) or call.state == CallState.ENDED:
+        logger.info("answer_outbound.caller_gone call=%s agent_uuid=%s", call.pk, uuid)
+        return nccos.agent_hears_caller_left()
+    stale = leg.attempt is not None and leg.attempt < call.attempt
+    if call.state in (CallState.DIRECT, CallState.FALLBACK) or stale:
+        logger.info("answer_outbound.caller_moved_on call=%s agent_uuid=%s", call.pk, uuid)
+        return nccos.agent_hears_caller_moved_on()
+    return None
 
 
 def whisper_values(call: Call) -> dict[str, Any]:

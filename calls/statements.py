@@ -241,6 +241,34 @@ def save_fields(instance: models.Model, fields: list[str] | tuple[str, ...]) -> 
         cursor.execute(_update_sql(model, names), [*params, instance.pk])
 
 
+def save_fields_together(saves: Saves) -> None:
+    """:func:`save_fields` for each instance, in one statement on PostgreSQL (the first
+    updates as data-modifying CTEs, the last as the statement itself: one round trip
+    where there were several); elsewhere, or for the same row twice (PostgreSQL leaves
+    which of two updates of one row wins undefined), one statement after another."""
+    named = [(instance, tuple(sorted(names))) for instance, names in saves if names]
+    rows = {(type(instance), instance.pk) for instance, _ in named}
+    database = connections[DEFAULT_DB_ALIAS]
+    if database.vendor != "postgresql" or len(named) < 2 or len(rows) < len(named):
+        for instance, names in named:
+            save_fields(instance, names)
+        return
+    backend = _backend(database)
+    params: list[Any] = []
+    for instance, names in named:
+        params += db_values(instance, _update_plan(type(instance), names, backend), database, add=False)
+        params.append(instance.pk)
+    with database.cursor() as cursor:
+        cursor.execute(_updates_together_sql(tuple((type(instance), names) for instance, names in named)), params)
+
+
+@cache
+def _updates_together_sql(saves: tuple[tuple[type[models.Model], tuple[str, ...]], ...]) -> str:
+    *first, (last, names) = saves
+    updates = ", ".join(f"u{index} AS ({_update_sql(saved, fields)})" for index, (saved, fields) in enumerate(first))
+    return f"WITH {updates} {_update_sql(last, names)}"
+
+
 @cache
 def _update_sql(model: type[models.Model], names: tuple[str, ...]) -> str:
     quote = connection.ops.quote_name

@@ -217,6 +217,7 @@ def test_an_agent_call_on_time_is_sent_whatever_the_call_row_says_of_its_start(
 def test_paced_answer_and_first_agent_call_statements(
     summer_number: TrackingNumber,
     paced: None,
+    scheduled: list[Any],
     agent_calls: list[Any],
     monkeypatch: pytest.MonkeyPatch,
     django_assert_num_queries: Any,
@@ -229,12 +230,15 @@ def test_paced_answer_and_first_agent_call_statements(
         agent_dispatch, "ring_first_agent_soon", lambda call_id, started_at=None: rings.append((call_id, started_at))
     )
     answer("an-earlier-caller")  # the route, now in memory
+    line_ahead(-1)  # a quiet spell since: this caller's send time is now
     postgresql = connection.vendor == "postgresql"
     # PostgreSQL: the call's id, routes' version and blocked caller; the send time; the
     # call with its caller's leg. SQLite: the ORM's inserts in a transaction.
     with django_assert_num_queries(3 if postgresql else 9):
         services.call_answer_inbound(uuid=ANSWER["uuid"], to=ANSWER["to"], from_=ANSWER["from"])
+    assert len(rings) == 2 and scheduled == []  # rung at once, not queued
     call_id, started_at = rings[-1]
+    assert call_id == Call.objects.get(legs__uuid=ANSWER["uuid"]).pk
     assert started_at == Call.objects.get(pk=call_id).started_at
     # The claim, which returns the call; the agent's leg; the call and its legs read back
     # with whether events for the leg came first. Without the start, it is read first.
