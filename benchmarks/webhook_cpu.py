@@ -13,10 +13,13 @@ credentials: the agent call is recorded, not sent (``vonage_adapter``'s dry run)
 is placed inline, so its work is in the answer's figure. A call is the caller's answer,
 the checkpoint, the agent's answer and four status events per leg, in the order and
 with the times ``benchmarks/calls.py`` sends them: the agent's leg is answered, and a
-minute later both hang up. (Until 2026-12-07 all four of the caller's events came
+minute later both hang up. Both answers carry the leg's ``conversation_uuid`` and
+``region_url``, as Vonage's do. (Until 2026-12-07 all four of the caller's events came
 first, every event at the same instant, so on every call the caller hung up before the
 agent's ``answered`` event and the app ran its caller-left steps: figures from before
-then are not comparable.) Printed: the median
+then are not comparable. Until 14:20 UTC that day the agent's answer carried neither
+field, so the leg's region was never written: about 0.1 % fewer instructions a call.)
+Printed: the median
 over the rounds of this process's CPU time (``time.process_time``) per request of each
 webhook and per complete call. CPU time, not wall time: the figures hold on a busy
 machine better than latencies do, but they still move by 10 % or so between runs.
@@ -32,8 +35,8 @@ import sys
 import time
 import uuid as uuid_lib
 from collections import defaultdict
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -45,6 +48,8 @@ sys.path.insert(0, str(ROOT))
 from benchmarks import load  # noqa: E402
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+# Vonage names the region that serves a leg in its answer webhooks (VONAGE.md).
+REGION_URL = "https://api-eu-1.vonage.com"
 
 
 def main() -> int:
@@ -58,6 +63,12 @@ def main() -> int:
         help="also profile one webhook (answer_inbound, checkpoint, answer_outbound or event) with cProfile "
         "over one more round, and print its 40 costliest functions by own time and by cumulative time",
     )
+    parser.add_argument(
+        "--round-trips",
+        action="store_true",
+        help="instead of timing: play --calls calls and print the round trips to PostgreSQL of each webhook "
+        "and of a call (statements, and BEGIN and COMMIT for each transaction)",
+    )
     args = parser.parse_args()
 
     problem = load.postgres_reachable()
@@ -67,6 +78,10 @@ def main() -> int:
     app = app_in_process(load.database_create(args.database))
     for _ in range(20):  # imports, connection, caches
         app.call()
+    if args.round_trips:
+        round_trips_print(app, args.calls)
+        load.database_drop(args.database)
+        return 0
     rounds: list[dict[str, float]] = []
     for _ in range(args.rounds):
         app.cpu.clear()
@@ -99,6 +114,65 @@ def main() -> int:
         profile_round(app, args.profile, args.calls)
     load.database_drop(args.database)
     return 0
+
+
+def round_trips_print(app: App, calls: int) -> None:
+    """The statements each webhook sends (Django's execute wrapper: the ORM's and
+    ``calls/statements.py``'s alike) and its transactions, each a ``BEGIN`` that psycopg
+    sends before the first statement and a ``COMMIT`` or ``ROLLBACK``: the median over
+    ``calls`` calls."""
+    from django.db import DEFAULT_DB_ALIAS, connection, connections
+    from psycopg.pq import TransactionStatus
+
+    sent: dict[str, int] = defaultdict(int)
+
+    def statement(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        sent["statements"] += 1
+        return execute(sql, params, many, context)
+
+    wrapper = type(connections[DEFAULT_DB_ALIAS])
+    ends = {name: getattr(wrapper, name) for name in ("commit", "rollback")}
+
+    def ending(name: str) -> Callable[..., Any]:
+        def end(self: Any) -> Any:
+            # psycopg sent BEGIN before the transaction's first statement, and sends COMMIT
+            # (or ROLLBACK) now; a transaction with no statement sends neither.
+            if self.connection is not None and self.connection.info.transaction_status != TransactionStatus.IDLE:
+                sent["transactions"] += 1
+            return ends[name](self)
+
+        return end
+
+    per_webhook: dict[str, list[tuple[int, int]]] = defaultdict(list)
+
+    @contextmanager
+    def counting(name: str) -> Iterator[None]:
+        sent.clear()
+        yield
+        per_webhook[name].append((sent["statements"], sent["transactions"]))
+
+    for name in ends:
+        setattr(wrapper, name, ending(name))
+    app.counted = counting
+    try:
+        with connection.execute_wrapper(statement):
+            per_call = []
+            for _ in range(calls):
+                before = {name: len(each) for name, each in per_webhook.items()}
+                app.call()
+                made = [each[before.get(name, 0) :] for name, each in per_webhook.items()]
+                per_call.append((sum(s for each in made for s, _ in each), sum(t for each in made for _, t in each)))
+    finally:
+        for name, end in ends.items():
+            setattr(wrapper, name, end)
+        app.counted = lambda name: nullcontext()
+    print(f"round trips to PostgreSQL, the median over {calls} calls: statements + 2 x transactions")
+    rows = [(f"{name} per request", each) for name, each in per_webhook.items()]
+    for label, each in [*rows, ("complete call", per_call)]:
+        statements = statistics.median(s for s, _ in each)
+        transactions = statistics.median(t for _, t in each)
+        trips = statements + 2 * transactions
+        print(f"  {label:48s} {trips:5g}  ({statements:g} statements, {transactions:g} transactions)")
 
 
 def profile_round(app: App, webhook: str, calls: int) -> None:
@@ -187,7 +261,13 @@ class App:
         from calls.models import CallLeg
 
         caller = str(uuid_lib.uuid4())
-        fields = {"to": load.CAMPAIGN_NUMBER, "from": "447946000123", "uuid": caller, "conversation_uuid": "CON"}
+        fields = {
+            "to": load.CAMPAIGN_NUMBER,
+            "from": "447946000123",
+            "uuid": caller,
+            "conversation_uuid": "CON",
+            "region_url": REGION_URL,
+        }
         query = urlencode(fields)
         ncco = self.request("answer_inbound (with the agent call)", "GET", f"/answer_inbound?{query}")
         for status in ("started", "ringing", "answered"):
@@ -197,10 +277,21 @@ class App:
         timestamp = load.vonage_time(T0)
         body = {"conversation_uuid": fields["conversation_uuid"], "payload": notify["payload"], "timestamp": timestamp}
         self.request("checkpoint", "POST", f"{checkpoint.path}?{checkpoint.query}", body)
-        agent, call_id = CallLeg.objects.filter(call__legs__uuid=caller, role="agent").values_list("uuid", "call_id")[0]
+        agent, conversation, call_id = CallLeg.objects.filter(call__legs__uuid=caller, role="agent").values_list(
+            "uuid", "conversation_uuid", "call_id"
+        )[0]
         for status in ("started", "ringing"):
             self.event(agent, "outbound", status, at=T0 + timedelta(seconds=1))
-        query = urlencode({"uuid": agent, "to": load.CALL_CENTER_NUMBER, "from": load.CAMPAIGN_NUMBER})
+        # As Vonage asks it: the leg's conversation and its region (the leg has no region yet).
+        query = urlencode(
+            {
+                "uuid": agent,
+                "to": load.CALL_CENTER_NUMBER,
+                "from": load.CAMPAIGN_NUMBER,
+                "conversation_uuid": conversation,
+                "region_url": REGION_URL,
+            }
+        )
         self.request("answer_outbound", "GET", f"{load.callback_path('answer_outbound', call=call_id)}&{query}")
         answered, hung_up = T0 + timedelta(seconds=7), T0 + timedelta(seconds=67)
         self.event(agent, "outbound", "answered", at=answered)

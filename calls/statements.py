@@ -247,9 +247,9 @@ def save_fields_together(saves: Saves) -> None:
     where there were several); elsewhere, or for the same row twice (PostgreSQL leaves
     which of two updates of one row wins undefined), one statement after another."""
     named = [(instance, tuple(sorted(names))) for instance, names in saves if names]
+    database = connections[DEFAULT_DB_ALIAS] if len(named) > 1 else None
     rows = {(type(instance), instance.pk) for instance, _ in named}
-    database = connections[DEFAULT_DB_ALIAS]
-    if database.vendor != "postgresql" or len(named) < 2 or len(rows) < len(named):
+    if database is None or database.vendor != "postgresql" or len(rows) < len(named):
         for instance, names in named:
             save_fields(instance, names)
         return

@@ -1,0 +1,44 @@
+"""``benchmarks/webhook_cpu.py --round-trips`` counts what a call sends PostgreSQL, webhook
+by webhook, as the README quotes it: the counts pinned in tests/calls/test_webhooks.py,
+here for a whole call played in Vonage's order with production settings. Skipped without
+PostgreSQL."""
+
+import re
+import subprocess
+
+import pytest
+
+from benchmarks import load
+
+pytestmark = [pytest.mark.e2e]
+
+SCRIPT = load.ROOT / "benchmarks" / "webhook_cpu.py"
+
+
+def test_a_calls_round_trips_are_counted_webhook_by_webhook() -> None:
+    problem = load.postgres_reachable()
+    if problem:
+        pytest.skip(f"needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth): {problem}")
+    run = subprocess.run(  # noqa: S603 - our own interpreter and script
+        [str(load.PYTHON), str(SCRIPT), "--round-trips", "--calls", "3", "--database", "callwhisper_trips_test"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    found = {
+        name: (int(trips), int(statements), int(transactions))
+        for name, trips, statements, transactions in re.findall(
+            r"^  (.+?)(?: per request)?\s+(\d+)  \((\d+) statements, (\d+) transactions\)$", run.stdout, re.M
+        )
+    }
+    assert found == {
+        # The call's first statement and its insert; the agent call's claim, leg and read back.
+        "answer_inbound (with the agent call)": (5, 5, 0),
+        "checkpoint": (4, 2, 1),
+        # The call locked and read; the leg's region and the whisper in one statement.
+        "answer_outbound": (4, 2, 1),
+        "event": (4, 2, 1),
+        "complete call": (45, 25, 10),
+    }, run.stdout
