@@ -2,6 +2,7 @@
 served the last one without error moments ago; an idle or failed one is still checked."""
 
 import time
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -281,6 +282,57 @@ def test_a_failed_statement_leaves_the_kept_cursor_usable() -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT %s::int", [7])
         assert cursor.fetchone() == (7,)
+
+
+READ_A = "SELECT %s::int, now() - %s * interval '1 hour'"
+READ_B = "SELECT %s::text, now()"
+
+
+def _tx(cursor: Any) -> Any:
+    return _psycopg_cursor(cursor)._tx
+
+
+def test_a_kept_cursor_runs_a_statement_again_with_that_statements_transformer() -> None:
+    """psycopg made a new transformer whenever the query was not its last: the statements
+    taking turns on a kept cursor found their loaders again every time."""
+    with connection.cursor() as cursor:
+        cursor.execute(READ_A, [1, 1])
+        first_a = _tx(cursor)
+        hour_ago = cursor.fetchone()
+    with connection.cursor() as cursor:
+        cursor.execute(READ_B, ["b"])
+        assert cursor.fetchone()[0] == "b"
+        assert _tx(cursor) is not first_a
+        assert first_a.pgresult is None  # kept without the rows it read
+    with connection.cursor() as cursor:
+        cursor.execute(READ_A, [2, 3])
+        assert _tx(cursor) is first_a
+        again = cursor.fetchone()
+    assert again[0] == 2 and hour_ago[0] == 1
+    assert timedelta(hours=1, minutes=59) < hour_ago[1] - again[1] < timedelta(hours=2, minutes=1)
+
+
+def test_a_kept_transformer_takes_other_parameter_types_and_results() -> None:
+    statement = "SELECT %s, %s::text IS NULL"
+    for value, expected in ((7, (7, False)), ("seven", ("seven", False)), (None, (None, True))):
+        with connection.cursor() as cursor:
+            cursor.execute(statement, [value, value])
+            assert cursor.fetchone() == expected
+        with connection.cursor() as cursor:
+            cursor.execute(READ_B, ["between"])  # the statement's transformer set aside
+            assert cursor.fetchone()[0] == "between"
+
+
+def test_a_kept_cursor_keeps_the_transformers_of_its_latest_statements_only() -> None:
+    from whisper_project.postgresql.base import KEPT_TRANSFORMERS
+
+    statements = [f"SELECT {n}::int" for n in range(KEPT_TRANSFORMERS + 2)]
+    for statement in statements:
+        with connection.cursor() as cursor:
+            cursor.execute(statement)
+            kept = _psycopg_cursor(cursor)
+    assert kept.transformers is not None
+    assert list(kept.transformers) == statements[2:]
 
 
 def test_the_orms_chunked_reads_still_use_their_own_named_cursor() -> None:

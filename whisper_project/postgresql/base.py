@@ -62,6 +62,9 @@ class UtcTimestamptzLoader(BaseTzLoader):
 # Closed cursors kept per connection for its next statements (a connection serves one
 # thread, and a statement rarely has more than one other cursor open beside it).
 KEPT_CURSORS = 4
+# Transformers a kept cursor keeps, one per statement it ran, the most recently used: the
+# hot path runs about a dozen statements (calls/statements.py).
+KEPT_TRANSFORMERS = 16
 
 
 class KeptCursorMixin:
@@ -74,11 +77,39 @@ class KeptCursorMixin:
     them still. Only cursors with the connection's own adapters are kept (Django gives a
     cursor its own time-zone loader when the connection's disagrees); a kept one is handed
     out again only on the connection it came from, with its rows dropped and the
-    connection's row factory."""
+    connection's row factory.
+
+    psycopg also builds a new transformer for each statement unless the cursor's last
+    statement was the same query object, so a kept cursor, which serves one statement
+    and then another, found every dumper and loader again all the same (a timestamp
+    loader made anew for every read of a call). A kept cursor keeps the transformer of
+    each statement it ran (``KEPT_TRANSFORMERS``, by the statement's text, without the
+    rows it last read) and runs the statement with it again, as psycopg does for a query
+    it runs twice in a row."""
 
     # The list this cursor goes back to when closed; None: closed for good when closed.
     kept_in: list["KeptCursorMixin"] | None = None
     kept_idle = False
+    # This cursor's transformer for each statement it ran, least recently used first.
+    transformers: dict[str, Any] | None = None
+
+    def _start_query(self, query: Any = None) -> Any:
+        cursor: Any = self  # a psycopg cursor (the other base class)
+        kept = self.kept_in is not None and isinstance(query, str)
+        if kept and query is not cursor._last_query and self.transformers:
+            cursor._tx.set_pgresult(None, set_loaders=False)  # kept without the rows it read
+            known = self.transformers.pop(query, None)
+            if known is not None:
+                cursor._tx, cursor._last_query = known, query  # psycopg keeps the last query's
+        yield from super()._start_query(query)  # type: ignore[misc]
+        if kept:
+            transformers = self.transformers
+            if transformers is None:
+                transformers = self.transformers = {}
+            transformers.pop(query, None)
+            if len(transformers) >= KEPT_TRANSFORMERS:
+                del transformers[next(iter(transformers))]
+            transformers[query] = cursor._tx
 
     def close(self) -> None:
         cursor: Any = self  # a psycopg cursor (the other base class)
