@@ -17,7 +17,8 @@ import pytest
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-# Screenshots the README shows.
+# Screenshots the README shows: written there only with UPDATE_SCREENSHOTS set, so that a
+# test run does not change tracked files (a run's pixels differ by a few bytes each time).
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
 
 
@@ -57,6 +58,10 @@ def page(chromium_browser: object) -> Iterator[object]:
 
 
 @pytest.fixture
-def screenshots() -> Path:
+def screenshots(tmp_path: Path) -> Path:
+    """Where a test saves its screenshots: the README's folder with ``UPDATE_SCREENSHOTS``
+    set, else the test's own temporary folder (the screenshot is still taken)."""
+    if not os.environ.get("UPDATE_SCREENSHOTS"):
+        return tmp_path
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return SCREENSHOTS
