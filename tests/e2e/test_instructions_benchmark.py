@@ -10,6 +10,7 @@ import subprocess
 import pytest
 
 from benchmarks import instructions, load
+from tests.e2e.live_server import postgres_or_skip
 
 pytestmark = [
     pytest.mark.e2e,
@@ -23,9 +24,7 @@ SCRIPT = load.ROOT / "benchmarks" / "instructions.py"
 
 
 def test_every_webhook_of_a_call_is_counted() -> None:
-    problem = load.postgres_reachable()
-    if problem:
-        pytest.skip(f"needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth): {problem}")
+    postgres_or_skip()
     run = subprocess.run(  # noqa: S603 - our own interpreter and script
         [str(load.PYTHON), str(SCRIPT), "--calls", "1", "--warm-up", "1", "--database", "callwhisper_instr_test"],
         capture_output=True,

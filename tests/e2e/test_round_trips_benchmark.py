@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from benchmarks import load
+from tests.e2e.live_server import postgres_or_skip
 
 pytestmark = [pytest.mark.e2e]
 
@@ -16,9 +17,7 @@ SCRIPT = load.ROOT / "benchmarks" / "webhook_cpu.py"
 
 
 def test_a_calls_round_trips_are_counted_webhook_by_webhook() -> None:
-    problem = load.postgres_reachable()
-    if problem:
-        pytest.skip(f"needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth): {problem}")
+    postgres_or_skip()
     run = subprocess.run(  # noqa: S603 - our own interpreter and script
         [str(load.PYTHON), str(SCRIPT), "--round-trips", "--calls", "3", "--database", "callwhisper_trips_test"],
         capture_output=True,

@@ -16,6 +16,7 @@ import subprocess
 import pytest
 
 from benchmarks import load, seed_side_by_side
+from tests.e2e.live_server import postgres_or_skip
 
 pytestmark = [
     pytest.mark.e2e,
@@ -28,9 +29,7 @@ SCRIPT = load.ROOT / "benchmarks" / "seed_side_by_side.py"
 
 
 def test_both_apps_are_measured_on_both_routes_and_our_calls_verified() -> None:
-    problem = load.postgres_reachable()
-    if problem:
-        pytest.skip(f"needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth): {problem}")
+    postgres_or_skip()
     seed_dir = seed_side_by_side.seed_dir_default()
     if not seed_side_by_side.seed_ready(seed_dir):
         pytest.skip(f"the seed app is not ready at {seed_dir}: run benchmarks/seed_side_by_side.py --setup-only")
