@@ -17,7 +17,7 @@ next statements on the same connection (all three below).
 """
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
@@ -51,12 +51,17 @@ class UtcTimestamptzLoader(BaseTzLoader):
 
     def load(self, data: Any) -> datetime:
         try:
-            value = datetime.fromisoformat(bytes(data).decode())
+            value = _fromisoformat(str(data, "ascii"))
         except ValueError:
-            value = None
-        if value is None or value.utcoffset() != timedelta(0):
             return super().load(data)
-        return value.replace(tzinfo=UTC)
+        # A zero offset is read as the ``UTC`` object itself, as Django's loader gives it;
+        # any other offset (a session not in UTC) is Django's loader's to read.
+        if value.tzinfo is not UTC:
+            return super().load(data)
+        return value
+
+
+_fromisoformat = datetime.fromisoformat
 
 
 # Closed cursors kept per connection for its next statements (a connection serves one
