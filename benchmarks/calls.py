@@ -141,6 +141,12 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--instances", type=int, default=1, choices=(1, 2, 3, 4))
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument(
+        "--server",
+        choices=load.SERVERS,
+        default="gunicorn",
+        help="the WSGI server of the app and the ceiling (default gunicorn, as the README deploys it)",
+    )
     parser.add_argument("--database", default="callwhisper_loadbench")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
@@ -230,8 +236,14 @@ def _app_running(args: argparse.Namespace, work: Path) -> Iterator[App]:
                 env["BENCHMARK_QUERY_DIR"] = str(app.query_dir)
             wsgi = "whisper_project.wsgi" if app.query_dir is None else load.INSTRUMENTED_APP
             app.servers.append(
-                load.gunicorn_start(
-                    port=port, env=env, log_dir=work, workers=args.workers, threads=args.threads, app=wsgi
+                load.server_start(
+                    port=port,
+                    env=env,
+                    log_dir=work,
+                    workers=args.workers,
+                    threads=args.threads,
+                    app=wsgi,
+                    server=args.server,
                 )
             )
         yield app
@@ -456,7 +468,7 @@ def _ceiling(args: argparse.Namespace, work: Path, url: str) -> Run:
             env = load.django_env(database=url, public_url=f"http://127.0.0.1:{port}")
             env.pop("DJANGO_SETTINGS_MODULE")
             servers.append(
-                load.gunicorn_start(
+                load.server_start(
                     port=port,
                     env=env,
                     log_dir=work,
@@ -464,6 +476,7 @@ def _ceiling(args: argparse.Namespace, work: Path, url: str) -> Run:
                     threads=args.threads,
                     app="benchmarks.ceiling_wsgi",
                     ready_path="/answer_inbound",
+                    server=args.server,
                 )
             )
         return _run(args, args.rate, servers, _ceiling_drive([server.port for server in servers]))
@@ -480,7 +493,7 @@ def _one_rate(args: argparse.Namespace, work: Path) -> int:
     with _app_running(args, work) as app:
         print(
             f"setup {time.perf_counter() - started:.1f} s: database {args.database}, fake API at {app.fake.host} "
-            f"({args.latency_ms} ms), gunicorn x{args.instances} on {', '.join(map(str, app.ports))} "
+            f"({args.latency_ms} ms), {args.server} x{args.instances} on {', '.join(map(str, app.ports))} "
             f"(--workers {args.workers} --threads {args.threads}, "
             f"{'whisper_project.wsgi' if app.query_dir is None else load.INSTRUMENTED_APP})",
             flush=True,
@@ -524,7 +537,7 @@ def _burst(args: argparse.Namespace, work: Path) -> int:
     started = time.perf_counter()
     with _app_running(args, work) as app:
         print(
-            f"setup {time.perf_counter() - started:.1f} s: gunicorn x{args.instances} (--workers {args.workers} "
+            f"setup {time.perf_counter() - started:.1f} s: {args.server} x{args.instances} (--workers {args.workers} "
             f"--threads {args.threads}), fake API ({args.latency_ms} ms) and servers at "
             f"{args.calls_per_second:g} new calls/s",
             flush=True,
@@ -801,7 +814,7 @@ class Step:
 def _find_max(args: argparse.Namespace, work: Path) -> int:
     print(
         f"find-max: steps of {args.duration:g} s at {', '.join(f'{rate:g}' for rate in args.steps)} calls/s, "
-        f"each on a fresh database and servers (gunicorn x{args.instances} --workers {args.workers} "
+        f"each on a fresh database and servers ({args.server} x{args.instances} --workers {args.workers} "
         f"--threads {args.threads}, fake latency {args.latency_ms} ms, "
         f"{'whisper_project.wsgi' if args.no_query_count else load.INSTRUMENTED_APP}); a step passes with "
         f"completions ≥ {ACHIEVED_SHARE:.0%} of arrivals (steady, 5th–95th percentile), 0 errors, "

@@ -8,7 +8,7 @@ share.
 - a PKCS#8 application key written to a file (:func:`key_file_write`);
 - the TLS fake of Vonage's REST API, indexing the agent calls it creates by our call id
   and timing its connection threads' CPU (:class:`IndexedFakeVonageAPI`);
-- gunicorn started as in production, not behind anything (:func:`gunicorn_start`; serve
+- gunicorn started as in production, not behind anything (:func:`server_start`; serve
   :data:`INSTRUMENTED_APP` to have each response report its database work), its CPU time
   and peak memory read from ``/proc`` (:func:`cpu_ms`, :func:`peak_rss_kb`);
 - one complete call, webhook by webhook, as Vonage delivers them (:func:`call_drive`),
@@ -42,6 +42,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = ROOT / ".venv" / "bin" / "python"
 GUNICORN = ROOT / ".venv" / "bin" / "gunicorn"
+GRANIAN = ROOT / ".venv" / "bin" / "granian"
+# The WSGI servers a benchmark may start: gunicorn, as the README deploys it, and granian
+# (a server written in Rust, measured beside it: benchmarks/calls.py --server).
+SERVERS = ("gunicorn", "granian")
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 APPLICATION_ID = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"
 CAMPAIGN_NUMBER = "447700900001"  # the summer offer's first number (demo_campaigns.json)
@@ -302,7 +306,7 @@ def django_in_process(database_url: str, **extra: str) -> None:
     django.setup()
 
 
-def gunicorn_start(
+def server_start(
     *,
     port: int,
     env: dict[str, str],
@@ -312,21 +316,14 @@ def gunicorn_start(
     app: str = "whisper_project.wsgi",
     ready_path: str = "/healthz",
     timeout: float = 30.0,
+    server: str = "gunicorn",
 ) -> Server:
-    """Start gunicorn as the README deploys it and wait until ``ready_path`` answers 200."""
-    log_path = log_dir / f"gunicorn-{port}.log"
+    """Start gunicorn as the README deploys it (or, with ``server="granian"``, granian with
+    as many worker processes and threads) and wait until ``ready_path`` answers 200."""
+    log_path = log_dir / f"{server}-{port}.log"
     log = log_path.open("wb")
-    process = subprocess.Popen(  # noqa: S603 - our own gunicorn
-        [
-            str(GUNICORN),
-            app,
-            "--workers",
-            str(workers),
-            "--threads",
-            str(threads),
-            "--bind",
-            f"127.0.0.1:{port}",
-        ],
+    process = subprocess.Popen(  # noqa: S603 - our own server
+        server_command(server, app=app, port=port, workers=workers, threads=threads),
         cwd=ROOT,
         env=env,
         stdout=log,
@@ -334,24 +331,47 @@ def gunicorn_start(
         start_new_session=True,  # its own process group: stopped as one
     )
     log.close()
-    server = Server(port=port, process=process, log_path=log_path)
+    started = Server(port=port, process=process, log_path=log_path)
     deadline = time.monotonic() + timeout
     while True:
         if process.poll() is not None:
-            raise RuntimeError(f"gunicorn on port {port} exited ({process.returncode}):\n{server.log_tail()}")
+            raise RuntimeError(f"{server} on port {port} exited ({process.returncode}):\n{started.log_tail()}")
         try:
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             connection.request("GET", ready_path)
             status = connection.getresponse().status
             connection.close()
-            if status == 200 and len(server.pids) > workers:  # every worker booted
-                return server
+            if status == 200 and len(started.pids) > workers:  # every worker booted
+                return started
         except OSError:
             pass
         if time.monotonic() > deadline:
-            server_stop(server)
-            raise RuntimeError(f"gunicorn on port {port} not ready within {timeout:g} s:\n{server.log_tail()}")
+            server_stop(started)
+            raise RuntimeError(f"{server} on port {port} not ready within {timeout:g} s:\n{started.log_tail()}")
         time.sleep(0.1)
+
+
+def server_command(server: str, *, app: str, port: int, workers: int, threads: int) -> list[str]:
+    """The command line serving the WSGI module ``app`` on 127.0.0.1:``port`` with ``workers``
+    processes of ``threads`` request threads each."""
+    if server == "gunicorn":
+        return [str(GUNICORN), app, "--workers", str(workers), "--threads", str(threads), "--bind", f"127.0.0.1:{port}"]
+    if server == "granian":
+        return [
+            str(GRANIAN),
+            "--interface",
+            "wsgi",
+            "--workers",
+            str(workers),
+            "--blocking-threads",
+            str(threads),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            f"{app}:application",
+        ]
+    raise ValueError(f"unknown server {server!r}: one of {', '.join(SERVERS)}")
 
 
 def server_stop(server: Server, timeout: float = 10.0) -> None:

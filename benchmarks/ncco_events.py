@@ -80,7 +80,7 @@ def main() -> int:
         VONAGE_TIMEOUT_SECONDS=str(int(args.latency_ms / 1000) + 3),
         AGENT_CALL_DEADLINE_SECONDS=str(args.latency_ms / 1000 + 3),
     )
-    server = load.gunicorn_start(port=port, env=env, log_dir=work, workers=args.workers, threads=args.threads)
+    server = load.server_start(port=port, env=env, log_dir=work, workers=args.workers, threads=args.threads)
     call_ids = load.CallIds(url)
     timings: dict[str, list[float]] = {kind: [] for kind in KINDS}
     errors: list[str] = []

@@ -158,6 +158,12 @@ def _arguments() -> argparse.Namespace:
     )
     parser.add_argument("--database", default="callwhisper_seedbench")
     parser.add_argument(
+        "--server",
+        choices=load.SERVERS,
+        default="gunicorn",
+        help="the WSGI server of ours and of the bare views (default gunicorn, as the README deploys it)",
+    )
+    parser.add_argument(
         "--no-bare", action="store_true", help="skip the third peer, bare Django views under the same gunicorn"
     )
     args = parser.parse_args()
@@ -483,7 +489,7 @@ def _benchmark(args: argparse.Namespace, work: Path, seed_dir: Path) -> int:
         if not key_path.exists():
             raise RuntimeError(f"{key_path} is missing: benchmarks/calls.py now keeps the key elsewhere")
         server = app.servers[0]
-        print(f"ours: gunicorn on {server.port} (--workers {args.workers} --threads {args.threads})", flush=True)
+        print(f"ours: {args.server} on {server.port} (--workers {args.workers} --threads {args.threads})", flush=True)
         ours = _app_runs(args, work, app="ours", server=server, fake=app.fake, database=args.database, signed=True)
         results += ours
         checks = [_verify_ours(app.url, app.fake, server.port, ours)]
@@ -495,7 +501,7 @@ def _benchmark(args: argparse.Namespace, work: Path, seed_dir: Path) -> int:
             checks.append(_verify_seed(app.fake, seed.port, seed_results))
         if not args.no_bare:
             with _bare_running(args, work) as bare:
-                print(f"bare: gunicorn on {bare.port} (benchmarks.ceiling_wsgi, as ours)", flush=True)
+                print(f"bare: {args.server} on {bare.port} (benchmarks.ceiling_wsgi, as ours)", flush=True)
                 results += _bare_runs(args, work, server=bare, region_url=app.fake.url)
     print()
     _report(results)
@@ -574,7 +580,7 @@ def _bare_running(args: argparse.Namespace, work: Path) -> Iterator[load.Server]
     port = load.free_port()
     env = load.django_env(database=load.database_url(args.database), public_url=f"http://127.0.0.1:{port}")
     env.pop("DJANGO_SETTINGS_MODULE")  # ceiling_wsgi configures its own settings
-    server = load.gunicorn_start(
+    server = load.server_start(
         port=port,
         env=env,
         log_dir=work,
@@ -582,6 +588,7 @@ def _bare_running(args: argparse.Namespace, work: Path) -> Iterator[load.Server]
         threads=args.threads,
         app="benchmarks.ceiling_wsgi",
         ready_path=f"/{INBOUND}",
+        server=args.server,
     )
     try:
         yield server

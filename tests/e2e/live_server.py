@@ -125,7 +125,7 @@ def live_server(label: str, *, workers: int, threads: int, **extra_env: str) -> 
                 REQUESTS_CA_BUNDLE=fake.ca_bundle_path,
                 **extra_env,
             )
-            server = load.gunicorn_start(port=port, env=env, log_dir=work, workers=workers, threads=threads)
+            server = load.server_start(port=port, env=env, log_dir=work, workers=workers, threads=threads)
             yield LiveServer(database=name, url=url, proxy=proxy, fake=fake, server=server, env=env, work=work)
         finally:
             if server is not None:

@@ -68,7 +68,7 @@ def test_calls_split_between_two_instances_are_each_recorded_once(postgres: None
                     # (rightly) connect the caller directly. It waits for it instead.
                     AGENT_CALL_DEADLINE_SECONDS=str(AGENT_CALL_DEADLINE_SECONDS),
                 )
-                servers.append(load.gunicorn_start(port=port, env=env, log_dir=Path(work), workers=1, threads=4))
+                servers.append(load.server_start(port=port, env=env, log_dir=Path(work), workers=1, threads=4))
             ports = [server.port for server in servers]
             webhooks = load.Webhooks(timeout=2 * AGENT_CALL_DEADLINE_SECONDS)
             call_ids = load.CallIds(url)
