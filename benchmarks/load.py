@@ -365,6 +365,7 @@ def server_command(server: str, *, app: str, port: int, workers: int, threads: i
             str(workers),
             "--blocking-threads",
             str(threads),
+            "--respawn-failed-workers",  # as gunicorn replaces a worker that died
             "--host",
             "127.0.0.1",
             "--port",

@@ -113,6 +113,8 @@ def _event_apply(
     kind = event_kind(payload)
     leg_uuid = str(payload.get("uuid") or payload.get("call_uuid") or "")[:64]
     status = str(payload.get("status") or "")[:32]
+    # Its times and prices, parsed once: for the leg, the stored event and the log.
+    parsed = StatusEvent.from_payload(payload)
     with transaction.atomic():
         call, legs = call_and_legs_locked(leg_uuid, call_id=call_id, admission=admission)
         leg = next((each for each in legs if each.uuid == leg_uuid), None) if leg_uuid else None
@@ -129,7 +131,7 @@ def _event_apply(
         change, saves = None, []
         if call is not None and leg is not None and kind in ("status", "detection"):
             if kind == "detection" or status in KNOWN_STATUSES:
-                change = _status_change(call, legs, leg, payload)
+                change = _status_change(call, legs, leg, parsed)
                 saves = [(leg, change.leg_fields), (call, change.call_fields)]
         stored = event_insert(
             then_save=saves,
@@ -140,10 +142,10 @@ def _event_apply(
             conversation_uuid=str(payload.get("conversation_uuid") or "")[:64],
             kind=kind,
             status=status,
-            occurred_at=StatusEvent.from_payload(payload).timestamp,
+            occurred_at=parsed.timestamp,
             payload=payload,
         )
-        if stored and (ignored := ignored_fields(payload)):
+        if stored and (ignored := ignored_fields(payload, parsed)):
             # Stored as sent (the payload is evidence) and applied without these.
             logger.warning(
                 "event.fields_ignored call=%s uuid=%s fields=%s: not a usable number or time",
@@ -189,12 +191,12 @@ class _StatusChange:
     call_fields: list[str]  # the call's, from its legs' new summary
 
 
-def _status_change(call: Call, legs: list[CallLeg], leg: CallLeg, payload: dict[str, Any]) -> _StatusChange:
+def _status_change(call: Call, legs: list[CallLeg], leg: CallLeg, event: StatusEvent) -> _StatusChange:
     # ``legs`` were read after the call row was locked: every writer of a leg holds that
     # lock, so they are current and nobody else changes them meanwhile.
     gave_up_before = call_flow.agent_leg_gives_up(call, leg)
     caller_ended_before = leg.role == LegRole.CALLER and is_terminal(leg.status)
-    leg_fields = apply_status(leg, StatusEvent.from_payload(payload))
+    leg_fields = apply_status(leg, event)
     return _StatusChange(
         gave_up_before=gave_up_before,
         caller_ended_before=caller_ended_before,

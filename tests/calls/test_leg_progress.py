@@ -175,3 +175,28 @@ def test_status_event_turns_nonsense_into_nothing(garbage: dict[str, Any]) -> No
     parsed = StatusEvent.from_payload({"status": "completed", **garbage})
 
     assert (parsed.duration, parsed.price, parsed.rate, parsed.timestamp) == (None, None, None, None)
+
+
+IGNORED_SAMPLES = [
+    "2026-12-07T16:00:00.000Z",
+    "1999-01-01T00:00:00Z",
+    "12",
+    "-3",
+    "0.01270000",
+    "1e999999999",
+    "x",
+    7,
+    True,
+]
+
+
+@pytest.mark.parametrize("value", IGNORED_SAMPLES)
+def test_a_status_event_parses_each_field_with_its_listed_parser(value: Any) -> None:
+    """ignored_fields reads what StatusEvent parsed: each field must be its parser's result."""
+    from calls.leg_progress import PARSED_FIELDS, ignored_fields
+
+    for field, parse in PARSED_FIELDS.items():
+        payload = {"status": "completed", field: value}
+        parsed = StatusEvent.from_payload(payload)
+        assert getattr(parsed, field) == parse(value)
+        assert ignored_fields(payload, parsed) == ignored_fields(payload) == ([field] if parse(value) is None else [])
