@@ -8,7 +8,8 @@ share.
 - a PKCS#8 application key written to a file (:func:`key_file_write`);
 - the TLS fake of Vonage's REST API, indexing the agent calls it creates by our call id
   and timing its connection threads' CPU (:class:`IndexedFakeVonageAPI`);
-- gunicorn started as in production, not behind anything (:func:`server_start`; serve
+- gunicorn started as in production, not behind anything, or granian beside it for a
+  comparison of the servers (:func:`server_start`; serve
   :data:`INSTRUMENTED_APP` to have each response report its database work), its CPU time
   and peak memory read from ``/proc`` (:func:`cpu_ms`, :func:`peak_rss_kb`);
 - one complete call, webhook by webhook, as Vonage delivers them (:func:`call_drive`),
@@ -280,7 +281,8 @@ def django_env(*, database: str, public_url: str, **extra: str) -> dict[str, str
 
 @dataclass
 class Server:
-    """One gunicorn master (and its workers) on 127.0.0.1:``port``."""
+    """One server's main process (gunicorn's master or granian's) and its workers on
+    127.0.0.1:``port``."""
 
     port: int
     process: subprocess.Popen[bytes]
