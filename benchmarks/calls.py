@@ -8,12 +8,15 @@ Usage (PostgreSQL on 127.0.0.1:5432, trust auth for ``postgres``):
     .venv/bin/python benchmarks/calls.py --find-max --duration 10 # the highest sustained rate
     .venv/bin/python benchmarks/calls.py --instances 2 --rate 20 --talk-seconds 10
                                         # two servers, ~200 calls in progress at once
+    .venv/bin/python benchmarks/calls.py --rate 40 --server granian
+                                        # the same, the app served by granian (a comparison)
 
 It drops and recreates the database ``callwhisper_loadbench``, migrates it, imports
 ``campaigns/demo_campaigns.json``, starts the TLS fake of Vonage's REST API in this
 process (``--latency-ms``, default 200, on every request) and ``--instances`` gunicorn
 servers as the README deploys them (``--workers 2 --threads 8``, DEBUG off, nothing in
-front). It makes ``--warmup`` calls (default 40, a few at a time: each worker's first
+front; with ``--server granian``, granian with as many processes and threads). It makes
+``--warmup`` calls (default 40, a few at a time: each worker's first
 requests pay for imports, and each of its request and agent-call threads opens its own
 database connection on first use; with 10, short --find-max steps measured that
 cold start in their p99), then starts calls open-loop: arrivals are a

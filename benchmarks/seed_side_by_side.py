@@ -19,8 +19,9 @@ Both apps run against the same TLS fake of Vonage's REST API
 (``devtools/fake_vonage_api.py``, ``--latency-ms``, default 0), one after the other:
 
 - ours exactly as ``benchmarks/calls.py`` runs it (its ``_app_running``: a fresh PostgreSQL
-  database ``--database`` with the demo campaigns, gunicorn ``--workers 2 --threads 8``,
-  DEBUG off, webhooks signed as Vonage signs them, the agent call placed with the real SDK),
+  database ``--database`` with the demo campaigns, gunicorn ``--workers 2 --threads 8``
+  (or granian with as many, ``--server granian``), DEBUG off, webhooks signed as Vonage
+  signs them, the agent call placed with the real SDK),
   serving ``whisper_project.wsgi``;
 - then the seed with ``node``, its Nexmo SDK sent to the fake by a preloaded script
   (``benchmarks/seed/route_to_fake.js``: the SDK hard-codes api.nexmo.com:443) and the
@@ -164,7 +165,7 @@ def _arguments() -> argparse.Namespace:
         help="the WSGI server of ours and of the bare views (default gunicorn, as the README deploys it)",
     )
     parser.add_argument(
-        "--no-bare", action="store_true", help="skip the third peer, bare Django views under the same gunicorn"
+        "--no-bare", action="store_true", help="skip the third peer, bare Django views under the same server"
     )
     args = parser.parse_args()
     if args.quick:
