@@ -210,6 +210,26 @@ class App:
             load.server_stop(server)
 
 
+# benchmarks/ceiling_wsgi.py: bare Django views, the ceiling; ready once it answers.
+CEILING_APP = "benchmarks.ceiling_wsgi"
+
+
+def server_start(args: argparse.Namespace, *, port: int, env: dict[str, str], work: Path, app: str) -> load.Server:
+    """The WSGI module ``app`` served as the arguments ask (``--server``, ``--workers``,
+    ``--threads``); the ceiling's bare views are ready when they answer, the app when its
+    health check does."""
+    return load.server_start(
+        port=port,
+        env=env,
+        log_dir=work,
+        workers=args.workers,
+        threads=args.threads,
+        app=app,
+        ready_path="/answer_inbound" if app == CEILING_APP else "/healthz",
+        server=args.server,
+    )
+
+
 @contextmanager
 def _app_running(args: argparse.Namespace, work: Path) -> Iterator[App]:
     url = load.database_create(args.database)
@@ -238,17 +258,7 @@ def _app_running(args: argparse.Namespace, work: Path) -> Iterator[App]:
             if app.query_dir is not None:
                 env["BENCHMARK_QUERY_DIR"] = str(app.query_dir)
             wsgi = "whisper_project.wsgi" if app.query_dir is None else load.INSTRUMENTED_APP
-            app.servers.append(
-                load.server_start(
-                    port=port,
-                    env=env,
-                    log_dir=work,
-                    workers=args.workers,
-                    threads=args.threads,
-                    app=wsgi,
-                    server=args.server,
-                )
-            )
+            app.servers.append(server_start(args, port=port, env=env, work=work, app=wsgi))
         yield app
     finally:
         app.stop()
@@ -470,18 +480,7 @@ def _ceiling(args: argparse.Namespace, work: Path, url: str) -> Run:
             port = load.free_port()
             env = load.django_env(database=url, public_url=f"http://127.0.0.1:{port}")
             env.pop("DJANGO_SETTINGS_MODULE")
-            servers.append(
-                load.server_start(
-                    port=port,
-                    env=env,
-                    log_dir=work,
-                    workers=args.workers,
-                    threads=args.threads,
-                    app="benchmarks.ceiling_wsgi",
-                    ready_path="/answer_inbound",
-                    server=args.server,
-                )
-            )
+            servers.append(server_start(args, port=port, env=env, work=work, app=CEILING_APP))
         return _run(args, args.rate, servers, _ceiling_drive([server.port for server in servers]))
     finally:
         for server in servers:

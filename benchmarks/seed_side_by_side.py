@@ -581,16 +581,7 @@ def _bare_running(args: argparse.Namespace, work: Path) -> Iterator[load.Server]
     port = load.free_port()
     env = load.django_env(database=load.database_url(args.database), public_url=f"http://127.0.0.1:{port}")
     env.pop("DJANGO_SETTINGS_MODULE")  # ceiling_wsgi configures its own settings
-    server = load.server_start(
-        port=port,
-        env=env,
-        log_dir=work,
-        workers=args.workers,
-        threads=args.threads,
-        app="benchmarks.ceiling_wsgi",
-        ready_path=f"/{INBOUND}",
-        server=args.server,
-    )
+    server = calls_benchmark.server_start(args, port=port, env=env, work=work, app=calls_benchmark.CEILING_APP)
     try:
         yield server
     finally:

@@ -194,11 +194,8 @@ PARSED_FIELDS: dict[str, Callable[[Any], object]] = {
 }
 
 
-def ignored_fields(payload: dict[str, Any], parsed: StatusEvent | None = None) -> list[str]:
+def ignored_fields(payload: dict[str, Any], parsed: StatusEvent) -> list[str]:
     """The numbers and times in ``payload`` that are present but unusable (and so left
-    out of the leg, while the event itself is stored and applied); ``parsed``: the
-    payload's :class:`StatusEvent`, when already made (each of these fields of it is its
-    parser's result)."""
-    if parsed is None:
-        parsed = StatusEvent.from_payload(payload)
+    out of the leg, while the event itself is stored and applied): the fields
+    ``parsed`` (its :class:`StatusEvent`, each field its parser's result) holds as None."""
     return [field for field in PARSED_FIELDS if getattr(parsed, field) is None and payload.get(field) not in (None, "")]

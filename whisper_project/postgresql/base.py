@@ -51,7 +51,7 @@ class UtcTimestamptzLoader(BaseTzLoader):
 
     def load(self, data: Any) -> datetime:
         try:
-            value = _fromisoformat(str(data, "ascii"))
+            value = datetime.fromisoformat(str(data, "ascii"))
         except ValueError:
             return super().load(data)
         # A zero offset is read as the ``UTC`` object itself, as Django's loader gives it;
@@ -59,9 +59,6 @@ class UtcTimestamptzLoader(BaseTzLoader):
         if value.tzinfo is not UTC:
             return super().load(data)
         return value
-
-
-_fromisoformat = datetime.fromisoformat
 
 
 # Closed cursors kept per connection for its next statements (a connection serves one
