@@ -23,6 +23,11 @@ Printed: the median
 over the rounds of this process's CPU time (``time.process_time``) per request of each
 webhook and per complete call. CPU time, not wall time: the figures hold on a busy
 machine better than latencies do, but they still move by 10 % or so between runs.
+
+``--round-trips`` prints instead what a call sends PostgreSQL: statements and transactions
+per webhook, then every kind of statement (named by the tables it writes and reads) with
+how many a call sends, its median time from sending it to its result, and its share of
+all statements' time: where the database's part of a call goes.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import sys
 import time
@@ -67,7 +73,8 @@ def main() -> int:
         "--round-trips",
         action="store_true",
         help="instead of timing: play --calls calls and print the round trips to PostgreSQL of each webhook "
-        "and of a call (statements, and BEGIN and COMMIT for each transaction)",
+        "and of a call (statements, and BEGIN and COMMIT for each transaction), then each kind of statement: "
+        "how many a call sends and how long one takes from sending it to its result",
     )
     args = parser.parse_args()
 
@@ -125,10 +132,18 @@ def round_trips_print(app: App, calls: int) -> None:
     from psycopg.pq import TransactionStatus
 
     sent: dict[str, int] = defaultdict(int)
+    # Each kind of statement's times, from sending it to its result (seconds, wall time).
+    took: dict[str, list[float]] = defaultdict(list)
+    in_webhook: list[bool] = [False]  # not the driver's own reads between the webhooks
 
     def statement(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
         sent["statements"] += 1
-        return execute(sql, params, many, context)
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            if in_webhook[0]:
+                took[statement_kind(sql)].append(time.perf_counter() - started)
 
     wrapper = type(connections[DEFAULT_DB_ALIAS])
     ends = {name: getattr(wrapper, name) for name in ("commit", "rollback")}
@@ -148,7 +163,11 @@ def round_trips_print(app: App, calls: int) -> None:
     @contextmanager
     def counting(name: str) -> Iterator[None]:
         sent.clear()
-        yield
+        in_webhook[0] = True
+        try:
+            yield
+        finally:
+            in_webhook[0] = False
         per_webhook[name].append((sent["statements"], sent["transactions"]))
 
     for name in ends:
@@ -173,6 +192,34 @@ def round_trips_print(app: App, calls: int) -> None:
         transactions = statistics.median(t for _, t in each)
         trips = statements + 2 * transactions
         print(f"  {label:48s} {trips:5g}  ({statements:g} statements, {transactions:g} transactions)")
+    statement_times_print(took, calls)
+
+
+def statement_times_print(took: dict[str, list[float]], calls: int) -> None:
+    """Each kind of statement: how many a call sends, the median time from sending it to its
+    result (the round trip, PostgreSQL's work and psycopg's; a transaction's ``BEGIN`` goes
+    with its first statement, its ``COMMIT`` with none), and its share of all statements' time."""
+    total = sum(sum(times) for times in took.values()) or 1.0
+    print(f"statements by kind, over {calls} calls: per call, the median from sending one to its result, share")
+    for kind, times in sorted(took.items(), key=lambda item: -sum(item[1])):
+        median_us = 1e6 * statistics.median(times)
+        print(f"  {len(times) / calls:5.2f}  {median_us:7.0f} us  {100 * sum(times) / total:5.1f} %  {kind}")
+
+
+_TOUCHED = re.compile(r'(INSERT INTO|UPDATE|DELETE FROM|FROM|JOIN)\s+"(\w+)"')
+_VERBS = {"INSERT INTO": "insert", "UPDATE": "update", "DELETE FROM": "delete", "FROM": "read", "JOIN": "read"}
+
+
+def statement_kind(sql: str) -> str:
+    """A statement named by what it does to which tables, in its order: ``insert
+    calls_signedwebhook, read calls_call calls_callleg (locked)``."""
+    done: dict[str, list[str]] = {}
+    for verb, table in _TOUCHED.findall(sql):
+        tables = done.setdefault(_VERBS[verb], [])
+        if table not in tables:
+            tables.append(table)
+    kind = ", ".join(f"{verb} {' '.join(tables)}" for verb, tables in done.items()) or " ".join(sql.split())[:60]
+    return kind + (" (locked)" if "FOR UPDATE" in sql else "")
 
 
 def profile_round(app: App, webhook: str, calls: int) -> None:

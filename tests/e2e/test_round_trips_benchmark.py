@@ -1,7 +1,7 @@
 """``benchmarks/webhook_cpu.py --round-trips`` counts what a call sends PostgreSQL, webhook
 by webhook, as the README quotes it: the counts pinned in tests/calls/test_webhooks.py,
-here for a whole call played in Vonage's order with production settings. Skipped without
-PostgreSQL."""
+here for a whole call played in Vonage's order with production settings; then the same
+statements by kind, with their times. Skipped without PostgreSQL."""
 
 import re
 import subprocess
@@ -41,3 +41,19 @@ def test_a_calls_round_trips_are_counted_webhook_by_webhook() -> None:
         "event": (4, 2, 1),
         "complete call": (45, 25, 10),
     }, run.stdout
+
+    kinds = {
+        kind: (float(per_call), int(median_us), float(share))
+        for per_call, median_us, share, kind in re.findall(
+            r"^  +(\d+\.\d\d) +(\d+) us +(\d+\.\d) %  (.+)$", run.stdout, re.M
+        )
+    }
+    # Every statement of a call, by kind: the 25 above.
+    assert sum(per_call for per_call, _, _ in kinds.values()) == pytest.approx(25), run.stdout
+    assert sum(share for _, _, share in kinds.values()) == pytest.approx(100, abs=0.6), run.stdout
+    assert all(median_us > 0 for _, median_us, _ in kinds.values()), run.stdout
+    # The first statement of each transaction (the checkpoint's, the agent's answer's and
+    # the eight events'): the signature remembered, the call locked and read with its legs.
+    assert kinds["insert calls_signedwebhook, read calls_call calls_callleg (locked)"][0] == 10, run.stdout
+    # The caller's answer: the call and its leg inserted in one statement.
+    assert kinds["insert calls_call calls_callleg, read calls_call calls_callevent"][0] == 1, run.stdout
