@@ -134,7 +134,7 @@ def round_trips_print(app: App, calls: int) -> None:
     sent: dict[str, int] = defaultdict(int)
     # Each kind of statement's times, from sending it to its result (seconds, wall time).
     took: dict[str, list[float]] = defaultdict(list)
-    in_webhook: list[bool] = [False]  # not the driver's own reads between the webhooks
+    in_webhook = False  # not the driver's own reads between the webhooks
 
     def statement(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
         sent["statements"] += 1
@@ -142,7 +142,7 @@ def round_trips_print(app: App, calls: int) -> None:
         try:
             return execute(sql, params, many, context)
         finally:
-            if in_webhook[0]:
+            if in_webhook:
                 took[statement_kind(sql)].append(time.perf_counter() - started)
 
     wrapper = type(connections[DEFAULT_DB_ALIAS])
@@ -162,12 +162,13 @@ def round_trips_print(app: App, calls: int) -> None:
 
     @contextmanager
     def counting(name: str) -> Iterator[None]:
+        nonlocal in_webhook
         sent.clear()
-        in_webhook[0] = True
+        in_webhook = True
         try:
             yield
         finally:
-            in_webhook[0] = False
+            in_webhook = False
         per_webhook[name].append((sent["statements"], sent["transactions"]))
 
     for name in ends:
