@@ -14,13 +14,31 @@ How long it waited is what the proxy in front stamped on it when it arrived:
 sets it; milliseconds and microseconds, as other proxies write it, are read by their
 size). Without the header nothing is shed. The proxy overwrites the header, so a client
 cannot send its own; the stamp only ever makes an answer cheaper, never skips a check.
+
+A shed caller's events are kept in the spool too (:func:`conversation_shed`). The answer
+leaves a marker for its conversation, which the caller's leg and the call centre's leg
+Vonage connects share, and an event of a marked conversation has its signature checked and
+remembered, is appended to the spool and answered at once, without the call's locked
+read and the event's write: otherwise each shed call's eight events cost what a served
+call's do and past capacity few callers are served in full. ``reconcile_calls`` records
+them after the call and forgets the marker; an event that comes later is recorded as it
+comes. A marker is a hint, never a record: lost, its events are recorded as they come.
 """
 
+import logging
+import re
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+SHED_MARKERS = "shed"  # under WEBHOOK_SPOOL_DIR: one empty file per shed conversation
+# Vonage's conversation ids (CON-…); any other id is never marked, so never a path.
+_MARKABLE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 REQUEST_START = "HTTP_X_REQUEST_START"
 
@@ -54,3 +72,37 @@ def shed_reason(meta: Mapping[str, Any]) -> str | None:
     if waited is None or waited <= limit:
         return None
     return f"Answered after {waited:.1f} s in the server's queue (overloaded): connected directly, recorded afterwards."
+
+
+def _marker(conversation_uuid: str) -> Path | None:
+    directory = settings.WEBHOOK_SPOOL_DIR
+    if not directory or not _MARKABLE.fullmatch(conversation_uuid):
+        return None
+    return Path(directory) / SHED_MARKERS / conversation_uuid
+
+
+def conversation_shed_mark(conversation_uuid: str) -> None:
+    """Remember that this conversation's caller was shed: its events are spooled too."""
+    marker = _marker(conversation_uuid)
+    if marker is None:
+        return
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    except OSError:
+        logger.exception(
+            "overload.mark_failed conversation=%s: its events are recorded as they come", conversation_uuid
+        )
+
+
+def conversation_shed(conversation_uuid: str) -> bool:
+    """Whether this conversation's caller was shed and is not recorded yet."""
+    marker = _marker(conversation_uuid)
+    return marker is not None and marker.exists()
+
+
+def conversation_shed_forget(conversation_uuid: str) -> None:
+    """The shed call is recorded: its later events are recorded as they come."""
+    marker = _marker(conversation_uuid)
+    if marker is not None:
+        marker.unlink(missing_ok=True)

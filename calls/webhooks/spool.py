@@ -29,6 +29,8 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
+from . import overload
+
 logger = logging.getLogger(__name__)
 
 SUFFIX = ".jsonl"
@@ -166,6 +168,8 @@ def record_late(record: dict[str, Any]) -> bool:
             received_at=received_at,
             reason=str(record.get("reason") or ""),
         )
+        # A shed caller's later events find the call now: recorded as they come.
+        overload.conversation_shed_forget(str(payload.get("conversation_uuid") or ""))
         return call is not None
     if route == AGENT_ANSWER and call_id is not None:
         return services.agent_leg_record_late(

@@ -200,6 +200,7 @@ class AnswerInboundView(AnswerWebhook):
             # failed write), the caller is answered in full instead: late rather than lost.
             if spool.write(route=spool.CALLER_ANSWER, payload=self.payload, query={}, answered=ncco, reason=shed):
                 logger.warning("answer_inbound.shed uuid=%s: %s", fields["uuid"], shed)
+                overload.conversation_shed_mark(fields["conversation_uuid"])
                 return Response(ncco)
         try:
             ncco = services.call_answer_inbound(
@@ -468,6 +469,8 @@ class EventView(VonageWebhook):
             # A notify's body is the payload we chose; our query string names the call.
             return self.checkpoint(call_id, data)
         self.validated(data)
+        if call_id is None and self.shed_event_spooled(request, data):
+            return Response({"stored": True, "kind": "status"}, status=200)
         try:
             database_outage.check()
             receipt = events.event_record(
@@ -500,6 +503,18 @@ class EventView(VonageWebhook):
             logger.warning("event.input_for_unknown_call call=%s uuid=%s", call_id, data.get("uuid"))
             return Response(nccos.agent_hears_caller_moved_on())
         return Response({"stored": receipt.stored, "kind": receipt.kind}, status=200)
+
+    def shed_event_spooled(self, request: Request, data: dict[str, Any]) -> bool:
+        """A status event of a caller shed under overload (calls/webhooks/overload.py):
+        kept in the spool with its call, to be recorded by reconcile_calls, its signature
+        remembered now (a replay of it is refused as anywhere else). False, to record it
+        now, for any other event, or when the spool cannot keep it."""
+        conversation = str(data.get("conversation_uuid") or "")
+        if events.event_kind(data) != "status" or not overload.conversation_shed(conversation):
+            return False
+        if self.admission is not None:
+            signature_admit(request.path, self.admission)
+        return spool.write(route=spool.EVENT, payload=data, query=self.callback, reason="its caller was shed")
 
     def checkpoint(self, call_id: int | None, data: dict[str, Any]) -> Response:
         """The caller's ``notify`` after the greeting: 204 (an empty answer) lets Vonage

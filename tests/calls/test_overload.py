@@ -2,6 +2,7 @@
 ANSWER_SHED_AFTER_SECONDS behind the app (the proxy's X-Request-Start) is answered at
 once with the call centre, directly, and recorded afterwards from the spool, once."""
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -9,12 +10,13 @@ import pytest
 from django.test import Client
 from pytest_django.fixtures import Settings
 
-from calls.models import Call, CallLeg, CallState, LegRole, Outcome
-from calls.webhooks import overload, spool
+from calls.models import Call, CallEvent, CallLeg, CallState, LegRole, Outcome
+from calls.webhooks import overload, replay, spool
 from calls.webhooks.overload import queued_seconds
+from calls.webhooks.signatures import sign_webhook
 from campaigns.models import TrackingNumber
 from tests.calls import test_call_flow as flow
-from tests.calls.test_spool import CALLER, connect_leg_event, spooled
+from tests.calls.test_spool import CALLER, CONVERSATION, connect_leg_event, spooled
 from tests.conftest import VonageRecorder, post_json
 
 campaign, number = flow.campaign, flow.number
@@ -70,10 +72,13 @@ def test_an_answer_that_waited_too_long_is_answered_directly_and_recorded_afterw
     [record] = spooled(spool_dir)
     assert (record["route"], record["answered"]) == ("answer_inbound", answer.json())
     assert record["reason"].startswith("Answered after 3.2 s in the server's queue (overloaded)")
-    # The call centre's leg reports in meanwhile (the database is up): kept, unmatched.
+    # The call centre's leg reports in meanwhile: its caller was shed, so the event is
+    # kept in the spool with the call, not written now (it would cost a served call's).
     assert post_json(client, "/event", connect_leg_event("answered")).status_code == 200
+    assert CallEvent.objects.count() == 0
+    assert [each["route"] for each in spooled(spool_dir)] == ["answer_inbound", "event"]
 
-    assert spool.replay() == 1
+    assert spool.replay() == 2
 
     call = Call.objects.get()
     assert call.recorded_late is True
@@ -82,6 +87,91 @@ def test_an_answer_that_waited_too_long_is_answered_directly_and_recorded_afterw
     assert CallLeg.objects.get(uuid="direct-1").role == LegRole.AGENT
     assert (call.state, call.outcome) == (CallState.CONNECTED, Outcome.ANSWERED)
     assert spool.replay() == 0 and Call.objects.count() == 1
+    assert not overload.conversation_shed(CONVERSATION)  # recorded: the marker is gone
+
+
+def test_a_shed_callers_events_are_spooled_until_the_call_is_recorded_then_recorded_as_they_come(
+    client: Client, number: TrackingNumber, vonage: VonageRecorder, spool_dir: Path
+) -> None:
+    client.get("/answer_inbound", CALLER, **arrived(3.2))
+    caller_event = {"uuid": CALLER["uuid"], "conversation_uuid": CONVERSATION, "direction": "inbound"}
+    for event in (
+        {**caller_event, "status": "started", "timestamp": "2026-12-07T22:00:00Z"},
+        connect_leg_event("started"),
+        connect_leg_event("answered"),
+        {**caller_event, "status": "answered", "timestamp": "2026-12-07T22:00:01Z"},
+    ):
+        response = post_json(client, "/event", event)
+        assert (response.status_code, response.json()) == (200, {"stored": True, "kind": "status"})
+    # Nothing written while the servers are overloaded; everything kept.
+    assert (Call.objects.count(), CallLeg.objects.count(), CallEvent.objects.count()) == (0, 0, 0)
+    assert len(spooled(spool_dir)) == 5
+
+    assert spool.replay() == 5
+
+    call = Call.objects.get()
+    assert {leg.uuid for leg in call.legs.all()} == {CALLER["uuid"], "direct-1"}
+    assert CallEvent.objects.filter(call=call).count() == 4
+    # Recorded, so the caller's hang-up, an hour later, is recorded as it comes.
+    hang_up = post_json(client, "/event", {**caller_event, "status": "completed", "duration": "3600"})
+    assert hang_up.status_code == 200
+    assert CallEvent.objects.filter(call=call).count() == 5 and spooled(spool_dir) == []
+
+
+def test_an_event_of_a_caller_answered_in_full_is_recorded_as_it_comes(
+    client: Client, number: TrackingNumber, vonage: VonageRecorder, spool_dir: Path
+) -> None:
+    client.get("/answer_inbound", CALLER, **arrived(0.5))
+    event = {"uuid": CALLER["uuid"], "conversation_uuid": CONVERSATION, "status": "ringing"}
+
+    assert post_json(client, "/event", event, **arrived(3.2)).status_code == 200
+
+    assert CallEvent.objects.filter(call=Call.objects.get(), status="ringing").count() == 1
+    assert not spool_dir.exists() or spooled(spool_dir) == []
+
+
+def test_a_shed_callers_event_still_remembers_its_signature_and_a_replay_of_it_is_refused(
+    client: Client, number: TrackingNumber, vonage: VonageRecorder, spool_dir: Path, settings: Settings
+) -> None:
+    from calls.models import SignedWebhook
+    from tests.calls.test_webhook_boundary import SECRET, post
+
+    settings.DEBUG = False
+    settings.VONAGE_SIGNATURE_SECRET = SECRET
+    overload.conversation_shed_mark(CONVERSATION)  # as the caller's shed answer left it
+    event = connect_leg_event("answered")
+    body = json.dumps(event).encode()
+    headers = {"Authorization": "Bearer " + sign_webhook(body=body, secret=SECRET)}
+
+    first = client.post("/event", body, content_type="application/json", headers=headers)
+    assert first.status_code == 200 and len(spooled(spool_dir)) == 1
+    assert SignedWebhook.objects.count() == 1
+
+    # Vonage's retry of the very same request is taken (and recorded once, below)...
+    retried = client.post("/event", body, content_type="application/json", headers=headers)
+    assert retried.status_code == 200 and len(spooled(spool_dir)) == 2
+    # ...but the captured token on another request is refused as a replay, and not kept.
+    replayed = client.post("/event?event=again", body, content_type="application/json", headers=headers)
+
+    assert (replayed.status_code, replayed.json()["detail"]) == (401, replay.REPLAY_REFUSED)
+    assert len(spooled(spool_dir)) == 2 and CallEvent.objects.count() == 0
+    # Unsigned, in production, it never reaches the spool (refused as every unsigned event).
+    assert post(client, "/event", event, sign=False).status_code == 503
+    assert len(spooled(spool_dir)) == 2
+    assert spool.replay() == 1 and CallEvent.objects.count() == 1  # unmatched: no call here
+
+
+@pytest.mark.parametrize("conversation", ["../../escaped", "CON-1/../../escaped", "", "x" * 65])
+def test_a_conversation_id_that_is_not_vonages_is_never_a_marker_path(
+    client: Client, number: TrackingNumber, vonage: VonageRecorder, spool_dir: Path, tmp_path: Path, conversation: str
+) -> None:
+    answer = client.get("/answer_inbound", {**CALLER, "conversation_uuid": conversation}, **arrived(3.2))
+
+    assert answer.status_code in (200, 400)
+    assert not (tmp_path / "escaped").exists()
+    markers = spool_dir / overload.SHED_MARKERS
+    assert not markers.exists() or list(markers.iterdir()) == []
+    assert not overload.conversation_shed(conversation)
 
 
 @pytest.mark.parametrize("waited", [None, 1.0])
