@@ -6,7 +6,8 @@ Where to look, by concern (each module's docstring says more):
   (``views``: verify, parse, dispatch; ``auth``, ``signatures``, ``replay``: Vonage's
   signature, one request per token; ``callback_urls``: our own signed URL parameters;
   ``serializers`` and ``openapi``: what Vonage may send; ``spool``: what they received while
-  the database was away), routed by ``urls``.
+  the database was away, or shed; ``overload``: answers and their events shed past capacity),
+  routed by ``urls``.
 - **The call's state machine**: ``services`` (a call answered), ``call_flow`` (what happens
   next: the next agent, the fallback, press 1, hang-ups), ``agent_dispatch`` (the agent
   call off the answer path, the caller's checkpoint), ``pacing`` (the account's calls per
