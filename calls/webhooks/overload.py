@@ -98,11 +98,18 @@ def conversation_shed_mark(conversation_uuid: str) -> None:
 def conversation_shed(conversation_uuid: str) -> bool:
     """Whether this conversation's caller was shed and is not recorded yet."""
     marker = _marker(conversation_uuid)
-    return marker is not None and marker.exists()
+    try:
+        return marker is not None and marker.exists()
+    except OSError:  # unreadable: recorded as it comes
+        return False
 
 
 def conversation_shed_forget(conversation_uuid: str) -> None:
     """The shed call is recorded: its later events are recorded as they come."""
     marker = _marker(conversation_uuid)
-    if marker is not None:
+    if marker is None:
+        return
+    try:
         marker.unlink(missing_ok=True)
+    except OSError:  # no such directory, or no spool at all: nothing to forget
+        pass

@@ -202,6 +202,8 @@ class AnswerInboundView(AnswerWebhook):
                 logger.warning("answer_inbound.shed uuid=%s: %s", fields["uuid"], shed)
                 overload.conversation_shed_mark(fields["conversation_uuid"])
                 return Response(ncco)
+        # Vonage's retry of a shed answer, answered in full: its events drive this call now.
+        overload.conversation_shed_forget(fields["conversation_uuid"])
         try:
             ncco = services.call_answer_inbound(
                 uuid=fields["uuid"],

@@ -118,6 +118,22 @@ def test_a_shed_callers_events_are_spooled_until_the_call_is_recorded_then_recor
     assert CallEvent.objects.filter(call=call).count() == 5 and spooled(spool_dir) == []
 
 
+def test_a_retry_of_a_shed_answer_answered_in_full_has_its_events_recorded_as_they_come(
+    client: Client, number: TrackingNumber, vonage: VonageRecorder, spool_dir: Path
+) -> None:
+    """Vonage retried the shed answer and this time it came in time: a call with its agent
+    call, whose caller's hang-up must reach the flow now, not at the next reconcile."""
+    client.get("/answer_inbound", CALLER, **arrived(3.2))
+    retry = client.get("/answer_inbound", CALLER, **arrived(0.2))
+    assert retry.json()[-1]["action"] != "connect" and len(vonage.placed) == 1
+
+    left = {"uuid": CALLER["uuid"], "conversation_uuid": CONVERSATION, "status": "completed"}
+    assert post_json(client, "/event", left).status_code == 200
+
+    assert CallEvent.objects.filter(call=Call.objects.get(), status="completed").count() == 1
+    assert [each["route"] for each in spooled(spool_dir)] == ["answer_inbound"]
+
+
 def test_an_event_of_a_caller_answered_in_full_is_recorded_as_it_comes(
     client: Client, number: TrackingNumber, vonage: VonageRecorder, spool_dir: Path
 ) -> None:
