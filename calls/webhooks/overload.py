@@ -111,5 +111,5 @@ def conversation_shed_forget(conversation_uuid: str) -> None:
         return
     try:
         marker.unlink(missing_ok=True)
-    except OSError:  # no such directory, or no spool at all: nothing to forget
+    except OSError:  # the spool's path is not a directory: nothing was marked there
         pass
