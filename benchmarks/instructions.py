@@ -63,6 +63,11 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=20, help="calls counted, after --warm-up calls")
     parser.add_argument("--warm-up", type=int, default=5)
     parser.add_argument("--database", default="callwhisper_instructions")
+    parser.add_argument(
+        "--log-level",
+        default="WARNING",
+        help="the app's LOG_LEVEL (production's default is INFO: a line per stored event; the log goes to a file)",
+    )
     parser.add_argument("--inner", metavar="LIBRARY", help=argparse.SUPPRESS)  # run under valgrind
     args = parser.parse_args()
     if args.inner:
@@ -105,10 +110,16 @@ def _counted_run(args: argparse.Namespace, work: Path) -> dict[str, list[int]]:
         str(args.warm_up),
         "--database",
         args.database,
+        "--log-level",
+        args.log_level,
     ]
-    run = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
+    # Its stderr (valgrind's messages, and the app's log lines) to a file, as a server's log goes.
+    errors = work / "stderr.txt"
+    with errors.open("w") as stderr:
+        run = subprocess.run(command, stdout=subprocess.PIPE, stderr=stderr, text=True, check=False)  # noqa: S603
     if run.returncode != 0:
-        raise RuntimeError(f"the counted run failed ({run.returncode}):\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}")
+        tail = errors.read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"the counted run failed ({run.returncode}):\n{run.stdout[-3000:]}\n{tail}")
     return _dumps_read(work)
 
 
@@ -154,7 +165,7 @@ def _inner(args: argparse.Namespace, library: Path) -> int:
     from benchmarks.webhook_cpu import app_in_process
 
     markers = ctypes.CDLL(str(library))
-    app = app_in_process(load.database_url(args.database))
+    app = app_in_process(load.database_url(args.database), LOG_LEVEL=args.log_level)
 
     def counted_as(prefix: str) -> Callable[[str], AbstractContextManager[None]]:
         @contextmanager

@@ -251,10 +251,11 @@ def _backend_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def app_in_process(database_url: str) -> App:
+def app_in_process(database_url: str, **extra: str) -> App:
     """The WSGI application in this process on ``database_url``, production settings, the
-    agent call placed inline (recorded, not sent), driven as Vonage drives it."""
-    load.django_in_process(database_url, AGENT_CALL_DISPATCH="inline")
+    agent call placed inline (recorded, not sent), driven as Vonage drives it; ``extra``
+    settings (environment variables) on top."""
+    load.django_in_process(database_url, AGENT_CALL_DISPATCH="inline", **extra)
     from django.test import RequestFactory
 
     from whisper_project.wsgi import application

@@ -114,6 +114,19 @@ def test_the_sdks_debug_lines_and_our_own_carry_no_secret(
     assert "ValueError: bad signature with [redacted]" in output  # the traceback too
 
 
+@pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")  # only its password is read here
+def test_a_secret_changed_after_lines_were_logged_is_redacted_at_once(settings: Settings) -> None:
+    # The secret settings are read once and kept (a line is logged on every event); a
+    # changed one must not slip through with the old values kept.
+    settings.VONAGE_SIGNATURE_SECRET = "the-first-signature-secret-0001"
+    assert redact("a the-first-signature-secret-0001 b") == "a [redacted] b"
+    settings.VONAGE_SIGNATURE_SECRET = "the-second-signature-secret-0002"
+    assert redact("a the-second-signature-secret-0002 b") == "a [redacted] b"
+    default = {**settings.DATABASES["default"], "PASSWORD": "db-pass-0003"}
+    settings.DATABASES = {**settings.DATABASES, "default": default}
+    assert redact("password db-pass-0003") == "password [redacted]"
+
+
 def test_redact_leaves_ordinary_lines_alone(secrets: dict[str, str]) -> None:
     line = "event.stored call=12 uuid=63f61863-4a51-4f6b-86e1-46edebcf9356 kind=status status=completed"
     assert redact(line) == line
