@@ -56,6 +56,7 @@ void counters_zero(void) { CALLGRIND_ZERO_STATS; }
 void counters_dump(const char *name) { CALLGRIND_DUMP_STATS_AT(name); }
 """
 WEBHOOKS = ("answer_inbound (with the agent call)", "checkpoint", "answer_outbound", "event")
+SHED = ("shed answer", "shed event")
 
 
 def main() -> int:
@@ -67,6 +68,12 @@ def main() -> int:
         "--log-level",
         default="WARNING",
         help="the app's LOG_LEVEL (production's default is INFO: a line per stored event; the log goes to a file)",
+    )
+    parser.add_argument(
+        "--shed",
+        action="store_true",
+        help="also count shed calls (calls/webhooks/overload.py: an answer that waited 2 s in the queue, and its "
+        "8 events, all kept in the spool), as many as --calls, each after a served call",
     )
     parser.add_argument("--inner", metavar="LIBRARY", help=argparse.SUPPRESS)  # run under valgrind
     args = parser.parse_args()
@@ -112,6 +119,7 @@ def _counted_run(args: argparse.Namespace, work: Path) -> dict[str, list[int]]:
         args.database,
         "--log-level",
         args.log_level,
+        *(["--shed"] if args.shed else []),
     ]
     # Its stderr (valgrind's messages, and the app's log lines) to a file, as a server's log goes.
     errors = work / "stderr.txt"
@@ -135,8 +143,8 @@ def _dumps_read(work: Path) -> dict[str, list[int]]:
         total = re.search(r"^(?:summary|totals): (\d+)", text, re.MULTILINE)
         if not (trigger and total) or trigger.group(1).startswith("warm-up:"):
             continue
-        if trigger.group(1) == "call-end":
-            counts["call"].append(call)
+        if trigger.group(1) in ("call-end", "shed-call-end"):
+            counts["call" if trigger.group(1) == "call-end" else "shed call"].append(call)
             call = 0
             continue
         counts[trigger.group(1)].append(int(total.group(1)))
@@ -156,6 +164,15 @@ def _report(counts: dict[str, list[int]], args: argparse.Namespace) -> None:
     calls = counts.get("call", [])
     median_call = statistics.median(calls) / 1e6 if calls else float("nan")
     print(f"  {'complete call (11 requests)':48s} {median_call:8.2f}   ({len(calls)} calls)")
+    if not args.shed:
+        return
+    for name in SHED:
+        values = counts.get(name, [])
+        each = statistics.median(values) / 1e6 if values else float("nan")
+        print(f"  {name + ' per request':48s} {each:8.2f}   ({len(values)} requests)")
+    shed = counts.get("shed call", [])
+    median_shed = statistics.median(shed) / 1e6 if shed else float("nan")
+    print(f"  {'shed call (9 requests)':48s} {median_shed:8.2f}   ({len(shed)} calls)")
 
 
 # --- under valgrind ----------------------------------------------------------------------
@@ -165,7 +182,8 @@ def _inner(args: argparse.Namespace, library: Path) -> int:
     from benchmarks.webhook_cpu import app_in_process
 
     markers = ctypes.CDLL(str(library))
-    app = app_in_process(load.database_url(args.database), LOG_LEVEL=args.log_level)
+    spool = tempfile.mkdtemp(prefix="instructions-spool-")  # removed with the database's run
+    app = app_in_process(load.database_url(args.database), LOG_LEVEL=args.log_level, WEBHOOK_SPOOL_DIR=spool)
 
     def counted_as(prefix: str) -> Callable[[str], AbstractContextManager[None]]:
         @contextmanager
@@ -179,11 +197,18 @@ def _inner(args: argparse.Namespace, library: Path) -> int:
     app.counted = counted_as("warm-up:")
     for _ in range(args.warm_up):
         app.call()
+        if args.shed:
+            app.shed_call()
     app.counted = counted_as("")
     for _ in range(args.calls):
         app.call()
         markers.counters_zero()
         markers.counters_dump(b"call-end")
+        if args.shed:
+            app.shed_call()
+            markers.counters_zero()
+            markers.counters_dump(b"shed-call-end")
+    shutil.rmtree(spool)
     return 0
 
 

@@ -255,7 +255,9 @@ def app_in_process(database_url: str, **extra: str) -> App:
     """The WSGI application in this process on ``database_url``, production settings, the
     agent call placed inline (recorded, not sent), driven as Vonage drives it; ``extra``
     settings (environment variables) on top."""
-    load.django_in_process(database_url, AGENT_CALL_DISPATCH="inline", **extra)
+    # One connection throughout: production's CONN_MAX_AGE (60 s) would reconnect inside a
+    # measured request now and then, and under valgrind (instructions.py) every minute.
+    load.django_in_process(database_url, AGENT_CALL_DISPATCH="inline", **{"CONN_MAX_AGE": "3600", **extra})
     from django.test import RequestFactory
 
     from whisper_project.wsgi import application
@@ -276,10 +278,12 @@ class App:
         # (benchmarks/instructions.py counts instructions in it).
         self.counted: Callable[[str], AbstractContextManager[None]] = lambda name: nullcontext()
 
-    def request(self, name: str, method: str, path: str, payload: Any = None) -> Any:
+    def request(
+        self, name: str, method: str, path: str, payload: Any = None, *, headers: dict[str, str] | None = None
+    ) -> Any:
         # Signed as Vonage signs (outside the measured time): the server checks it.
         body = b"" if method == "GET" else json.dumps(payload).encode()
-        headers = {"Authorization": load.vonage_authorization(body)}
+        headers = {**(headers or {}), "Authorization": load.vonage_authorization(body)}
         if method == "GET":
             request = self.factory.get(path, headers=headers)
         else:
@@ -347,13 +351,54 @@ class App:
         self.event(agent, "outbound", "completed", at=hung_up, since=answered)
         self.event(caller, "inbound", "completed", at=hung_up + timedelta(seconds=1), since=T0)
 
-    def event(self, leg: str, direction: str, status: str, *, at: datetime, since: datetime | None = None) -> None:
+    def shed_call(self) -> None:
+        """A call whose answer waited past ``ANSWER_SHED_AFTER_SECONDS`` in the server's
+        queue (calls/webhooks/overload.py; the app needs ``WEBHOOK_SPOOL_DIR``): the
+        caller is connected to the call centre directly, and Vonage's four events of each
+        leg, the caller's and the one Vonage connects in the same conversation, are kept
+        in the spool as the answer was. In the order ``benchmarks/calls.py`` sends them."""
+        caller, direct = str(uuid_lib.uuid4()), str(uuid_lib.uuid4())
+        conversation = f"CON-{uuid_lib.uuid4()}"
+        fields = {"to": load.CAMPAIGN_NUMBER, "from": "447946000123", "uuid": caller, "conversation_uuid": conversation}
+        # As nginx stamps it (deploy/nginx.conf): the request arrived 2 s ago.
+        waited = {"X-Request-Start": f"t={time.time() - 2:.3f}"}
+        ncco = self.request("shed answer", "GET", f"/answer_inbound?{urlencode(fields)}", headers=waited)
+        if "notify" in (action["action"] for action in ncco):  # the full answer's checkpoint
+            raise RuntimeError(f"the answer was not shed: {ncco}")
+        answered, hung_up = T0 + timedelta(seconds=7), T0 + timedelta(seconds=67)
+        for status in ("started", "ringing", "answered"):
+            self.event(caller, "inbound", status, at=T0, conversation=conversation, name="shed event")
+        for status in ("started", "ringing"):
+            self.event(
+                direct, "outbound", status, at=T0 + timedelta(seconds=1), conversation=conversation, name="shed event"
+            )
+        self.event(direct, "outbound", "answered", at=answered, conversation=conversation, name="shed event")
+        self.event(
+            direct, "outbound", "completed", at=hung_up, since=answered, conversation=conversation, name="shed event"
+        )
+        self.event(caller, "inbound", "completed", at=hung_up, since=T0, conversation=conversation, name="shed event")
+
+    def event(
+        self,
+        leg: str,
+        direction: str,
+        status: str,
+        *,
+        at: datetime,
+        since: datetime | None = None,
+        conversation: str | None = None,
+        name: str = "event",
+    ) -> None:
         event = {"uuid": leg, "status": status, "direction": direction, "timestamp": load.vonage_time(at)}
+        if conversation is not None:
+            event["conversation_uuid"] = conversation
         if since is not None:
             seconds = str(round((at - since).total_seconds()))
             times = {"start_time": load.vonage_time(since), "end_time": load.vonage_time(at)}
             event.update(duration=seconds, price="0.01", rate="0.01", **times)
-        self.request("event", "POST", "/event", event)
+        receipt = self.request(name, "POST", "/event", event)
+        if name == "shed event" and receipt != {"stored": True, "kind": "status"}:
+            raise RuntimeError(f"the shed call's event was not spooled: {receipt}")
 
 
 if __name__ == "__main__":

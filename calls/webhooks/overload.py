@@ -26,10 +26,10 @@ comes. A marker is a hint, never a record: lost, its events are recorded as they
 """
 
 import logging
+import os
 import re
 import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -74,34 +74,36 @@ def shed_reason(meta: Mapping[str, Any]) -> str | None:
     return f"Answered after {waited:.1f} s in the server's queue (overloaded): connected directly, recorded afterwards."
 
 
-def _marker(conversation_uuid: str) -> Path | None:
+def _marker(conversation_uuid: str) -> str | None:
+    # os.path, not pathlib: this runs on every status event and every full answer.
     directory = settings.WEBHOOK_SPOOL_DIR
     if not directory or not _MARKABLE.fullmatch(conversation_uuid):
         return None
-    return Path(directory) / SHED_MARKERS / conversation_uuid
+    return os.path.join(directory, SHED_MARKERS, conversation_uuid)
 
 
-def conversation_shed_mark(conversation_uuid: str) -> None:
-    """Remember that this conversation's caller was shed: its events are spooled too."""
+def conversation_shed_mark(conversation_uuid: str) -> bool:
+    """Remember that this conversation's caller was shed: its events are spooled too.
+    False when it cannot be marked (not Vonage's kind of id, or the disk refused)."""
     marker = _marker(conversation_uuid)
     if marker is None:
-        return
+        return False
     try:
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.touch()
+        os.makedirs(os.path.dirname(marker), exist_ok=True)
+        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT, 0o600))
     except OSError:
         logger.exception(
             "overload.mark_failed conversation=%s: its events are recorded as they come", conversation_uuid
         )
+        return False
+    return True
 
 
 def conversation_shed(conversation_uuid: str) -> bool:
-    """Whether this conversation's caller was shed and is not recorded yet."""
+    """Whether this conversation's caller was shed and is not recorded yet (a marker that
+    cannot be read counts as none: its events are recorded as they come)."""
     marker = _marker(conversation_uuid)
-    try:
-        return marker is not None and marker.exists()
-    except OSError:  # unreadable: recorded as it comes
-        return False
+    return marker is not None and os.path.exists(marker)
 
 
 def conversation_shed_forget(conversation_uuid: str) -> None:
@@ -110,6 +112,6 @@ def conversation_shed_forget(conversation_uuid: str) -> None:
     if marker is None:
         return
     try:
-        marker.unlink(missing_ok=True)
-    except OSError:  # the spool's path is not a directory: nothing was marked there
+        os.unlink(marker)
+    except OSError:  # not marked; or the spool's path is not a directory: nothing was marked there
         pass

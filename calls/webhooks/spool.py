@@ -40,12 +40,19 @@ CALLER_ANSWER, AGENT_ANSWER, EVENT, CHECKPOINT = "answer_inbound", "answer_outbo
 
 
 def write(
-    *, route: str, payload: dict[str, Any], query: dict[str, Any], answered: Any = None, reason: str = ""
+    *,
+    route: str,
+    payload: dict[str, Any],
+    query: dict[str, Any],
+    answered: Any = None,
+    reason: str = "",
+    level: int = logging.WARNING,
 ) -> bool:
     """Append one received request to this process's spool file; False when there is
     no spool or it could not be written (logged: the request is then lost, as before).
     ``reason``: why it was answered without the database, when not an outage (a shed
-    answer, calls/webhooks/overload.py); the call's record says it."""
+    answer, calls/webhooks/overload.py); the call's record says it. ``level``: of the
+    line saying it was kept (a shed caller's events: DEBUG, its answer said so once)."""
     directory = settings.WEBHOOK_SPOOL_DIR
     if not directory:
         return False
@@ -59,14 +66,18 @@ def write(
     if reason:
         record["reason"] = reason
     line = (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode()
-    path = Path(directory) / f"{socket.gethostname()}-{os.getpid()}{SUFFIX}"
+    path = os.path.join(directory, f"{socket.gethostname()}-{os.getpid()}{SUFFIX}")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _append(path, line)
+        try:
+            _append(path, line)
+        except FileNotFoundError:  # the first write: no directory yet
+            os.makedirs(directory, exist_ok=True)
+            _append(path, line)
     except OSError:
         logger.exception("spool.write_failed route=%s uuid=%s", route, payload.get("uuid"))
         return False
-    logger.warning(
+    logger.log(
+        level,
         "spool.written route=%s uuid=%s: to be recorded by reconcile_calls%s",
         route,
         payload.get("uuid"),
@@ -75,7 +86,7 @@ def write(
     return True
 
 
-def _append(path: Path, line: bytes) -> None:
+def _append(path: str, line: bytes) -> None:
     while True:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:

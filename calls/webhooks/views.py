@@ -199,8 +199,14 @@ class AnswerInboundView(AnswerWebhook):
             # Kept for reconcile_calls to record; if it cannot be kept (no spool, or a
             # failed write), the caller is answered in full instead: late rather than lost.
             if spool.write(route=spool.CALLER_ANSWER, payload=self.payload, query={}, answered=ncco, reason=shed):
-                logger.warning("answer_inbound.shed uuid=%s: %s", fields["uuid"], shed)
-                overload.conversation_shed_mark(fields["conversation_uuid"])
+                marked = overload.conversation_shed_mark(fields["conversation_uuid"])
+                logger.warning(
+                    "answer_inbound.shed uuid=%s conversation=%s: %s %s",
+                    fields["uuid"],
+                    fields["conversation_uuid"],
+                    shed,
+                    "Its events are kept in the spool too." if marked else "Its events are recorded as they come.",
+                )
                 return Response(ncco)
         # Vonage's retry of a shed answer, answered in full: its events drive this call now.
         overload.conversation_shed_forget(fields["conversation_uuid"])
@@ -516,7 +522,9 @@ class EventView(VonageWebhook):
             return False
         if self.admission is not None:
             signature_admit(request.path, self.admission)
-        return spool.write(route=spool.EVENT, payload=data, query=self.callback, reason="its caller was shed")
+        return spool.write(
+            route=spool.EVENT, payload=data, query=self.callback, reason="its caller was shed", level=logging.DEBUG
+        )
 
     def checkpoint(self, call_id: int | None, data: dict[str, Any]) -> Response:
         """The caller's ``notify`` after the greeting: 204 (an empty answer) lets Vonage
