@@ -5,6 +5,8 @@ Usage (PostgreSQL on 127.0.0.1:5432, trust auth for ``postgres``; valgrind and g
 
     .venv/bin/python benchmarks/instructions.py               # 20 calls after 5 to warm up
     .venv/bin/python benchmarks/instructions.py --calls 40
+    .venv/bin/python benchmarks/instructions.py --log-level INFO   # production's log level
+    .venv/bin/python benchmarks/instructions.py --shed        # and as many calls shed under overload
 
 CPU time per request (``benchmarks/webhook_cpu.py``) moves with whatever else the two
 cores run: on these shared machines the same code measured 16.45 ms of Python a call on
@@ -25,6 +27,14 @@ the webhook's name. Printed: the median instructions per request of each webhook
 of a call's 11 requests summed (the median call). Python's instructions only: the
 PostgreSQL server's work is in ``webhook_cpu.py``'s figures. Without valgrind or gcc
 (or ``valgrind/callgrind.h``) it prints ``skipped: …`` and exits 0.
+
+The app logs at WARNING unless ``--log-level`` says otherwise (until 2026-12-08 always):
+at production's INFO a call writes 13 lines more, to a file as a server's log would go.
+``--shed`` follows each counted call with one shed under overload (its answer stamped as
+having waited 2 s in the queue: ``calls/webhooks/overload.py``), the caller put through
+directly and its 8 events kept in the spool (``WEBHOOK_SPOOL_DIR``, set for every run
+since 2026-12-08): past capacity most calls are such calls, so what they cost decides how
+many callers the rest of the machine serves in full.
 """
 
 from __future__ import annotations

@@ -198,10 +198,19 @@ class AnswerInboundView(AnswerWebhook):
             ncco = services.safe_default_ncco(to=fields["to"])
             # Kept for reconcile_calls to record; if it cannot be kept (no spool, or a
             # failed write), the caller is answered in full instead: late rather than lost.
-            if spool.write(route=spool.CALLER_ANSWER, payload=self.payload, query={}, answered=ncco, reason=shed):
+            # Its one warning is the one below (DEBUG for the spool's own line).
+            kept = spool.write(
+                route=spool.CALLER_ANSWER,
+                payload=self.payload,
+                query={},
+                answered=ncco,
+                reason=shed,
+                level=logging.DEBUG,
+            )
+            if kept:
                 marked = overload.conversation_shed_mark(fields["conversation_uuid"])
                 logger.warning(
-                    "answer_inbound.shed uuid=%s conversation=%s: %s %s",
+                    "answer_inbound.shed uuid=%s conversation=%s: %s Kept in the spool for reconcile_calls. %s",
                     fields["uuid"],
                     fields["conversation_uuid"],
                     shed,

@@ -123,19 +123,18 @@ def test_a_shed_call_warns_once_not_once_per_event(
 ) -> None:
     """Past capacity every caller is shed and each has eight events: a warning apiece was
     thousands of lines a minute, and a tenth of what a shed event cost. The answer's one
-    warning says where its events go; each event is kept at DEBUG."""
+    warning says where it and its events go; the spool's own lines are DEBUG."""
     caplog.set_level("DEBUG", logger="calls")
     client.get("/answer_inbound", CALLER, **arrived(3.2))
     for status in ("started", "ringing", "answered"):
         assert post_json(client, "/event", connect_leg_event(status)).json() == {"stored": True, "kind": "status"}
 
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and r.name.startswith("calls")]
-    assert len(warnings) == 2, warnings
-    assert warnings[0].startswith(f"spool.written route=answer_inbound uuid={CALLER['uuid']}")
-    assert warnings[1].startswith(f"answer_inbound.shed uuid={CALLER['uuid']} conversation={CONVERSATION}: ")
-    assert warnings[1].endswith("Its events are kept in the spool too.")
-    kept = [r for r in caplog.records if r.getMessage().startswith("spool.written route=event")]
-    assert [r.levelname for r in kept] == ["DEBUG"] * 3 and len(spooled(spool_dir)) == 4
+    [shed] = warnings
+    assert shed.startswith(f"answer_inbound.shed uuid={CALLER['uuid']} conversation={CONVERSATION}: Answered after ")
+    assert shed.endswith("Kept in the spool for reconcile_calls. Its events are kept in the spool too.")
+    kept = [r for r in caplog.records if r.getMessage().startswith("spool.written")]
+    assert [r.levelname for r in kept] == ["DEBUG"] * 4 and len(spooled(spool_dir)) == 4
 
 
 def test_a_shed_answer_whose_conversation_cannot_be_marked_says_its_events_are_recorded_as_they_come(
