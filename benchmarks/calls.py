@@ -90,6 +90,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import shutil
 import statistics
@@ -674,7 +675,10 @@ def _report_rates(args: argparse.Namespace, run: Run) -> None:
 def _report_latencies(run: Run, ceiling: Run | None) -> None:
     """Client-side latencies; then, from instrumented servers, the app's own time (WSGI entry
     to response start): what the client measured beyond it is gunicorn's queueing, the
-    network and the driver's own delays."""
+    network and the driver's own delays. Then the server's own timing of each answer, from
+    the request's ``X-Request-Start`` stamp to the response's start: the queue and the app,
+    without the driver's delay in reading the response (on two shared cores, most of the
+    client's figure past capacity)."""
     print(
         f"{'webhook':<16}{'requests':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}"
         f"{'| in app p50':>13}{'p99':>7}{'max':>7}"
@@ -693,6 +697,19 @@ def _report_latencies(run: Run, ceiling: Run | None) -> None:
                 else ""
             )
         )
+    stamped = {
+        name: [r.stamped_seconds for r in run.reports(name) if not math.isnan(r.stamped_seconds)]
+        for name in load.WEBHOOKS
+    }
+    if not any(stamped.values()):
+        return
+    print("as the server timed it, from the X-Request-Start stamp to the answer's start (queue and app):")
+    for name, values in stamped.items():
+        if values:
+            print(
+                f"{name:<16}{len(values):>9}{_ms(load.percentile(values, 0.50)):>9}"
+                f"{_ms(load.percentile(values, 0.95)):>9}{_ms(load.percentile(values, 0.99)):>9}{_ms(max(values)):>9}"
+            )
 
 
 def _median_max(values: list[int]) -> str:

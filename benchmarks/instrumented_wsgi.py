@@ -24,9 +24,12 @@ on the raw connection too.
 
 What a thread does while serving a request is reported on the response:
 ``X-Benchmark-Queries`` (statements), ``X-Benchmark-Health-Checks``,
-``X-Benchmark-Transactions``; and ``X-Benchmark-App-Ms``, the time from this module's
+``X-Benchmark-Transactions``; ``X-Benchmark-App-Ms``, the time from this module's
 entry to the response's start (the app's own time: not gunicorn's queueing, not the
-network, not the client's), so a client can tell its own delays from the server's.
+network, not the client's), so a client can tell its own delays from the server's; and
+``X-Benchmark-Stamped-Ms``, the time from the request's ``X-Request-Start`` stamp (a
+proxy's, or here the load generator's as it sends) to the response's start: the queue
+and the app, as the edge in front of the servers would time the answer.
 
 What threads do outside any request (work handed to a background thread), and what a
 request thread does after its response was started (``request_finished``), are added up
@@ -48,7 +51,8 @@ from typing import Any
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 
-from benchmarks.load import APP_MS_HEADER, HEALTH_CHECKS_HEADER, QUERIES_HEADER, TRANSACTIONS_HEADER
+from benchmarks.load import APP_MS_HEADER, HEALTH_CHECKS_HEADER, QUERIES_HEADER, STAMPED_MS_HEADER, TRANSACTIONS_HEADER
+from calls.webhooks.overload import queued_seconds
 from whisper_project.wsgi import application as _django_application
 
 KINDS = ("statements", "health_checks", "transactions")
@@ -107,6 +111,7 @@ def _outside_write() -> None:
 
 def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
     entered = time.perf_counter()
+    waited = queued_seconds(environ)  # the stamp's age as the request reaches the app
     counts: Counts = [0, 0, 0]
     _local.counts = counts
     _local.served = True
@@ -120,6 +125,8 @@ def application(environ: dict[str, Any], start_response: StartResponse) -> Itera
             (TRANSACTIONS_HEADER, str(counts[2])),
             (APP_MS_HEADER, f"{(time.perf_counter() - entered) * 1000:.3f}"),
         ]
+        if waited is not None:
+            headers.append((STAMPED_MS_HEADER, f"{(waited + time.perf_counter() - entered) * 1000:.3f}"))
         return start_response(status, headers, *args)
 
     try:

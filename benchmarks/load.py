@@ -58,6 +58,10 @@ QUERIES_HEADER = "X-Benchmark-Queries"
 HEALTH_CHECKS_HEADER = "X-Benchmark-Health-Checks"
 TRANSACTIONS_HEADER = "X-Benchmark-Transactions"
 APP_MS_HEADER = "X-Benchmark-App-Ms"
+# From the X-Request-Start stamp (as a proxy puts it on a request arriving) to the response's
+# start, on the server's clock: how long the answer took as the edge would see it, without
+# the load generator's own delays in reading it.
+STAMPED_MS_HEADER = "X-Benchmark-Stamped-Ms"
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------
@@ -584,6 +588,8 @@ class ServerReport:
     health_checks: int
     transactions: int
     app_seconds: float  # from the WSGI entry to the response's start, in the server
+    # From the request's X-Request-Start stamp to the response's start (nan without one).
+    stamped_seconds: float = float("nan")
 
 
 @dataclass(frozen=True)
@@ -603,6 +609,7 @@ def _server_report(response: http.client.HTTPResponse) -> ServerReport | None:
         health_checks=int(response.getheader(HEALTH_CHECKS_HEADER) or 0),
         transactions=int(response.getheader(TRANSACTIONS_HEADER) or 0),
         app_seconds=float(response.getheader(APP_MS_HEADER) or "nan") / 1000,
+        stamped_seconds=float(response.getheader(STAMPED_MS_HEADER) or "nan") / 1000,
     )
 
 
