@@ -47,6 +47,13 @@ Printed:
 - p50/p95/p99/max per webhook as the client measured them and, from the instrumented
   servers' ``X-Benchmark-App-Ms``, the app's own time (WSGI entry to response start)
   p50/p99/max: the difference is gunicorn's queueing, the network and the driver's delays;
+  then, from ``X-Benchmark-Stamped-Ms``, the server's own timing of each answer from the
+  request's ``X-Request-Start`` stamp (the driver's, as nginx would put it) to the response's
+  start, and how many of each webhook took longer than Vonage waits for it (5 s for an
+  answer, 10 s for an event). Each driver thread plays one call a request at a time, so
+  with every thread busy (``late starts``) the load is a closed loop: the servers' queue
+  cannot grow past the thread count, and past capacity the latencies are smaller than
+  Vonage's open arrivals would make them (``--talk-seconds`` raises the thread count);
 - errors (non-2xx, exceptions, and arrivals the driver never started: 60 s after the last
   arrival it gives up those not yet started and waits for the calls under way);
 - server CPU ms per complete call (utime+stime of gunicorn masters and workers, from
@@ -210,6 +217,10 @@ class App:
         for server in self.servers:
             load.server_stop(server)
 
+
+# How long Vonage waits for each webhook's response before it gives up on it (VONAGE.md:
+# 5 s for an answer, a 10-s socket timeout for events, the checkpoint's notify included).
+VONAGE_WAITS = {"answer_inbound": 5.0, "answer_outbound": 5.0, "checkpoint": 10.0, "event": 10.0}
 
 # benchmarks/ceiling_wsgi.py: bare Django views, the ceiling; ready once it answers.
 CEILING_APP = "benchmarks.ceiling_wsgi"
@@ -670,6 +681,15 @@ def _report_rates(args: argparse.Namespace, run: Run) -> None:
         f"peak calls in progress at once: {run.peak_in_flight}; "
         f"keep-alive reconnects: {run.reconnects}"
     )
+    if run.late_pool_full:
+        # Each driver thread plays one call, one request at a time: with all of them busy,
+        # no more requests are in flight, whatever the arrivals. Vonage's are not so held.
+        print(
+            f"  with all {run.pool_size} driver threads busy the load is a closed loop: at most "
+            f"{run.pool_size} requests wait in the servers' queue, so past capacity the queue and "
+            "the latencies below are smaller than open arrivals would make them (--talk-seconds "
+            "raises the thread count: rate x (10 + talk seconds), at most 2000)"
+        )
 
 
 def _report_latencies(run: Run, ceiling: Run | None) -> None:
@@ -710,6 +730,13 @@ def _report_latencies(run: Run, ceiling: Run | None) -> None:
                 f"{name:<16}{len(values):>9}{_ms(load.percentile(values, 0.50)):>9}"
                 f"{_ms(load.percentile(values, 0.95)):>9}{_ms(load.percentile(values, 0.99)):>9}{_ms(max(values)):>9}"
             )
+    late = {name: sum(v > VONAGE_WAITS[name] for v in values) for name, values in stamped.items() if values}
+    budgets = ", ".join(f"{name} {VONAGE_WAITS[name]:g} s" for name in late)
+    if any(late.values()):
+        counts = ", ".join(f"{name} {n} of {len(stamped[name])}" for name, n in late.items() if n)
+        print(f"PAST VONAGE'S TIMEOUT (server-timed; {budgets}): {counts}")
+    else:
+        print(f"every request answered within Vonage's timeout (server-timed; {budgets})")
 
 
 def _median_max(values: list[int]) -> str:
