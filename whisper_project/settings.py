@@ -304,9 +304,10 @@ WEBHOOK_SPOOL_DIR = env.str("WEBHOOK_SPOOL_DIR", default="")
 # A caller's answer that waited longer than this in the server's queue (X-Request-Start,
 # stamped by the proxy) is answered at once with the call centre, directly, and spooled for
 # reconcile_calls to record (calls/webhooks/overload.py); 0 turns shedding off. Needs
-# WEBHOOK_SPOOL_DIR: without it nothing is shed. 1 s: the queue then holds at about a
-# second, so the answers that are not shed (an agent's, a checkpoint) wait no longer than
-# that either, well inside Vonage's 5 s (README, "Performance and scaling").
+# WEBHOOK_SPOOL_DIR: without it nothing is shed. 1 s: while the shed calls are within what
+# the servers serve, the queue holds near a second, so the answers that are not shed (an
+# agent's, a checkpoint) wait about that long too, well inside Vonage's 5 s; past that, the
+# queue grows anyway (README, "Performance and scaling", "Targets not met").
 ANSWER_SHED_AFTER_SECONDS = env.float("ANSWER_SHED_AFTER_SECONDS", default=1.0)
 
 # Days a caller's number is kept; `manage.py purge_calls` redacts (or deletes) older calls.
