@@ -7,7 +7,9 @@ that already waited ``ANSWER_SHED_AFTER_SECONDS`` when the application sees it i
 answered at once with the cheap, valid answer (the caller connected to the call centre
 directly, as when the database is down) and kept in the spool (``calls/webhooks/spool.py``)
 for ``reconcile_calls`` to record, marked as shed: the answers behind it catch up instead
-of the queue growing.
+of the queue growing, as long as the shed calls themselves are within what the servers
+serve. Past that the queue grows anyway, answers and events alike (one queue, in front of
+the app): README, "Targets not met".
 
 How long it waited is what the proxy in front stamped on it when it arrived:
 ``X-Request-Start: t=<seconds since the epoch>`` (nginx's ``$msec``, as deploy/nginx.conf
