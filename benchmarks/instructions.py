@@ -167,22 +167,15 @@ def _report(counts: dict[str, list[int]], args: argparse.Namespace) -> None:
         f"instructions (callgrind; Python's only, not PostgreSQL's), {args.calls} calls after {args.warm_up} "
         "to warm up: the median, in millions"
     )
-    for name in WEBHOOKS:
-        values = counts.get(name, [])
-        each = statistics.median(values) / 1e6 if values else float("nan")
-        print(f"  {name + ' per request':48s} {each:8.2f}   ({len(values)} requests)")
-    calls = counts.get("call", [])
-    median_call = statistics.median(calls) / 1e6 if calls else float("nan")
-    print(f"  {'complete call (11 requests)':48s} {median_call:8.2f}   ({len(calls)} calls)")
-    if not args.shed:
-        return
-    for name in SHED:
-        values = counts.get(name, [])
-        each = statistics.median(values) / 1e6 if values else float("nan")
-        print(f"  {name + ' per request':48s} {each:8.2f}   ({len(values)} requests)")
-    shed = counts.get("shed call", [])
-    median_shed = statistics.median(shed) / 1e6 if shed else float("nan")
-    print(f"  {'shed call (9 requests)':48s} {median_shed:8.2f}   ({len(shed)} calls)")
+    lines = [(f"{name} per request", name, "requests") for name in WEBHOOKS]
+    lines.append(("complete call (11 requests)", "call", "calls"))
+    if args.shed:
+        lines += [(f"{name} per request", name, "requests") for name in SHED]
+        lines.append(("shed call (9 requests)", "shed call", "calls"))
+    for label, key, unit in lines:
+        values = counts.get(key, [])
+        median = statistics.median(values) / 1e6 if values else float("nan")
+        print(f"  {label:48s} {median:8.2f}   ({len(values)} {unit})")
 
 
 # --- under valgrind ----------------------------------------------------------------------
@@ -192,8 +185,8 @@ def _inner(args: argparse.Namespace, library: Path) -> int:
     from benchmarks.webhook_cpu import app_in_process
 
     markers = ctypes.CDLL(str(library))
-    spool = tempfile.mkdtemp(prefix="instructions-spool-")  # removed with the database's run
-    app = app_in_process(load.database_url(args.database), LOG_LEVEL=args.log_level, WEBHOOK_SPOOL_DIR=spool)
+    spool = tempfile.TemporaryDirectory(prefix="instructions-spool-")  # removed at the end, and at exit
+    app = app_in_process(load.database_url(args.database), LOG_LEVEL=args.log_level, WEBHOOK_SPOOL_DIR=spool.name)
 
     def counted_as(prefix: str) -> Callable[[str], AbstractContextManager[None]]:
         @contextmanager
@@ -218,7 +211,7 @@ def _inner(args: argparse.Namespace, library: Path) -> int:
             app.shed_call()
             markers.counters_zero()
             markers.counters_dump(b"shed-call-end")
-    shutil.rmtree(spool)
+    spool.cleanup()
     return 0
 
 

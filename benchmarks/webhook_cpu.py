@@ -44,6 +44,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -357,6 +358,8 @@ class App:
         caller is connected to the call centre directly, and Vonage's four events of each
         leg, the caller's and the one Vonage connects in the same conversation, are kept
         in the spool as the answer was. In the order ``benchmarks/calls.py`` sends them."""
+        from calls.models import CallEvent
+
         caller, direct = str(uuid_lib.uuid4()), str(uuid_lib.uuid4())
         conversation = f"CON-{uuid_lib.uuid4()}"
         fields = {"to": load.CAMPAIGN_NUMBER, "from": "447946000123", "uuid": caller, "conversation_uuid": conversation}
@@ -365,18 +368,19 @@ class App:
         ncco = self.request("shed answer", "GET", f"/answer_inbound?{urlencode(fields)}", headers=waited)
         if "notify" in (action["action"] for action in ncco):  # the full answer's checkpoint
             raise RuntimeError(f"the answer was not shed: {ncco}")
+        shed_event = partial(self.event, conversation=conversation, name="shed event")
         answered, hung_up = T0 + timedelta(seconds=7), T0 + timedelta(seconds=67)
         for status in ("started", "ringing", "answered"):
-            self.event(caller, "inbound", status, at=T0, conversation=conversation, name="shed event")
+            shed_event(caller, "inbound", status, at=T0)
         for status in ("started", "ringing"):
-            self.event(
-                direct, "outbound", status, at=T0 + timedelta(seconds=1), conversation=conversation, name="shed event"
-            )
-        self.event(direct, "outbound", "answered", at=answered, conversation=conversation, name="shed event")
-        self.event(
-            direct, "outbound", "completed", at=hung_up, since=answered, conversation=conversation, name="shed event"
-        )
-        self.event(caller, "inbound", "completed", at=hung_up, since=T0, conversation=conversation, name="shed event")
+            shed_event(direct, "outbound", status, at=T0 + timedelta(seconds=1))
+        shed_event(direct, "outbound", "answered", at=answered)
+        shed_event(direct, "outbound", "completed", at=hung_up, since=answered)
+        shed_event(caller, "inbound", "completed", at=hung_up, since=T0)
+        # Kept in the spool, every one of them: none was recorded (an event recorded in
+        # full answers the same receipt, so the receipts cannot tell).
+        if CallEvent.objects.filter(leg_uuid__in=(caller, direct)).exists():
+            raise RuntimeError("a shed call's event was recorded, not spooled")
 
     def event(
         self,
@@ -396,9 +400,7 @@ class App:
             seconds = str(round((at - since).total_seconds()))
             times = {"start_time": load.vonage_time(since), "end_time": load.vonage_time(at)}
             event.update(duration=seconds, price="0.01", rate="0.01", **times)
-        receipt = self.request(name, "POST", "/event", event)
-        if name == "shed event" and receipt != {"stored": True, "kind": "status"}:
-            raise RuntimeError(f"the shed call's event was not spooled: {receipt}")
+        self.request(name, "POST", "/event", event)
 
 
 if __name__ == "__main__":
