@@ -382,8 +382,11 @@ def server_command(server: str, *, app: str, port: int, workers: int, threads: i
 
 
 def server_stop(server: Server, timeout: float = 10.0) -> None:
-    """SIGTERM the process group (graceful), then SIGKILL; idempotent."""
+    """SIGTERM the process group (graceful), then SIGKILL; return once every process of
+    it has exited (a worker still dying of the SIGKILL would otherwise outlive the call);
+    idempotent."""
     process = server.process
+    pids = server.pids if process.poll() is None else []
     if process.poll() is None:
         try:
             os.killpg(process.pid, signal.SIGTERM)
@@ -399,6 +402,18 @@ def server_stop(server: Server, timeout: float = 10.0) -> None:
         pass
     if process.poll() is None:
         process.wait(timeout=5)
+    deadline = time.monotonic() + 5
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs; a zombie (dead, waiting to be reaped) does not."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 def _children(pid: int) -> list[int]:
