@@ -10,6 +10,8 @@ Usage (PostgreSQL on 127.0.0.1:5432, trust auth for ``postgres``):
                                         # two servers, ~200 calls in progress at once
     .venv/bin/python benchmarks/calls.py --rate 40 --server granian
                                         # the same, the app served by granian (a comparison)
+    .venv/bin/python benchmarks/calls.py --rate 100 --answer-workers 2
+                                        # the answers served by a server of their own
 
 It drops and recreates the database ``callwhisper_loadbench``, migrates it, imports
 ``campaigns/demo_campaigns.json``, starts the TLS fake of Vonage's REST API in this
@@ -30,7 +32,10 @@ each leg's events (``started``/``ringing`` swapped half the time, ``answered``,
 ``completed`` with times and price, ~5 % delivered twice) to /event, with
 ``--talk-seconds`` of real time between the agent's answer and the hang-ups (0 by
 default) so that calls overlap. With several instances each call's requests alternate
-between them.
+between them. ``--answer-workers N`` starts one more server, of N worker processes, that
+serves only the answers (/answer_inbound and /answer_outbound), as the README's nginx
+sends them to a gunicorn of their own: an answer then never waits in a queue behind the
+events (a bulkhead); the events and the checkpoint go to the ``--instances`` servers.
 
 The servers run ``benchmarks/instrumented_wsgi.py``, the app with its database work
 counted per request, unless ``--no-query-count`` (then ``whisper_project.wsgi``): the
@@ -151,6 +156,13 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--latency-ms", type=int, default=200, help="the fake API's latency on every request")
     parser.add_argument("--instances", type=int, default=1, choices=(1, 2, 3, 4))
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--answer-workers",
+        type=int,
+        default=0,
+        help="serve the answers on a server of their own with this many worker processes "
+        "(default 0: every server serves every route)",
+    )
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument(
         "--server",
@@ -197,7 +209,8 @@ def _arguments() -> argparse.Namespace:
 
 @dataclass
 class App:
-    """A fresh database, the fake API and ``--instances`` gunicorn servers of the app."""
+    """A fresh database, the fake API and ``--instances`` gunicorn servers of the app (and,
+    with ``--answer-workers``, one more for the answers alone)."""
 
     url: str
     fake: Any
@@ -207,10 +220,12 @@ class App:
     talk_seconds: float = 0.0  # how long each call stays connected (--talk-seconds)
     spool_dir: Path | None = None  # WEBHOOK_SPOOL_DIR of every server: where shed answers are kept
     env: dict[str, str] = field(default_factory=dict)  # the servers' environment, for reconcile_calls
+    answer_ports: list[int] = field(default_factory=list)  # the answers' own server (--answer-workers)
 
     @property
     def ports(self) -> list[int]:
-        return [server.port for server in self.servers]
+        """Where the events go: every server but the answers' own."""
+        return [server.port for server in self.servers if server.port not in self.answer_ports]
 
     def stop(self) -> None:
         """Stop the servers (idempotent); instrumented workers write their totals as they exit."""
@@ -226,15 +241,17 @@ VONAGE_WAITS = {"answer_inbound": 5.0, "answer_outbound": 5.0, "checkpoint": 10.
 CEILING_APP = "benchmarks.ceiling_wsgi"
 
 
-def server_start(args: argparse.Namespace, *, port: int, env: dict[str, str], work: Path, app: str) -> load.Server:
-    """The WSGI module ``app`` served as the arguments ask (``--server``, ``--workers``,
-    ``--threads``); the ceiling's bare views are ready when they answer, the app when its
-    health check does."""
+def server_start(
+    args: argparse.Namespace, *, port: int, env: dict[str, str], work: Path, app: str, workers: int | None = None
+) -> load.Server:
+    """The WSGI module ``app`` served as the arguments ask (``--server``, ``--workers`` unless
+    ``workers``, ``--threads``); the ceiling's bare views are ready when they answer, the app
+    when its health check does."""
     return load.server_start(
         port=port,
         env=env,
         log_dir=work,
-        workers=args.workers,
+        workers=workers or args.workers,
         threads=args.threads,
         app=app,
         ready_path="/answer_inbound" if app == CEILING_APP else "/healthz",
@@ -254,7 +271,7 @@ def _app_running(args: argparse.Namespace, work: Path) -> Iterator[App]:
     if not args.no_query_count:
         app.query_dir = Path(tempfile.mkdtemp(prefix="queries-", dir=work))
     try:
-        for _ in range(args.instances):
+        for instance in range(args.instances + (1 if args.answer_workers else 0)):
             port = load.free_port()
             env = load.django_env(
                 database=url,
@@ -270,7 +287,11 @@ def _app_running(args: argparse.Namespace, work: Path) -> Iterator[App]:
             if app.query_dir is not None:
                 env["BENCHMARK_QUERY_DIR"] = str(app.query_dir)
             wsgi = "whisper_project.wsgi" if app.query_dir is None else load.INSTRUMENTED_APP
-            app.servers.append(server_start(args, port=port, env=env, work=work, app=wsgi))
+            answers_only = instance == args.instances
+            workers = args.answer_workers if answers_only else args.workers
+            app.servers.append(server_start(args, port=port, env=env, work=work, app=wsgi, workers=workers))
+            if answers_only:
+                app.answer_ports.append(port)
         yield app
     finally:
         app.stop()
@@ -285,6 +306,7 @@ def _app_drive(app: App) -> Drive:
         return load.call_drive(
             webhooks=webhooks,
             ports=ports,
+            answer_ports=app.answer_ports,
             fake=app.fake,
             call_ids=app.call_ids,
             caller_number=f"4479460{n:05d}",
@@ -505,10 +527,11 @@ def _ceiling(args: argparse.Namespace, work: Path, url: str) -> Run:
 def _one_rate(args: argparse.Namespace, work: Path) -> int:
     started = time.perf_counter()
     with _app_running(args, work) as app:
+        apart = f"answers apart on {app.answer_ports[0]}, --workers {args.answer_workers}; " if app.answer_ports else ""
         print(
             f"setup {time.perf_counter() - started:.1f} s: database {args.database}, fake API at {app.fake.host} "
             f"({args.latency_ms} ms), {args.server} x{args.instances} on {', '.join(map(str, app.ports))} "
-            f"(--workers {args.workers} --threads {args.threads}, "
+            f"(--workers {args.workers} --threads {args.threads}, {apart}"
             f"{'whisper_project.wsgi' if app.query_dir is None else load.INSTRUMENTED_APP})",
             flush=True,
         )

@@ -759,11 +759,14 @@ def call_drive(
     talk_seconds: float = 0.0,
     agent_timeout: float = 5.0,
     checkpoint_first: bool = False,
+    answer_ports: list[int] | None = None,
 ) -> CallResult:
     """One complete call: the caller's answer webhook, the agent call the app placed at
     the fake, the agent's answer webhook, then every event of both legs (``started`` and
     ``ringing`` sometimes swapped, ``duplicate_share`` of them delivered twice). Each
-    request goes to the next of ``ports`` in turn, starting at ``ports[first_port]``;
+    request goes to the next of ``ports`` in turn, starting at ``ports[first_port]``,
+    except the two answers when ``answer_ports`` names a server of their own (the bulkhead
+    the README's nginx configures);
     ``talk_seconds`` of real time pass between the agent's answer and the hang-ups.
     ``agent_timeout``: how long to wait for the agent call at the fake (a burst queued
     under the account's limit waits its turn); ``checkpoint_first`` posts the caller's
@@ -779,8 +782,11 @@ def call_drive(
     turn = [first_port]
 
     def send(webhook: str, method: str, path: str, payload: Any = None) -> Any:
-        port = ports[turn[0] % len(ports)]
-        turn[0] += 1
+        if answer_ports and webhook.startswith("answer_"):
+            port = answer_ports[turn[0] % len(answer_ports)]
+        else:
+            port = ports[turn[0] % len(ports)]
+            turn[0] += 1
         try:
             answer = webhooks.exchange(port, method, path, payload)
         except Exception as exc:  # counted, reported

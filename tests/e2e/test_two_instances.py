@@ -14,6 +14,7 @@ import random
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -44,7 +45,23 @@ def _post(port: int, body: bytes, authorization: str) -> int:
         connection.close()
 
 
-def test_calls_split_between_two_instances_are_each_recorded_once(postgres: None) -> None:
+class _Recording(load.Webhooks):
+    """The driver's requests, with the port each was sent to."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__(timeout=timeout)
+        self.sent: list[tuple[int, str]] = []
+
+    def exchange(self, port: int, method: str, path: str, payload: Any = None) -> load.Answer:
+        self.sent.append((port, path.partition("?")[0]))
+        return super().exchange(port, method, path, payload)
+
+
+@pytest.mark.parametrize("split", ["alternating", "answers apart"])
+def test_calls_split_between_two_instances_are_each_recorded_once(postgres: None, split: str) -> None:
+    """``alternating``: each call's requests alternate between the servers, as a load
+    balancer spreads them. ``answers apart``: one server takes the answers, the other the
+    events and the checkpoint, as the README's nginx splits them (a bulkhead)."""
     name = f"callwhisper_two_instances_{os.getpid()}"
     servers: list[load.Server] = []
     fake = None
@@ -70,13 +87,15 @@ def test_calls_split_between_two_instances_are_each_recorded_once(postgres: None
                 )
                 servers.append(load.server_start(port=port, env=env, log_dir=Path(work), workers=1, threads=4))
             ports = [server.port for server in servers]
-            webhooks = load.Webhooks(timeout=2 * AGENT_CALL_DEADLINE_SECONDS)
+            webhooks = _Recording(timeout=2 * AGENT_CALL_DEADLINE_SECONDS)
+            event_ports, answer_ports = (ports, None) if split == "alternating" else (ports[:1], ports[1:])
             call_ids = load.CallIds(url)
 
             def one_call(n: int) -> load.CallResult:
                 return load.call_drive(
                     webhooks=webhooks,
-                    ports=ports,
+                    ports=event_ports,
+                    answer_ports=answer_ports,
                     fake=fake,
                     call_ids=call_ids,
                     caller_number=f"4479460{n:05d}",
@@ -94,6 +113,12 @@ def test_calls_split_between_two_instances_are_each_recorded_once(postgres: None
             logs = "\n".join(server.log_tail() for server in servers)
             assert not errors, f"{errors[:5]}\n{logs}"
             assert all(result.completed for result in results)
+            answers = {"/answer_inbound", "/answer_outbound"}
+            if answer_ports is None:
+                assert {port for port, _ in webhooks.sent} == set(ports)
+            else:
+                assert {port for port, path in webhooks.sent if path in answers} == set(answer_ports)
+                assert {port for port, path in webhooks.sent if path not in answers} == set(event_ports)
             # Some events were delivered twice (and deduplicated: see the verdict).
             assert sum(result.duplicates for result in results) > 0
             verdict = load.verdict(url, fake=fake, results=results)
