@@ -559,7 +559,9 @@ def _spool_record(app: App) -> None:
         timeout=600,
         check=False,
     )
-    print(f"spool: {done.stdout.strip() or 0} shed requests recorded by reconcile_calls' replay", flush=True)
+    # The last line: Django 5.2's shell first says what it imported.
+    recorded = (done.stdout.strip().splitlines() or ["0"])[-1]
+    print(f"spool: {recorded} shed requests recorded by reconcile_calls' replay", flush=True)
     if done.returncode:
         print(done.stderr[-2000:], flush=True)
 

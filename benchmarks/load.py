@@ -746,6 +746,12 @@ def _completed(leg: dict[str, str], start: datetime, end: datetime, price: str) 
     )
 
 
+# The requests a caller waits on, which deploy/nginx.conf sends to processes of their own:
+# the two answers, and the checkpoint (the notify after the greeting: Vonage waits for its
+# answer before the caller's hold begins), told from the other events by its query string.
+ANSWERS_APART = frozenset({"answer_inbound", "answer_outbound", "checkpoint"})
+
+
 def call_drive(
     *,
     webhooks: Webhooks,
@@ -765,8 +771,8 @@ def call_drive(
     the fake, the agent's answer webhook, then every event of both legs (``started`` and
     ``ringing`` sometimes swapped, ``duplicate_share`` of them delivered twice). Each
     request goes to the next of ``ports`` in turn, starting at ``ports[first_port]``,
-    except the two answers when ``answer_ports`` names a server of their own (the bulkhead
-    the README's nginx configures);
+    except the answers and the checkpoint (:data:`ANSWERS_APART`) when ``answer_ports``
+    names a server of their own (the bulkhead deploy/nginx.conf configures);
     ``talk_seconds`` of real time pass between the agent's answer and the hang-ups.
     ``agent_timeout``: how long to wait for the agent call at the fake (a burst queued
     under the account's limit waits its turn); ``checkpoint_first`` posts the caller's
@@ -782,7 +788,7 @@ def call_drive(
     turn = [first_port]
 
     def send(webhook: str, method: str, path: str, payload: Any = None) -> Any:
-        if answer_ports and webhook.startswith("answer_"):
+        if answer_ports and webhook in ANSWERS_APART:
             port = answer_ports[turn[0] % len(answer_ports)]
         else:
             port = ports[turn[0] % len(ports)]

@@ -11,6 +11,15 @@ of the queue growing, as long as the shed calls themselves are within what the s
 serve. Past that the queue grows anyway, answers and events alike (one queue, in front of
 the app): README, "Targets not met".
 
+The events' queue counts too. Where the answers have processes of their own (the bulkhead
+deploy/nginx.conf sets up: an answer never waits behind an event), an answer is never late
+however far behind the events are, and answering every caller in full would only lengthen
+the events' queue until they pass Vonage's 10 s. So an event that waited past the same limit
+says so (:func:`backlog_note`: the time of a file under ``WEBHOOK_SPOOL_DIR``, which every
+process of the host shares), and for ``BACKLOG_MEMORY_SECONDS`` after it every caller's
+answer is shed as if it had waited itself (:func:`shed_reason`). Once the events catch up
+nothing refreshes the note and callers are answered in full again.
+
 How long it waited is what the proxy in front stamped on it when it arrived:
 ``X-Request-Start: t=<seconds since the epoch>`` (nginx's ``$msec``, as deploy/nginx.conf
 sets it; milliseconds and microseconds, as other proxies write it, are read by their
@@ -39,6 +48,10 @@ from django.conf import settings
 logger = logging.getLogger(__name__)
 
 SHED_MARKERS = "shed"  # under WEBHOOK_SPOOL_DIR: one empty file per shed conversation
+BACKLOG = "events-behind"  # under WEBHOOK_SPOOL_DIR: its time is when an event last waited too long
+BACKLOG_MEMORY_SECONDS = 1.0  # how long after that callers' answers are shed
+BACKLOG_NOTE_EVERY_SECONDS = 0.1  # a process writes the note at most this often
+_backlog_noted: dict[str, float] = {}  # the note's path: when this process last wrote it
 # Vonage's conversation ids (CON-…); any other id is never marked, so never a path.
 _MARKABLE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -66,14 +79,60 @@ def queued_seconds(meta: Mapping[str, Any], *, now: float | None = None) -> floa
 
 
 def shed_reason(meta: Mapping[str, Any]) -> str | None:
-    """Why this caller's answer is shed, or None to answer it in full."""
+    """Why this caller's answer is shed, or None to answer it in full: it waited too long
+    itself, or an event did a moment ago (:func:`backlog_note`)."""
     limit = settings.ANSWER_SHED_AFTER_SECONDS
     if not limit:
         return None
+    then = "connected directly, recorded afterwards."
+    waited = queued_seconds(meta)
+    if waited is not None and waited > limit:
+        return f"Answered after {waited:.1f} s in the server's queue (overloaded): {then}"
+    if events_behind():
+        return f"Events waited more than {limit:g} s in the server's queue (overloaded): {then}"
+    return None
+
+
+def _backlog_path() -> str | None:
+    directory = settings.WEBHOOK_SPOOL_DIR
+    return os.path.join(directory, BACKLOG) if directory else None
+
+
+def backlog_note(meta: Mapping[str, Any]) -> None:
+    """An event that waited past ``ANSWER_SHED_AFTER_SECONDS`` in the server's queue tells
+    every process of this host, by the time of a file; a failure to write it is no
+    failure of the event (the answers then see only their own queue)."""
+    limit, path = settings.ANSWER_SHED_AFTER_SECONDS, _backlog_path()
+    if not limit or path is None:
+        return
     waited = queued_seconds(meta)
     if waited is None or waited <= limit:
-        return None
-    return f"Answered after {waited:.1f} s in the server's queue (overloaded): connected directly, recorded afterwards."
+        return
+    now = time.time()
+    if now - _backlog_noted.get(path, 0.0) < BACKLOG_NOTE_EVERY_SECONDS:
+        return
+    _backlog_noted[path] = now
+    try:
+        try:
+            os.utime(path, (now, now))
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+            os.utime(path, (now, now))
+    except OSError:
+        logger.warning("overload.backlog_not_noted path=%s: answers are shed only by their own wait", path)
+
+
+def events_behind() -> bool:
+    """Whether an event noted a wait too long (:func:`backlog_note`) less than
+    ``BACKLOG_MEMORY_SECONDS`` ago."""
+    path = _backlog_path()
+    if path is None:
+        return False
+    try:
+        return time.time() - os.stat(path).st_mtime <= BACKLOG_MEMORY_SECONDS
+    except OSError:
+        return False
 
 
 def _marker(conversation_uuid: str) -> str | None:

@@ -479,6 +479,7 @@ class EventView(VonageWebhook):
         return super().handle_exception(exc)
 
     def handle(self, request: Request, data: dict[str, Any]) -> Response:
+        overload.backlog_note(request.META)
         # Most events carry none of our parameters (a status event's URL is the bare route).
         context = validated(EventContextSerializer, self.callback) if self.callback else {}
         call_id, attempt = context.get("call"), context.get("attempt")

@@ -286,3 +286,84 @@ def test_a_shed_answer_still_remembers_its_signature_and_a_replay_of_it_is_refus
 
     assert replayed.status_code == 401
     assert Call.objects.count() == 0 and vonage.placed == [] and len(spooled(spool_dir)) == 1
+
+
+# --- the events' queue: behind the answers' own processes (the bulkhead) -----------------
+
+
+def test_an_event_that_waited_too_long_sheds_the_next_callers_answer_though_it_waited_not_at_all(
+    client: Client, number: TrackingNumber, vonage: VonageRecorder, spool_dir: Path
+) -> None:
+    """With the answers on processes of their own (deploy/nginx.conf) an answer never
+    waits; the events' queue is where overload shows. An event answered 3.2 s after it
+    arrived sheds the callers who come in the next second."""
+    late = post_json(client, "/event", connect_leg_event("answered"), **arrived(3.2))
+    assert late.status_code == 200 and CallEvent.objects.count() == 1  # the event itself: recorded
+
+    answer = client.get("/answer_inbound", CALLER, **arrived(0.01))
+
+    assert answer.json()[-1]["action"] == "connect"  # the call centre, directly
+    assert Call.objects.count() == 0 and vonage.placed == []
+    [record] = spooled(spool_dir)
+    assert record["reason"].startswith("Events waited more than 2.5 s in the server's queue (overloaded)")
+    assert overload.conversation_shed(CONVERSATION)  # its events go to the spool too
+
+
+def test_once_the_events_catch_up_callers_are_answered_in_full_again(
+    client: Client,
+    number: TrackingNumber,
+    vonage: VonageRecorder,
+    spool_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    post_json(client, "/event", connect_leg_event("answered"), **arrived(3.2))
+    later = NOW + overload.BACKLOG_MEMORY_SECONDS + 0.1
+    monkeypatch.setattr(overload, "time", SimpleNamespace(time=lambda: later))
+
+    answer = client.get("/answer_inbound", CALLER)
+
+    assert answer.json()[0]["action"] == "talk" and len(vonage.placed) == 1
+    assert Call.objects.get().state != CallState.DIRECT
+
+
+def test_an_event_in_time_sheds_nobody(
+    client: Client, number: TrackingNumber, vonage: VonageRecorder, spool_dir: Path
+) -> None:
+    post_json(client, "/event", connect_leg_event("answered"), **arrived(2.0))
+
+    client.get("/answer_inbound", CALLER)
+
+    assert len(vonage.placed) == 1 and not (spool_dir / overload.BACKLOG).exists()
+
+
+def test_a_forged_event_with_an_old_stamp_sheds_nobody(
+    client: Client, number: TrackingNumber, vonage: VonageRecorder, spool_dir: Path, settings: Settings
+) -> None:
+    """The attack: unsigned events stamped as if they had waited, to have every caller
+    connected without the whisper. Refused before anything is noted."""
+    from tests.calls.test_webhook_boundary import SECRET
+
+    settings.DEBUG = False
+    settings.VONAGE_SIGNATURE_SECRET = SECRET
+    forged = post_json(client, "/event", connect_leg_event("answered"), **arrived(3.2))
+
+    assert forged.status_code == 503  # no signature: refused, and Vonage would retry a real one
+    assert not (spool_dir / overload.BACKLOG).exists() and CallEvent.objects.count() == 0
+
+
+def test_an_event_whose_wait_cannot_be_noted_is_still_recorded(
+    client: Client,
+    number: TrackingNumber,
+    vonage: VonageRecorder,
+    settings: Settings,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    (tmp_path / "not-a-directory").write_text("")
+    settings.WEBHOOK_SPOOL_DIR = str(tmp_path / "not-a-directory")
+    settings.ANSWER_SHED_AFTER_SECONDS = 2.5
+
+    late = post_json(client, "/event", connect_leg_event("answered"), **arrived(3.2))
+
+    assert late.status_code == 200 and CallEvent.objects.count() == 1
+    assert any(r.getMessage().startswith("overload.backlog_not_noted") for r in caplog.records)

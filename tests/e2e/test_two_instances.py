@@ -53,8 +53,13 @@ class _Recording(load.Webhooks):
         self.sent: list[tuple[int, str]] = []
 
     def exchange(self, port: int, method: str, path: str, payload: Any = None) -> load.Answer:
-        self.sent.append((port, path.partition("?")[0]))
+        self.sent.append((port, path))
         return super().exchange(port, method, path, payload)
+
+
+def _waited_on(path: str) -> bool:
+    """An answer or the caller's checkpoint: what deploy/nginx.conf sends to the answers' processes."""
+    return path.startswith("/answer_") or "checkpoint=" in path
 
 
 @pytest.mark.parametrize("split", ["alternating", "answers apart"])
@@ -113,12 +118,13 @@ def test_calls_split_between_two_instances_are_each_recorded_once(postgres: None
             logs = "\n".join(server.log_tail() for server in servers)
             assert not errors, f"{errors[:5]}\n{logs}"
             assert all(result.completed for result in results)
-            answers = {"/answer_inbound", "/answer_outbound"}
             if answer_ports is None:
                 assert {port for port, _ in webhooks.sent} == set(ports)
-            else:
-                assert {port for port, path in webhooks.sent if path in answers} == set(answer_ports)
-                assert {port for port, path in webhooks.sent if path not in answers} == set(event_ports)
+            else:  # the answers and the checkpoint on one server, every other event on the other
+                apart = {port for port, path in webhooks.sent if _waited_on(path)}
+                assert apart == set(answer_ports)
+                assert {port for port, path in webhooks.sent if not _waited_on(path)} == set(event_ports)
+                assert sum("checkpoint=" in path for _, path in webhooks.sent) == CALLS
             # Some events were delivered twice (and deduplicated: see the verdict).
             assert sum(result.duplicates for result in results) > 0
             verdict = load.verdict(url, fake=fake, results=results)
