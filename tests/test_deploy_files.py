@@ -143,6 +143,7 @@ def unit(path: Path) -> configparser.ConfigParser:
 def test_there_are_units_for_the_web_processes_and_each_scheduled_job() -> None:
     assert {path.name for path in UNITS} == {
         "whisper.service",
+        "whisper-answers.service",
         "whisper-reconcile.service",
         "whisper-reconcile.timer",
         "whisper-purge.service",
@@ -213,13 +214,25 @@ def gunicorn_accepts(args: list[str]) -> None:
     module, _, attribute = application.partition(":")
     assert module == settings.WSGI_APPLICATION.rpartition(".")[0]
     assert hasattr(importlib.import_module(module), attribute or "application")
-    assert parsed.bind == ["127.0.0.1:8000"]  # the address deploy/nginx.conf proxies to
+    assert parsed.bind[0] in upstreams().values()  # an address deploy/nginx.conf proxies to
 
 
-def test_the_web_service_checks_the_settings_before_it_starts() -> None:
-    (check, serve) = commands(DEPLOY / "whisper.service")
+@pytest.mark.parametrize(
+    ("service", "upstream"), [("whisper.service", "whisper"), ("whisper-answers.service", "whisper_answers")]
+)
+def test_each_web_service_checks_the_settings_before_it_serves_its_upstream(service: str, upstream: str) -> None:
+    (check, serve) = commands(DEPLOY / service)
     assert check[2:4] == ["check", "--deploy"]
     assert Path(serve[0]).name == "gunicorn"
+    assert serve[serve.index("--bind") + 1] == upstreams()[upstream]
+
+
+def test_the_answers_service_starts_stops_and_reloads_with_the_web_service() -> None:
+    answers = unit(DEPLOY / "whisper-answers.service")
+    assert answers["Unit"]["PartOf"] == answers["Unit"]["ReloadPropagatedFrom"] == "whisper.service"
+    assert "whisper.service" in answers["Install"]["WantedBy"].split()
+    # The same spool: the events' note that they are behind is read where the answers run.
+    assert answers["Service"]["StateDirectory"] == unit(DEPLOY / "whisper.service")["Service"]["StateDirectory"]
 
 
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze is not installed")
@@ -299,10 +312,21 @@ def location_for(server: list, path: str) -> list:
     return max(prefixes, key=lambda each: each[0])[1]
 
 
+def upstreams() -> dict[str, str]:
+    """The upstream groups by name: the address of each one's server."""
+    return {
+        words[1]: directives(block, "server")[0][0]
+        for words, block in nginx_blocks((DEPLOY / "nginx.conf").read_text())
+        if words[:1] == ["upstream"]
+    }
+
+
 def passes_to_the_app(location: list) -> bool:
+    """Proxied to one of the two gunicorns, chosen by route (tests/test_deploy_nginx.py runs
+    the choice in a real nginx), with the headers the app reads."""
     headers = {tuple(args) for args in directives(location, "proxy_set_header")}
     return (
-        directives(location, "proxy_pass") == [["http://whisper"]]
+        directives(location, "proxy_pass") == [["http://$whisper_upstream"]]
         and not directives(location, "return")
         and ("X-Forwarded-Proto", "$scheme") in headers
         and ("Host", "$host") in headers
