@@ -559,8 +559,10 @@ class Webhooks:
         headers = {"Content-Type": "application/json"} if body is not None else {}
         headers["Authorization"] = vonage_authorization(body)
         # What deploy/nginx.conf stamps on a request as it arrives (nothing sits between
-        # this client and gunicorn here): how long it then waited behind the app.
-        headers["X-Request-Start"] = f"t={time.time():.3f}"
+        # this client and gunicorn here): how long it then waited behind the app. Truncated
+        # to the millisecond, as nginx's $msec is: rounded, a stamp could be up to half a
+        # millisecond in the future, which the app reads as no stamp.
+        headers["X-Request-Start"] = f"t={int(time.time() * 1000) / 1000:.3f}"
         for attempt in (0, 1):
             connection = connections.get(port)
             reused = connection is not None
