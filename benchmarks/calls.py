@@ -34,8 +34,10 @@ each leg's events (``started``/``ringing`` swapped half the time, ``answered``,
 default) so that calls overlap. With several instances each call's requests alternate
 between them. ``--answer-workers N`` starts one more server, of N worker processes, that
 serves only the answers (/answer_inbound and /answer_outbound), as the README's nginx
-sends them to a gunicorn of their own: an answer then never waits in a queue behind the
-events (a bulkhead); the events and the checkpoint go to the ``--instances`` servers.
+sends them to a gunicorn of their own with the checkpoint: an answer then never waits in a
+queue behind the events (a bulkhead); the other events go to the ``--instances`` servers,
+which run at ``--events-nice`` (10, as deploy/whisper.service's ``Nice=``), so that on
+busy cores the answers' processes run first.
 
 The servers run ``benchmarks/instrumented_wsgi.py``, the app with its database work
 counted per request, unless ``--no-query-count`` (then ``whisper_project.wsgi``): the
@@ -163,6 +165,13 @@ def _arguments() -> argparse.Namespace:
         help="serve the answers on a server of their own with this many worker processes "
         "(default 0: every server serves every route)",
     )
+    parser.add_argument(
+        "--events-nice",
+        type=int,
+        default=10,
+        help="with --answer-workers: the other servers' nice value, as deploy/whisper.service's Nice= "
+        "(default %(default)s): on busy cores the answers' processes run first",
+    )
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument(
         "--server",
@@ -242,7 +251,14 @@ CEILING_APP = "benchmarks.ceiling_wsgi"
 
 
 def server_start(
-    args: argparse.Namespace, *, port: int, env: dict[str, str], work: Path, app: str, workers: int | None = None
+    args: argparse.Namespace,
+    *,
+    port: int,
+    env: dict[str, str],
+    work: Path,
+    app: str,
+    workers: int | None = None,
+    nice: int = 0,
 ) -> load.Server:
     """The WSGI module ``app`` served as the arguments ask (``--server``, ``--workers`` unless
     ``workers``, ``--threads``); the ceiling's bare views are ready when they answer, the app
@@ -256,6 +272,7 @@ def server_start(
         app=app,
         ready_path="/answer_inbound" if app == CEILING_APP else "/healthz",
         server=args.server,
+        nice=nice,
     )
 
 
@@ -289,7 +306,8 @@ def _app_running(args: argparse.Namespace, work: Path) -> Iterator[App]:
             wsgi = "whisper_project.wsgi" if app.query_dir is None else load.INSTRUMENTED_APP
             answers_only = instance == args.instances
             workers = args.answer_workers if answers_only else args.workers
-            app.servers.append(server_start(args, port=port, env=env, work=work, app=wsgi, workers=workers))
+            nice = args.events_nice if args.answer_workers and not answers_only else 0
+            app.servers.append(server_start(args, port=port, env=env, work=work, app=wsgi, workers=workers, nice=nice))
             if answers_only:
                 app.answer_ports.append(port)
         yield app
@@ -527,7 +545,12 @@ def _ceiling(args: argparse.Namespace, work: Path, url: str) -> Run:
 def _one_rate(args: argparse.Namespace, work: Path) -> int:
     started = time.perf_counter()
     with _app_running(args, work) as app:
-        apart = f"answers apart on {app.answer_ports[0]}, --workers {args.answer_workers}; " if app.answer_ports else ""
+        apart = (
+            f"answers apart on {app.answer_ports[0]}, --workers {args.answer_workers}, the others at nice "
+            f"{args.events_nice}; "
+            if app.answer_ports
+            else ""
+        )
         print(
             f"setup {time.perf_counter() - started:.1f} s: database {args.database}, fake API at {app.fake.host} "
             f"({args.latency_ms} ms), {args.server} x{args.instances} on {', '.join(map(str, app.ports))} "

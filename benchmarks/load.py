@@ -323,13 +323,16 @@ def server_start(
     ready_path: str = "/healthz",
     timeout: float = 30.0,
     server: str = "gunicorn",
+    nice: int = 0,
 ) -> Server:
     """Start gunicorn as the README deploys it (or, with ``server="granian"``, granian with
-    as many worker processes and threads) and wait until ``ready_path`` answers 200."""
+    as many worker processes and threads), at ``nice`` (as a unit's ``Nice=``), and wait
+    until ``ready_path`` answers 200."""
     log_path = log_dir / f"{server}-{port}.log"
     log = log_path.open("wb")
+    command = server_command(server, app=app, port=port, workers=workers, threads=threads)
     process = subprocess.Popen(  # noqa: S603 - our own server
-        server_command(server, app=app, port=port, workers=workers, threads=threads),
+        ["nice", "-n", str(nice), *command] if nice else command,  # nice execs it: the same pid
         cwd=ROOT,
         env=env,
         stdout=log,
