@@ -306,8 +306,10 @@ WEBHOOK_SPOOL_DIR = env.str("WEBHOOK_SPOOL_DIR", default="")
 # reconcile_calls to record (calls/webhooks/overload.py); 0 turns shedding off. Needs
 # WEBHOOK_SPOOL_DIR: without it nothing is shed. 1 s: while the shed calls are within what
 # the servers serve, the queue holds near a second, so the answers that are not shed (an
-# agent's, a checkpoint) wait about that long too, well inside Vonage's 5 s; past that, the
-# queue grows anyway (README, "Performance and scaling", "Targets not met").
+# agent's, a checkpoint) wait about that long too, well inside Vonage's 5 s; past that, one
+# queue grows anyway. An event that waited longer sheds the callers of the next second too:
+# with the answers on processes of their own (deploy/nginx.conf) the events' queue is where
+# overload shows (README, "Performance and scaling").
 ANSWER_SHED_AFTER_SECONDS = env.float("ANSWER_SHED_AFTER_SECONDS", default=1.0)
 
 # Days a caller's number is kept; `manage.py purge_calls` redacts (or deletes) older calls.

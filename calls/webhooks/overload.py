@@ -8,8 +8,8 @@ answered at once with the cheap, valid answer (the caller connected to the call 
 directly, as when the database is down) and kept in the spool (``calls/webhooks/spool.py``)
 for ``reconcile_calls`` to record, marked as shed: the answers behind it catch up instead
 of the queue growing, as long as the shed calls themselves are within what the servers
-serve. Past that the queue grows anyway, answers and events alike (one queue, in front of
-the app): README, "Targets not met".
+serve. Past that, in one queue for every route, it grows anyway, answers and events alike:
+hence the bulkhead below (README, "Performance and scaling").
 
 The events' queue counts too. Where the answers have processes of their own (the bulkhead
 deploy/nginx.conf sets up: an answer never waits behind an event), an answer is never late
