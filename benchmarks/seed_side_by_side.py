@@ -174,6 +174,7 @@ def _arguments() -> argparse.Namespace:
     # What benchmarks/calls.py's _app_running reads: one gunicorn as the README deploys it.
     args.instances, args.workers, args.threads = 1, 2, 8
     args.burst, args.calls_per_second, args.talk_seconds = 0, 0.0, 0.0
+    args.answer_workers, args.events_nice = 0, 0  # every route on that one gunicorn
     args.no_query_count = True  # production's whisper_project.wsgi, not the instrumented app
     return args
 
