@@ -33,8 +33,8 @@ each leg's events (``started``/``ringing`` swapped half the time, ``answered``,
 ``--talk-seconds`` of real time between the agent's answer and the hang-ups (0 by
 default) so that calls overlap. With several instances each call's requests alternate
 between them. ``--answer-workers N`` starts one more server, of N worker processes, that
-serves only the answers (/answer_inbound and /answer_outbound), as the README's nginx
-sends them to a gunicorn of their own with the checkpoint: an answer then never waits in a
+serves only the answers and the checkpoint (``load.ANSWERS_APART``), as deploy/nginx.conf
+sends what a caller waits on to a gunicorn of its own: an answer then never waits in a
 queue behind the events (a bulkhead); the other events go to the ``--instances`` servers,
 which run at ``--events-nice`` (10, as deploy/whisper.service's ``Nice=``), so that on
 busy cores the answers' processes run first.

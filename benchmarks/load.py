@@ -406,11 +406,11 @@ def server_stop(server: Server, timeout: float = 10.0) -> None:
     if process.poll() is None:
         process.wait(timeout=5)
     deadline = time.monotonic() + 5
-    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+    while any(process_alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.02)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     """Whether ``pid`` runs; a zombie (dead, waiting to be reaped) does not."""
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]

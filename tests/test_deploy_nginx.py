@@ -133,7 +133,8 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
     command = [str(NGINX), "-p", str(work), "-c", str(work / "nginx.conf")]
     checked = subprocess.run([*command, "-t"], capture_output=True, text=True, timeout=30, check=False)  # noqa: S603
     assert checked.returncode == 0, checked.stderr
-    process = subprocess.Popen(command, stderr=subprocess.PIPE)  # noqa: S603 - a fixed system program
+    # Its errors go to error.log; nothing reads a pipe, which could fill and stall it.
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
     try:
         deadline = time.monotonic() + 10
         while True:

@@ -43,15 +43,7 @@ def test_each_benchmark_server_serves_the_bare_views_and_stops(server: str) -> N
         finally:
             load.server_stop(started)
         assert started.process.poll() is not None
-        assert [pid for pid in pids if _running(pid)] == [], "a worker outlived its server"
-
-
-def _running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+        assert [pid for pid in pids if load.process_alive(pid)] == [], "a worker outlived its server"
 
 
 def test_an_unknown_server_is_refused() -> None:
